@@ -1,0 +1,184 @@
+"""The allocation core (R1–R7, R12 zone): one decision per order line, pure and vectorised.
+
+No I/O, no clock: the session's rules, the registers and the orders come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .rules import KINDS, NAMED_KINDS, INJECTIONS, Session, Vaccine
+
+# Reason codes of CONTRACT.md. The outright refusals are checked in this order; a line gets
+# the first that fails. Then cap, unit and supply apply in turn, and the last that reduced
+# the line names it.
+OUTRIGHT = ("cancelled", "window", "unknown_pharmacy", "zone", "eligibility",
+            "unknown_professional", "not_attached")
+REASONS = ("ok", "cap", "unit", "supply") + OUTRIGHT
+OK, CAP, UNIT, SUPPLY = 0, 1, 2, 3
+_CODE = {name: code for code, name in enumerate(REASONS)}
+
+DECISION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
+                    "requested", "allocated", "status", "reason"]
+
+
+def submission_order(orders: pd.DataFrame) -> pd.DataFrame:
+    """Orders in first-come-first-served order (R7): `submitted_at`, then `order_id`."""
+    return orders.sort_values(["submitted_at", "order_id"], kind="stable").reset_index(drop=True)
+
+
+def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
+             professionals: pd.DataFrame, cancelled: Iterable[str] = (),
+             supply: dict[str, int] | None = None) -> pd.DataFrame:
+    """Decide every order line.
+
+    Needs `orders[order_id, submitted_at (UTC), finess, effector, rpps, vaccine, injection,
+    vials]`, `pharmacies[finess, department]`, `professionals[rpps, kind, finess]`.
+    `supply` overrides the session's supply per vaccine (R11). Returns the columns of
+    `allocations.csv` plus `submitted_at`, `rank` (submission order) and `capped` (vials kept
+    after cap and unit, before supply), sorted by officine then submission order.
+    """
+    lines = submission_order(orders)
+    n = len(lines)
+    vaccine_keys = list(session.vaccines)
+    vaccine = pd.Categorical(lines["vaccine"], categories=vaccine_keys).codes.astype(np.int64)
+    kind = pd.Categorical(lines["effector"], categories=KINDS).codes.astype(np.int64)
+    injection = pd.Categorical(lines["injection"], categories=INJECTIONS).codes.astype(np.int64)
+    requested = lines["vials"].to_numpy(np.int64)
+    finess = lines["finess"].to_numpy(object)
+    rpps = lines["rpps"].to_numpy(object)
+
+    # Registers, looked up by position.
+    pharmacy_at = pd.Index(pharmacies["finess"]).get_indexer(finess)
+    known_pharmacy = pharmacy_at >= 0
+    # Registers are read by position; position -1 (not found) lands on a trailing sentinel.
+    departments = _with_sentinel(pharmacies["department"])
+    in_zone = np.ones(n, bool) if session.zone == "national" else np.isin(
+        departments, list(session.zone))[pharmacy_at]
+    named = np.isin(kind, [KINDS.index(k) for k in NAMED_KINDS])
+    professional_at = pd.Index(professionals["rpps"]).get_indexer(rpps)
+    registered_kind = np.append(pd.Categorical(professionals["kind"], categories=KINDS).codes, -1)
+    registered_at = _with_sentinel(professionals["finess"])
+    known_professional = (professional_at >= 0) & (registered_kind[professional_at] == kind)
+
+    caps = _cap_table(session.vaccines)
+    base_cap = caps[vaccine, kind, injection]  # -1: not open (R3)
+    box = np.array([v.box_vials for v in session.vaccines.values()], np.int64)[vaccine]
+
+    code = np.full(n, -1, np.int64)  # -1: still in the running
+
+    def refuse(mask: np.ndarray, reason: str) -> None:
+        code[(code < 0) & mask] = _CODE[reason]
+
+    refuse(lines["order_id"].isin(list(cancelled)).to_numpy(), "cancelled")
+    submitted = lines["submitted_at"]
+    refuse(((submitted < pd.Timestamp(session.opens)) | (submitted >= pd.Timestamp(session.closes))).to_numpy(), "window")
+    refuse(~known_pharmacy, "unknown_pharmacy")
+    refuse(~in_zone, "zone")
+    refuse(base_cap < 0, "eligibility")
+    refuse(named & ~known_professional, "unknown_professional")
+    refuse(named & (registered_at[professional_at] != finess), "not_attached")
+    running = code < 0
+
+    # R4/R5: the beneficiary's cap, consumed in submission order by what each line keeps
+    # after cap and unit (R6). With the cap rounded down to whole units, what a line keeps is
+    # the step of min(cumulative rounded requests, cap).
+    nurses = np.append(_nurse_pool(professionals, pharmacies), 0)[pharmacy_at]
+    cap = np.where(kind == KINDS.index("infirmier"), base_cap * nurses, base_cap)
+    beneficiary_id = np.where(named, rpps, finess)
+    entitlement = (vaccine * (len(KINDS) + 1) + kind) * (len(INJECTIONS) + 1) + injection
+    beneficiary = pd.factorize(beneficiary_id)[0] * caps.size + entitlement
+    rounded = np.where(running, requested // box * box, 0)
+    unit_cap = cap // box * box
+    cumulative = pd.Series(rounded).groupby(beneficiary).cumsum().to_numpy()
+    consumed_before = np.minimum(cumulative - rounded, unit_cap)
+    after_cap = np.where(running, np.minimum(requested, np.maximum(cap - consumed_before, 0)), 0)
+    capped = after_cap // box * box
+
+    # R7: supply, per vaccine, in submission order, in whole units.
+    allocated = capped.copy()
+    for index, (key, rules) in enumerate(session.vaccines.items()):
+        limit = (supply or {}).get(key, rules.supply_vials)
+        if limit is None:
+            continue
+        positions = np.flatnonzero((vaccine == index) & (capped > 0))
+        units = capped[positions] // rules.box_vials
+        allocated[positions] = serve(units, limit // rules.box_vials, rules) * rules.box_vials
+
+    reason = np.where(allocated < capped, SUPPLY,
+                      np.where(capped < after_cap, UNIT, np.where(after_cap < requested, CAP, OK)))
+    code = np.where(running, reason, code)
+    allocated = np.where(running, allocated, 0)
+    status = np.where(allocated == requested, "served", np.where(allocated == 0, "refused", "partial"))
+
+    decisions = lines[["order_id", "finess", "effector", "rpps", "vaccine", "injection"]].assign(
+        requested=requested, allocated=allocated, status=status,
+        reason=np.asarray(REASONS, dtype=object)[code],
+        submitted_at=submitted, rank=np.arange(n), capped=capped)
+    return decisions.sort_values(["finess", "rank"], kind="stable").reset_index(drop=True)
+
+
+def serve(units: np.ndarray, supply: int, rules: Vaccine) -> np.ndarray:
+    """Units served to each line, in submission order, out of `supply` units (R7)."""
+    if units.sum() <= supply:
+        return units
+    if rules.allocation == "pro_rata":
+        return _pro_rata(units, supply)
+    if rules.allocation == "fcfs_fill":
+        return _fcfs_fill(units, supply)
+    cumulative = np.cumsum(units)
+    if rules.remainders:
+        return np.minimum(cumulative, supply) - np.minimum(cumulative - units, supply)
+    # No remainders: the first line that does not fit sells the session out.
+    return np.where(np.arange(len(units)) < np.searchsorted(cumulative, supply, side="right"), units, 0)
+
+
+def _fcfs_fill(units: np.ndarray, supply: int) -> np.ndarray:
+    # Sequential by nature (whether a line fits depends on every earlier one); a plain loop
+    # over Python ints is the fastest honest form.
+    served = []
+    left = supply
+    for wanted in units.tolist():
+        take = wanted if wanted <= left else 0
+        left -= take
+        served.append(take)
+    return np.array(served, np.int64)
+
+
+def _pro_rata(units: np.ndarray, supply: int) -> np.ndarray:
+    # Exact integer shares: floor(supply * u / total), then one unit each to the largest
+    # remainders, ties in submission order (a stable sort keeps it).
+    total = int(units.sum())
+    shares = units.astype(object) * supply if supply * int(units.max()) >= 2**62 else units * supply
+    floor = np.asarray(shares // total, np.int64)
+    remainder = np.asarray(shares % total, np.int64)
+    left = supply - int(floor.sum())
+    extra = np.argsort(-remainder, kind="stable")[:left]
+    floor[extra] += 1
+    return floor
+
+
+def _with_sentinel(column: pd.Series) -> np.ndarray:
+    return np.append(column.to_numpy(object), None)
+
+
+def _cap_table(vaccines: dict[str, Vaccine]) -> np.ndarray:
+    """caps[vaccine, kind, injection] in vials; -1 where not open (R3). A trailing slot absorbs
+    unknown codes (-1) so that an unknown key never indexes a real cap."""
+    table = np.full((len(vaccines) + 1, len(KINDS) + 1, len(INJECTIONS) + 1), -1, np.int64)
+    for v, rules in enumerate(vaccines.values()):
+        for k, kind in enumerate(KINDS):
+            for i, injection in enumerate(INJECTIONS):
+                cap = rules.cap(kind, injection)
+                if cap is not None:
+                    table[v, k, i] = cap
+    return table
+
+
+def _nurse_pool(professionals: pd.DataFrame, pharmacies: pd.DataFrame) -> np.ndarray:
+    """Number of nurses attached to each officine, by the officine's position (R5)."""
+    nurses = professionals.loc[professionals["kind"] == "infirmier", "finess"].value_counts()
+    return nurses.reindex(pharmacies["finess"], fill_value=0).to_numpy(np.int64)

@@ -1,0 +1,103 @@
+"""One ordering session's rules (the notice as data): window, zone, vaccines, caps, supply, delivery window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, NonNegativeInt, field_validator, model_validator
+
+KINDS = ("pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier")
+PROFESSIONAL_KINDS = ("medecin", "medecin_travail", "sage_femme", "infirmier")
+# Lines of these effectors name their professional by RPPS; the others are the officine's own.
+NAMED_KINDS = ("medecin", "medecin_travail", "sage_femme")
+INJECTIONS = ("first", "second")
+POLICIES = ("fcfs", "fcfs_fill", "pro_rata")
+
+Kind = Literal["pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier"]
+Injection = Literal["first", "second"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Vaccine(_Frozen):
+    """One vaccine of the session (notice parts III–V)."""
+
+    label: str
+    doses_per_vial: PositiveInt
+    box_vials: PositiveInt = 1
+    supply_vials: NonNegativeInt | None = None
+    allocation: Literal["fcfs", "fcfs_fill", "pro_rata"] = "fcfs"
+    remainders: bool = True
+    deliver_from: dt.date
+    deliver_by: dt.date
+    # kind -> injection -> vials per beneficiary (per attached nurse for `infirmier`)
+    caps: dict[Kind, dict[Injection, NonNegativeInt]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _window(self) -> "Vaccine":
+        if self.deliver_by < self.deliver_from:
+            raise ValueError("deliver_by is before deliver_from")
+        return self
+
+    def cap(self, kind: str, injection: str) -> int | None:
+        """Vials per beneficiary, or None when the kind/injection is not open (R3)."""
+        return self.caps.get(kind, {}).get(injection)  # type: ignore[call-overload]
+
+
+class Session(_Frozen):
+    """A session file: `session.toml` of CONTRACT.md."""
+
+    id: str = Field(min_length=1)
+    reference: str = ""
+    title: str = ""
+    timezone: str
+    opens_at: dt.datetime
+    closes_at: dt.datetime
+    confirmation_at: dt.datetime
+    zone: Literal["national"] | tuple[str, ...] = "national"
+    vaccines: dict[str, Vaccine] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except Exception:
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("opens_at", "closes_at", "confirmation_at")
+    @classmethod
+    def _local_time(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is not None:
+            raise ValueError("a local time without offset is expected (the session's timezone applies)")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> "Session":
+        if self.closes_at <= self.opens_at:
+            raise ValueError("closes_at is not after opens_at")
+        return self
+
+    def instant(self, local: dt.datetime) -> dt.datetime:
+        """A local time of the session as an aware UTC instant."""
+        return local.replace(tzinfo=ZoneInfo(self.timezone)).astimezone(dt.timezone.utc)
+
+    @property
+    def opens(self) -> dt.datetime:
+        return self.instant(self.opens_at)
+
+    @property
+    def closes(self) -> dt.datetime:
+        return self.instant(self.closes_at)
+
+    @property
+    def confirms(self) -> dt.datetime:
+        return self.instant(self.confirmation_at)
+
+    def in_zone(self, department: str) -> bool:
+        return self.zone == "national" or department in self.zone
