@@ -1,2 +1,117 @@
+"""The `vialflow` command: translates arguments into one use case and its errors into one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
-app = typer.Typer()
+
+from .scenario import ScenarioError
+from .services import ServiceError
+from .settings import Settings
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "2021-06-14"
+
+app = typer.Typer(help="vialflow: allocation of national vaccine ordering sessions (DGS-URGENT 2021-60).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+fixtures_app = typer.Typer(help="Scenario fixtures.", no_args_is_help=True)
+app.add_typer(fixtures_app, name="fixtures")
+
+DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL); default: SQLite in DIR.")]
+BrokerUrl = Annotated[Optional[str], typer.Option(help="Celery broker URL (env VIALFLOW_BROKER_URL); default: in-process worker.")]
+SmtpUrl = Annotated[Optional[str], typer.Option(help="smtp:// or smtps:// URL (env VIALFLOW_SMTP_URL); default: a loopback server writing DIR/mail/.")]
+
+
+def fail(message: str) -> None:
+    typer.echo(f"vialflow: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@app.command()
+def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.toml, registers, orders.csv).")],
+        out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+        database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
+    """Run the whole pipeline on one scenario now: load, close, allocate, schedule, write outputs."""
+    from .runner import run_scenario
+
+    settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    try:
+        summary = run_scenario(scenario, out, settings, now())
+    except (ScenarioError, ServiceError) as error:
+        fail(str(error))
+    _report(summary, out)
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("vialflow-demo")) -> None:
+    """`run` on the shipped fixtures of the 14 June 2021 session."""
+    run(FIXTURE, out)
+
+
+@app.command()
+def load(scenario: Annotated[Path, typer.Argument(help="Scenario folder.")],
+         database_url: DatabaseUrl = None) -> None:
+    """Put a session and its orders into the database, for the deployed workers and beat."""
+    from .runner import load_into
+
+    settings = Settings.from_env().override(database_url=database_url)
+    if not settings.database_url:
+        fail("no database: give --database-url or set VIALFLOW_DATABASE_URL")
+    try:
+        session_id = load_into(scenario, settings.database_url, now())
+    except (ScenarioError, ServiceError) as error:
+        fail(str(error))
+    typer.echo(f"session {session_id} loaded")
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from .store import make_engine, migrate as upgrade
+
+    settings = Settings.from_env().override(database_url=database_url)
+    if not settings.database_url:
+        fail("no database: give --database-url or set VIALFLOW_DATABASE_URL")
+    upgrade(make_engine(settings.database_url))
+    typer.echo("database schema is up to date")
+
+
+@fixtures_app.command("generate")
+def fixtures_generate(out: Annotated[Path, typer.Argument(help="Folder to write the scenario into.")],
+                      seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 1,
+                      pharmacies: Annotated[int, typer.Option(help="Number of officines.")] = 20_500,
+                      depots: Annotated[int, typer.Option(help="Number of depots.")] = 185) -> None:
+    """Write a realistic synthetic scenario of any size (deterministic)."""
+    from .generate import generate_scenario
+
+    counts = generate_scenario(out, seed=seed, pharmacies=pharmacies, depots=depots)
+    typer.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def _report(summary: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"session {summary['session']}, run {summary['run']}")
+    for column in ("vaccine", "lines", "requested", "allocated", "scheduled", "pending"):
+        table.add_column(column, justify="left" if column == "vaccine" else "right")
+    for key, v in summary["vaccines"].items():
+        table.add_row(key, str(v["lines"]), str(v["requested"]), str(v["allocated"]),
+                      str(v["scheduled_vials"]), str(v["pending_vials"]))
+    Console(stderr=False).print(table)
+    typer.echo(f"outputs in {out}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="vialflow")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

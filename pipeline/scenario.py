@@ -40,7 +40,7 @@ class Scenario:
     professionals: pd.DataFrame
     depots: pd.DataFrame
     depot_days: pd.DataFrame
-    orders: pd.DataFrame      # readable rows, `submitted_at` as UTC instants, `vials` as int
+    orders: pd.DataFrame      # readable rows with their `line`, `submitted_at` as UTC instants, `vials` as int
     rejections: pd.DataFrame  # line, order_id, message
 
 
@@ -237,7 +237,7 @@ def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFram
            "duplicate order_id " + frame["order_id"] + " (first on line " + first_line.astype(str) + ")")
 
     good = message == ""
-    orders = frame[good].drop(columns="line").assign(
+    orders = frame[good].assign(
         submitted_at=instants[good], vials=vials[good].astype(np.int64)).reset_index(drop=True)
     rejections = pd.DataFrame({"line": frame["line"][~good], "order_id": frame["order_id"][~good],
                                "message": message[~good]}).reset_index(drop=True)

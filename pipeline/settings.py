@@ -1,0 +1,27 @@
+"""Configuration, read once from the environment or the command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # None: SQLite in the run folder
+    broker_url: str | None = None    # None: an in-process worker over an in-memory transport
+    smtp_url: str | None = None      # None: an SMTP server on loopback writing DIR/mail/
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        return cls(env.get("VIALFLOW_DATABASE_URL") or None, env.get("VIALFLOW_BROKER_URL") or None,
+                   env.get("VIALFLOW_SMTP_URL") or None)
+
+    def override(self, **values: str | None) -> "Settings":
+        """Command-line options win over the environment."""
+        return replace(self, **{k: v for k, v in values.items() if v})
+
+    def database_for(self, out: Path) -> str:
+        return self.database_url or f"sqlite:///{Path(out).resolve() / 'vialflow.db'}"

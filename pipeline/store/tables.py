@@ -1,0 +1,149 @@
+"""The database: a session and its registers and orders as loaded, then each allocation run.
+
+Registers are stored per session: a session is allocated against the registers it was closed
+with, so a later register change never rewrites an earlier run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+UTC = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SessionRow(Base):
+    """One ordering session (a notice). `state`: open → closed; `confirmations_at` once sent."""
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[dict] = mapped_column(JSON)  # the validated session.toml
+    input_hash: Mapped[str] = mapped_column(String(64))  # of the session file, registers and orders
+    closes_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    confirmation_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTC)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    confirmations_started_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
+
+
+class Pharmacy(Base):
+    __tablename__ = "pharmacies"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    finess: Mapped[str] = mapped_column(String(9), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(String(3))
+    depot_id: Mapped[str] = mapped_column(String(32))
+
+
+class Professional(Base):
+    __tablename__ = "professionals"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    rpps: Mapped[str] = mapped_column(String(11), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    finess: Mapped[str] = mapped_column(String(9))
+
+
+class Depot(Base):
+    __tablename__ = "depots"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    depot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    wholesaler: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    capacity_vials: Mapped[int] = mapped_column(Integer)
+    weekdays: Mapped[str] = mapped_column(String(64))
+
+
+class DepotDay(Base):
+    __tablename__ = "depot_days"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    depot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    capacity_vials: Mapped[int] = mapped_column(Integer)
+
+
+class Order(Base):
+    """An order line as submitted. `line` is its line in orders.csv."""
+
+    __tablename__ = "orders"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTC)
+    finess: Mapped[str] = mapped_column(String(16))
+    effector: Mapped[str] = mapped_column(String(16))
+    rpps: Mapped[str] = mapped_column(String(16))
+    vaccine: Mapped[str] = mapped_column(String(32))
+    injection: Mapped[str] = mapped_column(String(8))
+    vials: Mapped[int] = mapped_column(Integer)
+
+
+class Rejection(Base):
+    """A row of orders.csv that was not an order."""
+
+    __tablename__ = "rejections"
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Run(Base):
+    """One allocation run of a session: version 1 at close, one more per reallocation (R11).
+
+    Each step stamps its column when its results are stored, in the same transaction, so a
+    step that finds its stamp set has nothing left to do.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("session_id", "version"), UniqueConstraint("session_id", "input_hash"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC)
+    allocated_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    prepared_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
+
+
+class Decision(Base):
+    """What one order line is allocated in one run, and why."""
+
+    __tablename__ = "decisions"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    requested: Mapped[int] = mapped_column(Integer)
+    capped: Mapped[int] = mapped_column(Integer)
+    allocated: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(24))
+
+
+class Delivery(Base):
+    """One line's vials on one delivery day of one run; `delivery_date` empty when pending (R8)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[str] = mapped_column(String(32))
+    depot_id: Mapped[str] = mapped_column(String(32))
+    vaccine: Mapped[str] = mapped_column(String(32))
+    delivery_date: Mapped[dt.date | None] = mapped_column(Date)
+    vials: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(9))

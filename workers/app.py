@@ -1,0 +1,33 @@
+"""The Celery application: settings for a pipeline that must lose nothing.
+
+Tasks are idempotent, so a message is acknowledged only once its task is done (`acks_late`)
+and put back when its worker dies; each worker takes one message at a time. Email has its own
+queue so sending never delays allocation.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from pipeline.settings import Settings
+
+PIPELINE_QUEUE, EMAIL_QUEUE = "vialflow.pipeline", "vialflow.email"
+
+app = Celery("vialflow", include=["workers.tasks", "schedules"])
+app.conf.update(
+    broker_url=Settings.from_env().broker_url or "memory://localhost/",
+    task_serializer="json", result_serializer="json", accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+    task_acks_on_failure_or_timeout=True,
+    broker_transport_options={"confirm_publish": True},
+    broker_connection_retry_on_startup=True,
+    task_default_queue=PIPELINE_QUEUE,
+    task_queues=[Queue(PIPELINE_QUEUE), Queue(EMAIL_QUEUE)],
+    task_routes={"email.*": {"queue": EMAIL_QUEUE}},
+    task_create_missing_queues=False,
+    worker_hijack_root_logger=False,
+    timezone="UTC", enable_utc=True,
+    beat_schedule={"sessions-due": {"task": "schedules.tick", "schedule": 30.0}},
+)
