@@ -20,23 +20,21 @@ DELIVERY_COLUMNS = ["order_id", "finess", "depot_id", "vaccine", "delivery_date"
 MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "boxes"]
 
 
-def run_allocations(engine: Engine, run: int) -> pd.DataFrame:
-    d, o, r = T["decisions"], T["orders"], T["runs"]
+def run_allocations(engine: Engine, session_id: str, run: int) -> pd.DataFrame:
+    d, o = T["decisions"], T["orders"]
     query = (select(*[o.c[c] for c in ALLOCATION_COLUMNS[1:6]], d.c.order_id, d.c.requested, d.c.allocated,
                     d.c.status, d.c.reason, d.c.rank)
-             .join(r, r.c.id == d.c.run_id)
-             .join(o, and_(o.c.session_id == r.c.session_id, o.c.order_id == d.c.order_id))
+             .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
              .where(d.c.run_id == run))
     with engine.connect() as c:
         frame = read_frame(c, query)
     return frame.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
 
 
-def run_deliveries(engine: Engine, run: int) -> pd.DataFrame:
-    v, o, r = T["deliveries"], T["orders"], T["runs"]
+def run_deliveries(engine: Engine, session_id: str, run: int) -> pd.DataFrame:
+    v, o = T["deliveries"], T["orders"]
     query = (select(v.c.order_id, o.c.finess, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials, v.c.status)
-             .join(r, r.c.id == v.c.run_id)
-             .join(o, and_(o.c.session_id == r.c.session_id, o.c.order_id == v.c.order_id))
+             .join(o, and_(o.c.session_id == session_id, o.c.order_id == v.c.order_id))
              .where(v.c.run_id == run))
     with engine.connect() as c:
         frame = read_frame(c, query)
@@ -62,8 +60,8 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
         session = session_rules(c, row.session_id)
         pharmacies = registers(c, row.session_id, "pharmacies")
         depots = registers(c, row.session_id, "depots")
-    allocations = run_allocations(engine, run)
-    deliveries = run_deliveries(engine, run)
+    allocations = run_allocations(engine, row.session_id, run)
+    deliveries = run_deliveries(engine, row.session_id, run)
     _csv(allocations, out / "allocations.csv")
     _csv(deliveries, out / "deliveries.csv")
     _csv(session_rejections(engine, row.session_id), out / "rejections.csv")

@@ -27,6 +27,7 @@ REJECTION_COLUMNS = ["line", "order_id", "message"]
 _REQUIRED = ["order_id", "submitted_at", "finess", "effector", "vaccine", "injection", "vials"]
 _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 _DATE = r"^\d{4}-\d\d-\d\d$"
+_PYDANTIC_LOC = re.compile(r"\[key\]|(?:literal|tuple|list|dict|str|int)\[.*\]")
 
 
 class ScenarioError(Exception):
@@ -76,11 +77,13 @@ def _toml(path: Path) -> dict:
 def describe(error: ValidationError) -> str:
     """The first problem of a validation error as '<field>: <what is wrong>'."""
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    # Union branches ("literal['national']") and dict-key markers ("[key]") are pydantic's, not the file's.
+    field = ".".join(str(part) for part in first["loc"] if not _PYDANTIC_LOC.fullmatch(str(part))) or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         return f"field {field} is missing"
-    if "input" in first and first["type"] != "extra_forbidden":
+    # A whole table as input (a model-level check) would dump the file into the message.
+    if "input" in first and first["type"] != "extra_forbidden" and not isinstance(first["input"], dict):
         return f"field {field}: {message} (got {first['input']!r})"
     return f"field {field}: {message}"
 
@@ -196,45 +199,49 @@ def _depot_days(folder: Path, depots: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _missing(flags) -> str:
+    names = [column for column, empty in zip(_REQUIRED, flags) if empty]
+    return f"missing field{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+
+
 def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readable order rows and the rejections of the others, each with its line number."""
     numbers, rows, header = _rows(path)
     width = len(HEADERS["orders.csv"])
-    cells = [(row + [""] * width)[:width] for row in rows]
+    cells = [[cell.strip() for cell in (row + [""] * width)[:width]] for row in rows]
     frame = pd.DataFrame(cells, columns=HEADERS["orders.csv"], dtype=object)
-    frame = frame.apply(lambda column: column.str.strip()) if len(frame) else frame
     frame.insert(0, "line", np.asarray(numbers, np.int64))
     message = pd.Series("", index=frame.index, dtype=object)
 
-    def reject(mask: pd.Series, text: pd.Series | str) -> None:
-        fresh = mask & (message == "")
-        message[fresh] = text[fresh] if isinstance(text, pd.Series) else text
+    def reject(mask: pd.Series, explain) -> None:
+        """The first problem of a row is its message; `explain` words it for the rows concerned."""
+        fresh = (mask & (message == "")).to_numpy(bool)
+        if fresh.any():
+            rows = frame[fresh]
+            message[fresh] = [explain(row) for row in rows.itertuples(index=False)]
 
     reject(pd.Series([len(row) > len(header) for row in rows], index=frame.index, dtype=bool),
-           f"more fields than the {len(header)} of the header")
+           lambda row: f"more fields than the {len(header)} of the header")
     missing = frame[_REQUIRED].eq("")
-    names = missing.apply(lambda row: ", ".join(c for c in _REQUIRED if row[c]), axis=1) if len(frame) else missing.any(axis=1)
-    several = missing.sum(axis=1) > 1
-    reject(missing.any(axis=1), ("missing field" + several.map({True: "s", False: ""}) + ": " + names)
-           if len(frame) else "")
-
+    reject(missing.any(axis=1), lambda row: _missing([getattr(row, c) == "" for c in _REQUIRED]))
     submitted = frame["submitted_at"]
     instants = pd.to_datetime(submitted.where(submitted.str.contains(_OFFSET, regex=True)),
                               utc=True, format="ISO8601", errors="coerce")
-    reject(instants.isna(), "bad date in submitted_at: '" + submitted + "' (ISO 8601 with offset expected)")
+    reject(instants.isna(),
+           lambda row: f"bad date in submitted_at: '{row.submitted_at}' (ISO 8601 with offset expected)")
     vials = frame["vials"]
     whole = vials.str.fullmatch(r"\d{1,9}")
     reject(~whole | (vials.where(whole, "0").astype(np.int64) <= 0),
-           "bad number in vials: '" + vials + "' (positive integer expected)")
+           lambda row: f"bad number in vials: '{row.vials}' (positive integer expected)")
     reject(~frame["effector"].isin(KINDS),
-           "unknown effector '" + frame["effector"] + f"' (one of {', '.join(KINDS)})")
+           lambda row: f"unknown effector '{row.effector}' (one of {', '.join(KINDS)})")
     reject(~frame["injection"].isin(INJECTIONS),
-           "unknown injection '" + frame["injection"] + "' (first or second expected)")
+           lambda row: f"unknown injection '{row.injection}' (first or second expected)")
     reject(~frame["vaccine"].isin(list(session.vaccines)),
-           "unknown vaccine key '" + frame["vaccine"] + f"' (this session has {', '.join(session.vaccines)})")
-    first_line = frame.groupby("order_id")["line"].transform("first")
+           lambda row: f"unknown vaccine key '{row.vaccine}' (this session has {', '.join(session.vaccines)})")
+    first_line = dict(zip(frame["order_id"][::-1], frame["line"][::-1]))
     reject((frame["order_id"] != "") & frame["order_id"].duplicated(),
-           "duplicate order_id " + frame["order_id"] + " (first on line " + first_line.astype(str) + ")")
+           lambda row: f"duplicate order_id {row.order_id} (first on line {first_line[row.order_id]})")
 
     good = message == ""
     orders = frame[good].assign(

@@ -39,8 +39,8 @@ def scenario_hash(scenario: Scenario) -> str:
     digest = hashlib.sha256(scenario.session.model_dump_json().encode())
     for name in ("pharmacies", "professionals", "depots", "depot_days", "orders", "rejections"):
         frame = getattr(scenario, name)
-        digest.update(name.encode())
-        digest.update(frame.to_csv(index=False).encode())
+        digest.update(",".join([name, *frame.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -168,13 +168,12 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
     return DONE
 
 
-def served_lines(c: Connection, run: int) -> pd.DataFrame:
+def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:
     """Lines with vials to deliver: order_id, finess, depot_id, vaccine, allocated, rank."""
-    d, o, p, r = T["decisions"], T["orders"], T["pharmacies"], T["runs"]
+    d, o, p = T["decisions"], T["orders"], T["pharmacies"]
     query = (select(d.c.order_id, o.c.finess, p.c.depot_id, o.c.vaccine, d.c.allocated, d.c.rank)
-             .join(r, r.c.id == d.c.run_id)
-             .join(o, and_(o.c.session_id == r.c.session_id, o.c.order_id == d.c.order_id))
-             .join(p, and_(p.c.session_id == r.c.session_id, p.c.finess == o.c.finess))
+             .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
+             .join(p, and_(p.c.session_id == session_id, p.c.finess == o.c.finess))
              .where(d.c.run_id == run, d.c.allocated > 0))
     return read_frame(c, query)
 
@@ -191,7 +190,7 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
             return WAITING
         session = session_rules(c, row.session_id)
         depot_days = registers(c, row.session_id, "depot_days")
-        deliveries = schedule_deliveries(served_lines(c, run), registers(c, row.session_id, "depots"),
+        deliveries = schedule_deliveries(served_lines(c, row.session_id, run), registers(c, row.session_id, "depots"),
                                          depot_days, session.vaccines)
         insert_frame(c, T["deliveries"], deliveries[["order_id", "depot_id", "vaccine", "delivery_date", "vials", "status"]],
                      run_id=run)

@@ -19,6 +19,7 @@ OUTRIGHT = ("cancelled", "window", "unknown_pharmacy", "zone", "eligibility",
             "unknown_professional", "not_attached")
 REASONS = ("ok", "cap", "unit", "supply") + OUTRIGHT
 OK, CAP, UNIT, SUPPLY = 0, 1, 2, 3
+STATUSES = ("served", "refused", "partial")
 _CODE = {name: code for code, name in enumerate(REASONS)}
 
 DECISION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
@@ -27,7 +28,20 @@ DECISION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "inject
 
 def submission_order(orders: pd.DataFrame) -> pd.DataFrame:
     """Orders in first-come-first-served order (R7): `submitted_at`, then `order_id`."""
-    return orders.sort_values(["submitted_at", "order_id"], kind="stable").reset_index(drop=True)
+    return orders.take(submission_positions(orders)).reset_index(drop=True)
+
+
+def submission_positions(orders: pd.DataFrame) -> np.ndarray:
+    """Row positions of `orders` in submission order: `submitted_at`, then `order_id` (stable)."""
+    instants = pd.DatetimeIndex(pd.to_datetime(orders["submitted_at"], utc=True)).asi8
+    order = np.argsort(instants, kind="stable")
+    # Sorting a million order ids as text takes seconds: only lines sharing an instant need them.
+    same = instants[order][1:] == instants[order][:-1]
+    tied = np.flatnonzero(np.append(same, False) | np.insert(same, 0, False))
+    if len(tied):
+        ties = pd.DataFrame({"at": instants[order[tied]], "order_id": orders["order_id"].to_numpy()[order[tied]]})
+        order[tied] = order[tied][ties.sort_values(["at", "order_id"], kind="stable").index.to_numpy()]
+    return order
 
 
 def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
@@ -41,27 +55,33 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     `allocations.csv` plus `submitted_at`, `rank` (submission order) and `capped` (vials kept
     after cap and unit, before supply), sorted by officine then submission order.
     """
-    lines = submission_order(orders)
-    n = len(lines)
-    vaccine_keys = list(session.vaccines)
-    vaccine = pd.Categorical(lines["vaccine"], categories=vaccine_keys).codes.astype(np.int64)
-    kind = pd.Categorical(lines["effector"], categories=KINDS).codes.astype(np.int64)
-    injection = pd.Categorical(lines["injection"], categories=INJECTIONS).codes.astype(np.int64)
-    requested = lines["vials"].to_numpy(np.int64)
-    finess = lines["finess"].to_numpy(object)
-    rpps = lines["rpps"].to_numpy(object)
+    # Text is looked up in the input's row order; only the resulting integers are put in
+    # submission order (`[order]`), which is far cheaper than reordering text.
+    order = submission_positions(orders)
+    n = len(order)
+    kind = _codes(orders["effector"], KINDS)
+    named = np.isin(kind, [KINDS.index(k) for k in NAMED_KINDS])
+    finess = orders["finess"].to_numpy(object)
+    submitted = orders["submitted_at"]
+    outside_window = ((submitted < pd.Timestamp(session.opens)) | (submitted >= pd.Timestamp(session.closes))).to_numpy()
 
-    # Registers, looked up by position.
-    pharmacy_at = pd.Index(pharmacies["finess"]).get_indexer(finess)
-    known_pharmacy = pharmacy_at >= 0
     # Registers are read by position; position -1 (not found) lands on a trailing sentinel.
+    # Only named lines (R2) look up their professional.
+    pharmacy_at = pd.Index(pharmacies["finess"]).get_indexer(finess)
+    professional_at = np.full(n, -1, np.int64)
+    professional_at[named] = pd.Index(professionals["rpps"]).get_indexer(orders["rpps"].to_numpy(object)[named])
+    attached_elsewhere = np.zeros(n, bool)
+    attached_elsewhere[named] = _with_sentinel(professionals["finess"])[professional_at[named]] != finess[named]
+
+    vaccine = _codes(orders["vaccine"], list(session.vaccines))[order]
+    kind, named, injection = kind[order], named[order], _codes(orders["injection"], INJECTIONS)[order]
+    requested = orders["vials"].to_numpy(np.int64)[order]
+    pharmacy_at, professional_at, attached_elsewhere = pharmacy_at[order], professional_at[order], attached_elsewhere[order]
+    known_pharmacy = pharmacy_at >= 0
     departments = _with_sentinel(pharmacies["department"])
     in_zone = np.ones(n, bool) if session.zone == "national" else np.isin(
         departments, list(session.zone))[pharmacy_at]
-    named = np.isin(kind, [KINDS.index(k) for k in NAMED_KINDS])
-    professional_at = pd.Index(professionals["rpps"]).get_indexer(rpps)
-    registered_kind = np.append(pd.Categorical(professionals["kind"], categories=KINDS).codes, -1)
-    registered_at = _with_sentinel(professionals["finess"])
+    registered_kind = np.append(_codes(professionals["kind"], KINDS), -1)
     known_professional = (professional_at >= 0) & (registered_kind[professional_at] == kind)
 
     caps = _cap_table(session.vaccines)
@@ -73,14 +93,13 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     def refuse(mask: np.ndarray, reason: str) -> None:
         code[(code < 0) & mask] = _CODE[reason]
 
-    refuse(lines["order_id"].isin(list(cancelled)).to_numpy(), "cancelled")
-    submitted = lines["submitted_at"]
-    refuse(((submitted < pd.Timestamp(session.opens)) | (submitted >= pd.Timestamp(session.closes))).to_numpy(), "window")
+    refuse(orders["order_id"].isin(list(cancelled)).to_numpy()[order], "cancelled")
+    refuse(outside_window[order], "window")
     refuse(~known_pharmacy, "unknown_pharmacy")
     refuse(~in_zone, "zone")
     refuse(base_cap < 0, "eligibility")
     refuse(named & ~known_professional, "unknown_professional")
-    refuse(named & (registered_at[professional_at] != finess), "not_attached")
+    refuse(named & attached_elsewhere, "not_attached")
     running = code < 0
 
     # R4/R5: the beneficiary's cap, consumed in submission order by what each line keeps
@@ -88,9 +107,11 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     # the step of min(cumulative rounded requests, cap).
     nurses = np.append(_nurse_pool(professionals, pharmacies), 0)[pharmacy_at]
     cap = np.where(kind == KINDS.index("infirmier"), base_cap * nurses, base_cap)
-    beneficiary_id = np.where(named, rpps, finess)
+    # A line still running has a known officine, and a known professional when named: their
+    # register positions identify the beneficiary.
+    beneficiary_id = np.where(named, professional_at, len(professionals) + pharmacy_at)
     entitlement = (vaccine * (len(KINDS) + 1) + kind) * (len(INJECTIONS) + 1) + injection
-    beneficiary = pd.factorize(beneficiary_id)[0] * caps.size + entitlement
+    beneficiary = beneficiary_id * caps.size + entitlement
     rounded = np.where(running, requested // box * box, 0)
     unit_cap = cap // box * box
     cumulative = pd.Series(rounded).groupby(beneficiary).cumsum().to_numpy()
@@ -112,13 +133,22 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
                       np.where(capped < after_cap, UNIT, np.where(after_cap < requested, CAP, OK)))
     code = np.where(running, reason, code)
     allocated = np.where(running, allocated, 0)
-    status = np.where(allocated == requested, "served", np.where(allocated == 0, "refused", "partial"))
+    status = np.asarray(STATUSES, dtype=object)[
+        np.where(allocated == requested, 0, np.where(allocated == 0, 1, 2))]
 
-    decisions = lines[["order_id", "finess", "effector", "rpps", "vaccine", "injection"]].assign(
-        requested=requested, allocated=allocated, status=status,
-        reason=np.asarray(REASONS, dtype=object)[code],
-        submitted_at=submitted, rank=np.arange(n), capped=capped)
-    return decisions.sort_values(["finess", "rank"], kind="stable").reset_index(drop=True)
+    # By officine, then submission order (the rank; the sort is stable). The officines' FINESS
+    # are sorted once, from the register plus the few unknown ones, rather than once per line.
+    unknown = finess[order][pharmacy_at < 0]
+    officines = pd.Index(pharmacies["finess"]).append(pd.Index(unknown, dtype=object)).unique().sort_values()
+    officine_rank = np.append(officines.get_indexer(pharmacies["finess"]), -1)[pharmacy_at]
+    officine_rank[pharmacy_at < 0] = officines.get_indexer(unknown)
+    by_officine = np.argsort(officine_rank, kind="stable")
+    rows = order[by_officine]
+    decisions = orders[["order_id", "finess", "effector", "rpps", "vaccine", "injection"]].take(rows)
+    return decisions.reset_index(drop=True).assign(
+        requested=requested[by_officine], allocated=allocated[by_officine], status=status[by_officine],
+        reason=np.asarray(REASONS, dtype=object)[code[by_officine]],
+        submitted_at=submitted.take(rows).reset_index(drop=True), rank=by_officine, capped=capped[by_officine])
 
 
 def serve(units: np.ndarray, supply: int, rules: Vaccine) -> np.ndarray:
@@ -159,6 +189,11 @@ def _pro_rata(units: np.ndarray, supply: int) -> np.ndarray:
     extra = np.argsort(-remainder, kind="stable")[:left]
     floor[extra] += 1
     return floor
+
+
+def _codes(values: pd.Series, categories) -> np.ndarray:
+    """Position of each value among `categories`; -1 when it is not one of them."""
+    return pd.Index(list(categories), dtype=object).get_indexer(values.to_numpy(object)).astype(np.int64)
 
 
 def _with_sentinel(column: pd.Series) -> np.ndarray:

@@ -1,30 +1,68 @@
-"""Frames in and out of the database in bulk: COPY on PostgreSQL, executemany elsewhere."""
+"""Frames in and out of the database in bulk, past the ORM's per-row work.
+
+PostgreSQL takes rows by COPY; SQLite by the driver's executemany, with dates written the way
+SQLAlchemy writes them so that ORM reads of the same rows agree. Reads go straight to the
+driver cursor and convert dates column by column.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import Connection, Select, Table, insert
+from sqlalchemy import Connection, Date, DateTime, Select, Table
+
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite
 
 
 def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, **constants) -> int:
     """Insert every row of `frame` (its columns named as the table's) plus constant columns."""
-    columns = list(frame.columns) + list(constants)
-    values = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns]
-    values += [[v] * len(frame) for v in constants.values()]
-    rows = list(zip(*values))
-    if not rows:
+    if not len(frame):
         return 0
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        names = ", ".join(f'"{c}"' for c in columns)
+    postgres = connection.dialect.name == "postgresql"
+    columns = list(frame.columns) + list(constants)
+    values = [_column(frame[name], table.c[name].type, postgres) for name in frame.columns]
+    values += [[value] * len(frame) for value in constants.values()]
+    rows = list(zip(*values))
+    names = ", ".join(f'"{name}"' for name in columns)
+    cursor = connection.connection.driver_connection.cursor()
+    if postgres:
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row(row)
+        if len(rows) >= 1000:  # fresh statistics, or the planner nests loops over a big new table
+            cursor.execute(f'ANALYZE "{table.name}"')
     else:
-        connection.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
     return len(rows)
 
 
+def _column(series: pd.Series, kind, postgres: bool) -> list:
+    if isinstance(kind, DateTime):
+        instants = pd.to_datetime(series, utc=True)
+        if postgres:
+            return [None if pd.isna(v) else v.to_pydatetime() for v in instants]
+        return instants.dt.tz_localize(None).dt.strftime(_SQLITE_DATETIME).where(instants.notna(), None).tolist()
+    if isinstance(kind, Date):
+        dates = pd.to_datetime(series)
+        if postgres:
+            return [None if pd.isna(v) else v.date() for v in dates]
+        return dates.dt.strftime("%Y-%m-%d").where(dates.notna(), None).tolist()
+    return series.astype(object).where(series.notna(), None).tolist()
+
+
 def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
-    result = connection.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    """Run a select and return its rows as a frame: DateTime columns as UTC instants, Date
+    columns as `datetime.date` (None when empty)."""
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(sql)
+    names = [column[0] for column in cursor.description]
+    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=False)
+    for column in query.selected_columns:
+        if isinstance(column.type, DateTime):
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True, format="ISO8601")
+        elif isinstance(column.type, Date):
+            dates = pd.to_datetime(frame[column.name], format="ISO8601")
+            frame[column.name] = pd.Series([None if pd.isna(d) else d.date() for d in dates], index=frame.index,
+                                           dtype=object)
+    return frame

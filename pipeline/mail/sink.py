@@ -1,0 +1,135 @@
+"""An SMTP server on loopback that keeps every message it accepts: the embedded default and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from aiosmtpd.controller import Controller
+
+DISCONNECT = "disconnect"
+_HEADER = re.compile(rb"(?im)^X-Vialflow-(Session|Run|Recipient):[ \t]*([^\r\n]*)")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class Received(NamedTuple):
+    """One accepted message: its envelope and its bytes exactly as received."""
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+
+
+class MailSink:
+    """Accepts mail on 127.0.0.1 (a free port) in a thread of its own, writes each accepted message to
+    `folder/<session>-r<run>-<recipient>.eml` (never overwriting) and keeps it in `received`.
+
+    `script(message bytes)` decides per message: None accepts (250), an SMTP reply such as
+    "451 4.3.0 try again" refuses it at the end of DATA, "disconnect" drops the connection unanswered.
+    """
+
+    def __init__(self, folder: Path | None, *, script: Callable[[bytes], str | None] | None = None,
+                 keep: bool = True) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self.script = script
+        self.keep = keep
+        self.received: list[Received] = []
+        self.accepted = 0
+        self.peers: set[tuple[str, int]] = set()  # the client ends of the connections that delivered
+        self._lock = threading.Lock()
+        self._controller: LoopbackController | None = None
+
+    @property
+    def port(self) -> int:
+        if self._controller is None:
+            raise RuntimeError("the mail sink is not started")
+        return self._controller.port
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> "MailSink":
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._controller = LoopbackController(_Handler(self), hostname="127.0.0.1", port=0,
+                                               server_hostname="vialflow-sink", ready_timeout=10)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> "MailSink":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept(self, peer, mail_from: str, rcpt_tos: tuple[str, ...], content: bytes) -> None:
+        with self._lock:
+            self.accepted += 1
+            self.peers.add(tuple(peer))
+            if self.keep:
+                self.received.append(Received(mail_from, rcpt_tos, content))
+            if self.folder is not None:
+                _write_new(self.folder, _file_stem(content), content)
+
+
+class _Handler:
+    def __init__(self, sink: MailSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        content: bytes = envelope.content
+        verdict = self.sink.script(content) if self.sink.script is not None else None
+        if verdict == DISCONNECT:
+            server.transport.close()
+            await asyncio.get_running_loop().create_future()  # cancelled when the connection is lost
+        if verdict:
+            return verdict
+        self.sink._accept(session.peer, envelope.mail_from, tuple(envelope.rcpt_tos), content)
+        return "250 2.0.0 Ok: queued"
+
+
+class LoopbackController(Controller):
+    """aiosmtpd's Controller on port 0: the port the system chose is read back before its first use."""
+
+    def _create_server(self):
+        return self._bind()
+
+    async def _bind(self):
+        server = await super()._create_server()
+        self.port = server.sockets[0].getsockname()[1]
+        return server
+
+
+def _file_stem(content: bytes) -> str:
+    head = content.split(b"\r\n\r\n", 1)[0]
+    found = {name.lower(): value.decode("ascii", "replace").strip() for name, value in _HEADER.findall(head)}
+    if not found:
+        return "message"
+    session = found.get(b"session", "session")
+    run = found.get(b"run", "0")
+    recipient = found.get(b"recipient", "recipient")
+    return "-".join(_UNSAFE.sub("_", part).strip("._")[:80] or "_" for part in (session, f"r{run}", recipient))
+
+
+def _write_new(folder: Path, stem: str, content: bytes) -> Path:
+    """Write to `stem.eml`, or `stem-2.eml`, `stem-3.eml`… when taken: a message never replaces another."""
+    number = 1
+    while True:
+        path = folder / (f"{stem}.eml" if number == 1 else f"{stem}-{number}.eml")
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            number += 1
+            continue
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(content)
+        return path
