@@ -1,6 +1,6 @@
 """Frames in and out of the database in bulk, past the ORM's per-row work.
 
-PostgreSQL takes rows by COPY; SQLite by the driver's executemany, with dates written the way
+PostgreSQL takes rows by one COPY block; SQLite by the driver's executemany, with dates written the way
 SQLAlchemy writes them so that ORM reads of the same rows agree. Reads go straight to the
 driver cursor and convert dates column by column.
 """
@@ -17,35 +17,31 @@ def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, **co
     """Insert every row of `frame` (its columns named as the table's) plus constant columns."""
     if not len(frame):
         return 0
-    postgres = connection.dialect.name == "postgresql"
-    columns = list(frame.columns) + list(constants)
-    values = [_column(frame[name], table.c[name].type, postgres) for name in frame.columns]
-    values += [[value] * len(frame) for value in constants.values()]
-    rows = list(zip(*values))
-    names = ", ".join(f'"{name}"' for name in columns)
+    rows = frame.assign(**constants)
+    names = ", ".join(f'"{name}"' for name in rows.columns)
     cursor = connection.connection.driver_connection.cursor()
-    if postgres:
-        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
+    if connection.dialect.name == "postgresql":
+        # One CSV block: an unquoted empty field is NULL, except in NOT NULL columns, where it
+        # is the empty string.
+        required = ", ".join(f'"{name}"' for name in rows.columns if not table.c[name].nullable)
+        block = rows.to_csv(index=False, header=False, lineterminator="\n")
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({required}))') as copy:
+            copy.write(block)
         if len(rows) >= 1000:  # fresh statistics, or the planner nests loops over a big new table
             cursor.execute(f'ANALYZE "{table.name}"')
     else:
-        marks = ", ".join("?" * len(columns))
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+        values = [_sqlite_column(rows[name], table.c[name].type) for name in rows.columns]
+        marks = ", ".join("?" * len(rows.columns))
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*values))
     return len(rows)
 
 
-def _column(series: pd.Series, kind, postgres: bool) -> list:
+def _sqlite_column(series: pd.Series, kind) -> list:
     if isinstance(kind, DateTime):
         instants = pd.to_datetime(series, utc=True)
-        if postgres:
-            return [None if pd.isna(v) else v.to_pydatetime() for v in instants]
         return instants.dt.tz_localize(None).dt.strftime(_SQLITE_DATETIME).where(instants.notna(), None).tolist()
     if isinstance(kind, Date):
         dates = pd.to_datetime(series)
-        if postgres:
-            return [None if pd.isna(v) else v.date() for v in dates]
         return dates.dt.strftime("%Y-%m-%d").where(dates.notna(), None).tolist()
     return series.astype(object).where(series.notna(), None).tolist()
 

@@ -121,11 +121,15 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
 
 
+# Decisions and deliveries carry no foreign key to their run: a per-row trigger check would
+# triple the time of storing a national run, and only the step holding the run's lock writes them.
+
+
 class Decision(Base):
     """What one order line is allocated in one run, and why."""
 
     __tablename__ = "decisions"
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer)
     requested: Mapped[int] = mapped_column(Integer)
@@ -140,7 +144,7 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
     order_id: Mapped[str] = mapped_column(String(32))
     depot_id: Mapped[str] = mapped_column(String(32))
     vaccine: Mapped[str] = mapped_column(String(32))

@@ -14,6 +14,31 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('decisions',
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=False),
+    sa.Column('requested', sa.Integer(), nullable=False),
+    sa.Column('capped', sa.Integer(), nullable=False),
+    sa.Column('allocated', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=8), nullable=False),
+    sa.Column('reason', sa.String(length=24), nullable=False),
+    sa.PrimaryKeyConstraint('run_id', 'order_id')
+    )
+    op.create_table('deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('depot_id', sa.String(length=32), nullable=False),
+    sa.Column('vaccine', sa.String(length=32), nullable=False),
+    sa.Column('delivery_date', sa.Date(), nullable=True),
+    sa.Column('vials', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=9), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deliveries_run_id'), ['run_id'], unique=False)
+
     op.create_table('sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('rules', sa.JSON(), nullable=False),
@@ -112,41 +137,9 @@ def upgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_runs_session_id'), ['session_id'], unique=False)
 
-    op.create_table('decisions',
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('order_id', sa.String(length=32), nullable=False),
-    sa.Column('rank', sa.Integer(), nullable=False),
-    sa.Column('requested', sa.Integer(), nullable=False),
-    sa.Column('capped', sa.Integer(), nullable=False),
-    sa.Column('allocated', sa.Integer(), nullable=False),
-    sa.Column('status', sa.String(length=8), nullable=False),
-    sa.Column('reason', sa.String(length=24), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_id', 'order_id')
-    )
-    op.create_table('deliveries',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('order_id', sa.String(length=32), nullable=False),
-    sa.Column('depot_id', sa.String(length=32), nullable=False),
-    sa.Column('vaccine', sa.String(length=32), nullable=False),
-    sa.Column('delivery_date', sa.Date(), nullable=True),
-    sa.Column('vials', sa.Integer(), nullable=False),
-    sa.Column('status', sa.String(length=9), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deliveries_run_id'), ['run_id'], unique=False)
-
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deliveries_run_id'))
-
-    op.drop_table('deliveries')
-    op.drop_table('decisions')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_runs_session_id'))
 
@@ -162,3 +155,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sessions_closes_at'))
 
     op.drop_table('sessions')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deliveries_run_id'))
+
+    op.drop_table('deliveries')
+    op.drop_table('decisions')
