@@ -63,7 +63,8 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     named = np.isin(kind, [KINDS.index(k) for k in NAMED_KINDS])
     finess = orders["finess"].to_numpy(object)
     submitted = orders["submitted_at"]
-    outside_window = ((submitted < pd.Timestamp(session.opens)) | (submitted >= pd.Timestamp(session.closes))).to_numpy()
+    outside_window = ((submitted < pd.Timestamp(session.opens))
+                      | (submitted >= pd.Timestamp(session.closes))).to_numpy()
 
     # Registers are read by position; position -1 (not found) lands on a trailing sentinel.
     # Only named lines (R2) look up their professional.
@@ -76,7 +77,8 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     vaccine = _codes(orders["vaccine"], list(session.vaccines))[order]
     kind, named, injection = kind[order], named[order], _codes(orders["injection"], INJECTIONS)[order]
     requested = orders["vials"].to_numpy(np.int64)[order]
-    pharmacy_at, professional_at, attached_elsewhere = pharmacy_at[order], professional_at[order], attached_elsewhere[order]
+    pharmacy_at, professional_at = pharmacy_at[order], professional_at[order]
+    attached_elsewhere = attached_elsewhere[order]
     known_pharmacy = pharmacy_at >= 0
     departments = _with_sentinel(pharmacies["department"])
     in_zone = np.ones(n, bool) if session.zone == "national" else np.isin(
@@ -138,7 +140,7 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
 
     # By officine, then submission order (the rank; the sort is stable). The officines' FINESS
     # are sorted once, from the register plus the few unknown ones, rather than once per line.
-    unknown = finess[order][pharmacy_at < 0]
+    unknown = finess[order[pharmacy_at < 0]]
     officines = pd.Index(pharmacies["finess"]).append(pd.Index(unknown, dtype=object)).unique().sort_values()
     officine_rank = np.append(officines.get_indexer(pharmacies["finess"]), -1)[pharmacy_at]
     officine_rank[pharmacy_at < 0] = officines.get_indexer(unknown)

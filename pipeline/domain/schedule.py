@@ -399,34 +399,41 @@ def _use_capacity(caps: np.ndarray, fixed: _Fixed, depot_ids: list[str], first: 
 def _id_order(order_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The lines in order_id order (code point order, as Python compares strings), and each
     line's position in it."""
-    try:
-        raw = order_id.astype("S")  # ASCII only; anything else takes the slower way below
-        width = raw.dtype.itemsize
-        chars = raw.view(np.uint8).reshape(len(raw), width)
-        if width == 0 or chars.min() >= 32 and chars.max() < 127:
-            # Printable ASCII, 9 characters to a word in base 96 (0 = past the end: shorter
-            # first), compares as the text does and sorts as integers.
-            words = []
-            for at in range(0, max(width, 1), 9):
-                word = np.zeros(len(raw), np.int64)
-                for column in range(at, at + 9):
-                    digit = chars[:, column].astype(np.int64) - 31 if column < width else 0
-                    word = word * 96 + np.maximum(digit, 0)
-                words.append(word)
-            by_id = np.argsort(words[0]) if len(words) == 1 else np.lexsort(words[::-1])
-            key = np.stack(words, axis=1)[by_id]
-            same = (key[1:] == key[:-1]).all(axis=1)
-        else:
-            raise UnicodeEncodeError("ascii", "", 0, 1, "not printable")
-    except UnicodeEncodeError:
+    words = _printable_ascii_words(order_id)
+    if words is not None:
+        by_id = np.argsort(words[0]) if len(words) == 1 else np.lexsort(words[::-1])
+        key = np.stack(words, axis=1)[by_id]
+        same = (key[1:] == key[:-1]).all(axis=1)
+    else:
         text = order_id.astype(str)
         by_id = np.argsort(text, kind="stable")
         same = text[by_id][1:] == text[by_id][:-1]
     if same.any():
-        raise ValueError(f"order_id {order_id[by_id[int(np.flatnonzero(same)[0])]]} is on two lines")
+        raise ValueError(f"order_id {order_id[by_id[_first(same)]]} is on two lines")
     position = np.empty(len(order_id), np.int64)
     position[by_id] = np.arange(len(order_id))
     return by_id, position
+
+
+def _printable_ascii_words(text: np.ndarray) -> list[np.ndarray] | None:
+    """Printable ASCII ids as integers that sort as the text does, 9 characters to a word in base
+    96 (0 past the end, so a prefix comes first); None for other ids. Much faster to sort."""
+    try:
+        raw = text.astype("S")
+    except UnicodeEncodeError:
+        return None
+    width = raw.dtype.itemsize
+    chars = raw.view(np.uint8).reshape(len(raw), width)
+    if not (((chars >= 32) & (chars < 127)) | (chars == 0)).all():
+        return None
+    digits = np.maximum(chars.astype(np.int64) - 31, 0)
+    words = []
+    for at in range(0, max(width, 1), 9):
+        word = np.zeros(len(raw), np.int64)
+        for column in range(at, at + 9):
+            word = word * 96 + (digits[:, column] if column < width else 0)
+        words.append(word)
+    return words
 
 
 def _cut(ordered: np.ndarray, remaining: np.ndarray, quotas: np.ndarray, demand: np.ndarray):
