@@ -1,0 +1,318 @@
+"""Reading a scenario folder as a new user would write it: a broken file stops with one clear
+sentence naming it; a bad order row is rejected with its line and every other row still read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.scenario import ScenarioError, load_scenario
+from tests.conftest import EXAMPLES
+
+HEADER = "order_id,submitted_at,finess,effector,rpps,vaccine,injection,vials\n"
+GOOD = "{id},2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,2\n"  # officine of notice-small
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A writable copy of the notice-small scenario, without its expected outputs."""
+    target = tmp_path / "scenario"
+    shutil.copytree(EXAMPLES / "notice-small", target, ignore=shutil.ignore_patterns("expected"))
+    for path in [target, *target.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def edit(folder: Path, name: str, old: str, new: str) -> None:
+    text = (folder / name).read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {name}"
+    (folder / name).write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def error(folder: Path) -> str:
+    """The message of the ScenarioError the folder gives; it must read as one line."""
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(folder)
+    message = str(raised.value)
+    assert "\n" not in message and "Traceback" not in message and len(message) < 300, message
+    return message
+
+
+def orders(folder: Path, *rows: str, header: str = HEADER) -> tuple:
+    """Readable orders and rejections of an orders.csv made of these rows."""
+    (folder / "orders.csv").write_text(header + "".join(rows), encoding="utf-8")
+    scenario = load_scenario(folder)
+    return scenario.orders, scenario.rejections
+
+
+def rejected(rejections) -> dict[int, tuple[str, str]]:
+    return {int(row.line): (row.order_id, row.message) for row in rejections.itertuples()}
+
+
+# A broken file stops the run before anything is written
+
+def test_the_unedited_copy_loads(folder):
+    scenario = load_scenario(folder)
+    assert len(scenario.orders) == 500 and len(scenario.rejections) == 8
+
+
+def test_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(ScenarioError, match="no such scenario folder"):
+        load_scenario(tmp_path / "nowhere")
+
+
+def test_missing_session_toml_names_the_file(folder):
+    (folder / "session.toml").unlink()
+    assert error(folder).startswith("session.toml: missing file")
+
+
+def test_toml_syntax_error_names_the_file_and_line(folder):
+    edit(folder, "session.toml", "supply_vials = 170", "supply_vials = 170 vials")
+    message = error(folder)
+    assert message.startswith("session.toml: not valid TOML") and "line 15" in message
+
+
+def test_typo_in_a_vaccine_key_names_the_unknown_field(folder):
+    edit(folder, "session.toml", 'allocation = "fcfs"', 'allocaton = "fcfs"')
+    message = error(folder)
+    assert message.startswith("session.toml: field vaccines.moderna.allocaton")
+    assert "not permitted" in message
+
+
+def test_bad_policy_value_names_the_field_and_the_choices(folder):
+    edit(folder, "session.toml", 'allocation = "fcfs"', 'allocation = "first_come"')
+    message = error(folder)
+    assert message.startswith("session.toml: field vaccines.moderna.allocation")
+    assert "'fcfs', 'fcfs_fill' or 'pro_rata'" in message and "first_come" in message
+
+
+def test_typo_in_a_kind_of_the_caps_names_the_kind(folder):
+    edit(folder, "session.toml", "medecin_travail = { first = 10 }", "medecin_travial = { first = 10 }")
+    assert error(folder).startswith("session.toml: field vaccines.moderna.caps.medecin_travial: Input should be")
+
+
+def test_typo_in_the_zone_names_the_field(folder):
+    edit(folder, "session.toml", 'zone = "national"', 'zone = "nationale"')
+    assert error(folder).startswith("session.toml: field zone: Input should be 'national' (got 'nationale')")
+
+
+def test_missing_session_field_names_it(folder):
+    edit(folder, "session.toml", 'deliver_by = "2021-07-02"\n', "")
+    assert error(folder) == "session.toml: field vaccines.moderna.deliver_by is missing"
+
+
+def test_session_closing_before_it_opens_gives_a_short_message(folder):
+    edit(folder, "session.toml", 'closes_at = "2021-06-15T23:00:00"', 'closes_at = "2021-06-13T23:00:00"')
+    assert error(folder) == "session.toml: field (top level): closes_at is not after opens_at"
+
+
+def test_session_time_with_offset_is_refused_as_not_local(folder):
+    edit(folder, "session.toml", 'opens_at = "2021-06-14T08:00:00"', 'opens_at = "2021-06-14T08:00:00+02:00"')
+    assert error(folder).startswith("session.toml: field opens_at: a local time without offset is expected")
+
+
+def test_unknown_time_zone_names_the_field(folder):
+    edit(folder, "session.toml", "Europe/Paris", "Europe/Pariss")
+    assert error(folder).startswith("session.toml: field timezone: unknown time zone 'Europe/Pariss'")
+
+
+def test_missing_orders_csv_names_the_file(folder):
+    (folder / "orders.csv").unlink()
+    assert error(folder).startswith("orders.csv: missing file")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "  \n"])
+def test_empty_orders_csv_asks_for_the_header(folder, content):
+    (folder / "orders.csv").write_text(content)
+    assert error(folder) == ("orders.csv: empty file (a header line is expected: "
+                             "order_id,submitted_at,finess,effector,rpps,vaccine,injection,vials)")
+
+
+def test_missing_column_names_the_column_expected(folder):
+    edit(folder, "orders.csv", "effector,rpps,vaccine", "effector,vaccine")
+    assert error(folder).startswith("orders.csv: column 5 of the header must be 'rpps', found 'vaccine'")
+
+
+def test_misspelt_register_column_names_it(folder):
+    edit(folder, "pharmacies.csv", "department", "departement")
+    assert error(folder).startswith("pharmacies.csv: column 4 of the header must be 'department', found 'departement'")
+
+
+@pytest.mark.parametrize("name", ["pharmacies.csv", "professionals.csv", "depots.csv"])
+def test_register_saved_as_latin1_names_the_file_and_line_and_asks_for_utf8(folder, name):
+    path = folder / name
+    text = path.read_text(encoding="utf-8")
+    accent = next(character for character in text if not character.isascii())
+    line = text[:text.index(accent)].count("\n") + 1
+    path.write_bytes(text.encode("latin-1"))
+    assert error(folder) == f"{name}: line {line} is not UTF-8 (byte 0x{ord(accent):02x}); save the file as UTF-8"
+
+
+def test_latin1_byte_far_in_orders_csv_names_its_line(folder):
+    path = folder / "orders.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[40] = lines[40].replace("A-", "Â-", 1)
+    path.write_bytes("".join(lines).encode("latin-1"))
+    assert error(folder) == "orders.csv: line 41 is not UTF-8 (byte 0xc2); save the file as UTF-8"
+
+
+def test_latin1_session_toml_names_the_file(folder):
+    path = folder / "session.toml"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1", errors="replace"))
+    assert error(folder).startswith("session.toml: line ") and "not UTF-8" in error(folder)
+
+
+@pytest.mark.parametrize("name, old, new, message", [
+    ("pharmacies.csv", "053203210,", "05320321,",
+     "pharmacies.csv: line 5, field finess: '05320321' is not a FINESS number (9 digits)"),
+    ("pharmacies.csv", "053203210,", "010763615,",
+     "pharmacies.csv: line 5, field finess: '010763615' is not unique (already listed)"),
+    ("pharmacies.csv", "05,D-PHX-2A", "05,D-NOPE",
+     "pharmacies.csv: line 5, field depot_id: 'D-NOPE' is not a depot of depots.csv"),
+    ("professionals.csv", "10922322563,", "1092232256,",
+     "professionals.csv: line 3, field rpps: '1092232256' is not an RPPS number (11 digits)"),
+    ("professionals.csv", "10922322563,medecin", "10922322563,docteur",
+     "professionals.csv: line 3, field kind: 'docteur' is not one of medecin, medecin_travail, sage_femme, infirmier"),
+    ("professionals.csv", "10922322563,medecin,", "10922322563,medecin,Dr,",
+     "professionals.csv: line 3 has 6 fields, the header 5"),
+    ("depots.csv", ",34,Mon-Fri", ",trente,Mon-Fri",
+     "depots.csv: line 2, field capacity_vials: 'trente' is not a whole number of vials"),
+    ("depots.csv", ",34,Mon-Fri", ",34,Lun-Ven",
+     "depots.csv: line 2, field weekdays: 'Lun-Ven' is not weekdays like Mon-Fri or Mon,Wed,Fri"),
+    ("depot_days.csv", "D-ALL-43,2021-06-25,18", "D-ALL-43,25/06/2021,18",
+     "depot_days.csv: line 2, field date: '25/06/2021' is not a date like 2021-06-22"),
+])
+def test_bad_register_row_names_the_file_line_and_field(folder, name, old, new, message):
+    edit(folder, name, old, new)
+    assert error(folder) == message
+
+
+def test_missing_depots_csv_names_the_file(folder):
+    (folder / "depots.csv").unlink()
+    assert error(folder).startswith("depots.csv: missing file")
+
+
+def test_depot_days_csv_is_optional(folder):
+    (folder / "depot_days.csv").unlink()
+    assert len(load_scenario(folder).depot_days) == 0
+
+
+# A bad order row is rejected with its line number; every other row is still read
+
+def test_date_without_offset_is_rejected_and_later_rows_read(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1"),
+                               "A-2,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n",
+                               GOOD.format(id="A-3"))
+    assert rejected(rejections) == {3: ("A-2", "bad date in submitted_at: '2021-06-14T09:00:00' "
+                                            "(ISO 8601 with offset expected)")}
+    assert found["order_id"].tolist() == ["A-1", "A-3"] and found["line"].tolist() == [2, 4]
+
+
+def test_offsets_are_read_as_instants(folder):
+    found, rejections = orders(folder, "A-1,2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,2\n",
+                               "A-2,2021-06-14T07:00:00Z,010763615,pharmacien,,janssen,first,2\n",
+                               "A-3,2021-06-14T08:00:00+0100,010763615,pharmacien,,janssen,first,2\n")
+    assert rejections.empty
+    assert found["submitted_at"].nunique() == 1 and str(found["submitted_at"].dt.tz) == "UTC"
+
+
+@pytest.mark.parametrize("vials", ["0", "-3", "7.5", "douze", "1e3", "+5"])
+def test_vials_not_a_positive_integer_is_rejected(folder, vials):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{vials}\n"), GOOD.format(id="A-2"))
+    assert rejected(rejections) == {2: ("A-1", f"bad number in vials: '{vials}' (positive integer expected)")}
+    assert found["order_id"].tolist() == ["A-2"]
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("pharmacien", "docteur",
+     "unknown effector 'docteur' (one of pharmacien, medecin, medecin_travail, sage_femme, infirmier)"),
+    ("first", "third", "unknown injection 'third' (first or second expected)"),
+    ("janssen", "sputnik", "unknown vaccine key 'sputnik' (this session has moderna, janssen, astrazeneca)"),
+])
+def test_unknown_effector_injection_or_vaccine_is_rejected(folder, old, new, message):
+    found, rejections = orders(folder, GOOD.format(id="A-1"), GOOD.format(id="A-2").replace(old, new),
+                               GOOD.format(id="A-3"))
+    assert rejected(rejections) == {3: ("A-2", message)}
+    assert found["order_id"].tolist() == ["A-1", "A-3"]
+
+
+def test_missing_fields_are_named(folder):
+    found, rejections = orders(folder, "A-1,2021-06-14T09:00:00+02:00,,pharmacien,,,first,2\n",
+                               "A-2,2021-06-14T09:00:00+02:00,010763615\n",
+                               ",2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,2\n",
+                               GOOD.format(id="A-4"))
+    assert rejected(rejections) == {2: ("A-1", "missing fields: finess, vaccine"),
+                                    3: ("A-2", "missing fields: effector, vaccine, injection, vials"),
+                                    4: ("", "missing field: order_id")}
+    assert found["order_id"].tolist() == ["A-4"]
+
+
+def test_row_with_more_fields_than_the_header_is_rejected(folder):
+    _, rejections = orders(folder, GOOD.format(id="A-1").replace("\n", ",extra\n"))
+    assert rejected(rejections) == {2: ("A-1", "more fields than the 8 of the header")}
+
+
+def test_duplicate_order_id_names_the_first_line(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1"), GOOD.format(id="A-2"), GOOD.format(id="A-1"),
+                               GOOD.format(id="A-1"))
+    assert rejected(rejections) == {4: ("A-1", "duplicate order_id A-1 (first on line 2)"),
+                                    5: ("A-1", "duplicate order_id A-1 (first on line 2)")}
+    assert found["order_id"].tolist() == ["A-1", "A-2"]
+
+
+def test_quoted_field_with_a_newline_keeps_later_line_numbers_right(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1"),
+                               'A-2,2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,"1\n2"\n',
+                               "A-3,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n",
+                               GOOD.format(id="A-4"))
+    assert {line: order_id for line, (order_id, _) in rejected(rejections).items()} == {3: "A-2", 5: "A-3"}
+    assert found.set_index("order_id")["line"].to_dict() == {"A-1": 2, "A-4": 6}
+
+
+def test_blank_lines_are_skipped_but_counted(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1"), "\n", ",,,,,,,\n",
+                               "A-2,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n")
+    assert list(rejected(rejections)) == [5]
+    assert found["order_id"].tolist() == ["A-1"]
+
+
+def test_spaces_around_fields_are_ignored(folder):
+    found, rejections = orders(folder, " A-1 , 2021-06-14T09:00:00+02:00 ,010763615, pharmacien ,,janssen,first, 3 \n")
+    assert rejections.empty
+    assert found[["order_id", "finess", "effector", "vials"]].values.tolist() == [["A-1", "010763615", "pharmacien", 3]]
+
+
+def test_windows_file_with_bom_and_crlf_is_read_with_the_right_lines(folder):
+    rows = GOOD.format(id="A-1") + "A-2,hier,010763615,pharmacien,,janssen,first,2\n" + GOOD.format(id="A-3")
+    (folder / "orders.csv").write_bytes(("\ufeff" + HEADER + rows).replace("\n", "\r\n").encode("utf-8"))
+    scenario = load_scenario(folder)
+    assert rejected(scenario.rejections) == {
+        3: ("A-2", "bad date in submitted_at: 'hier' (ISO 8601 with offset expected)")}
+    assert scenario.orders["order_id"].tolist() == ["A-1", "A-3"]
+
+
+def test_columns_added_after_the_contracts_are_allowed(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace("\n", ",urgent\n"),
+                               header=HEADER.replace("\n", ",comment\n"))
+    assert rejections.empty and found["order_id"].tolist() == ["A-1"]
+
+
+def test_header_only_orders_csv_gives_no_orders_and_no_rejections(folder):
+    found, rejections = orders(folder)
+    assert found.empty and rejections.empty
+    assert list(rejections.columns) == ["line", "order_id", "message"]
+
+
+def test_every_bad_row_of_a_mixed_file_is_rejected_and_every_good_row_kept(folder):
+    bad = ["A-b1,15/06/2021 10:12,010763615,pharmacien,,janssen,first,2\n",
+           "A-b2,2021-06-31T10:15:00.000+02:00,010763615,pharmacien,,janssen,first,2\n",
+           GOOD.format(id="A-b3").replace(",2\n", ",0\n"),
+           GOOD.format(id="A-b4").replace("janssen", "Janssen"),
+           GOOD.format(id="A-g1")]
+    rows = [GOOD.format(id=f"A-g{number}") if number % 3 else bad[number // 3 % len(bad)] for number in range(1, 31)]
+    found, rejections = orders(folder, *rows)
+    assert len(found) + len(rejections) == 30
+    assert rejected(rejections).keys() == {number + 1 for number in range(1, 31) if number % 3 == 0}
+    assert found["order_id"].is_unique
