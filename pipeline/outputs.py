@@ -67,8 +67,27 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     _csv(session_rejections(engine, row.session_id), out / "rejections.csv")
     write_manifests(deliveries, pharmacies, depots, session, out / "manifests")
     summary = summarise(session, row, allocations, deliveries, depots)
+    summary["emails"] = emails_summary(engine, run)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
+
+
+def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str) -> int:
+    """A copy of each email of the run handed to an outside SMTP server, rebuilt from the stored run."""
+    from .confirmations import confirmations
+    from .mail.render import render
+    from .mail.sink import save_message
+
+    box = T["outbox"]
+    with engine.connect() as c:
+        row = c.execute(select(T["runs"]).where(T["runs"].c.id == run)).one()
+        sent = read_frame(c, select(box).where(box.c.run_id == run, box.c.state == "sent").order_by(box.c.id))
+        written = 0
+        for start in range(0, len(sent), 500):
+            for confirmation in confirmations(c, row, sent.iloc[start:start + 500], sender):
+                save_message(folder, render(confirmation), overwrite=True)
+                written += 1
+    return written
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
@@ -88,6 +107,14 @@ def write_manifests(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, depots: 
         path = folder / slug(depot.wholesaler) / f"{depot.depot_id}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         _csv(rounds[rounds["depot_id"] == depot.depot_id][MANIFEST_COLUMNS], path)
+
+
+def emails_summary(engine: Engine, run: int) -> dict:
+    from .confirmations import outbox_counts
+
+    counts = outbox_counts(engine, run)
+    return {"sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "unknown": counts.get("unknown", 0),
+            "waiting": sum(n for state, n in counts.items() if state not in ("sent", "failed", "unknown"))}
 
 
 def slug(text: str) -> str:

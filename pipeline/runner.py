@@ -13,15 +13,16 @@ from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import services
-from .outputs import write_outputs
+from . import confirmations, services
+from .mail.sink import MailSink
+from .outputs import write_mail_copies, write_outputs
 from .scenario import load_scenario
 from .services import ServiceError
 from .settings import Settings
 from .store import make_engine, migrate
 
 STEPS = {"closing": "closing the session", "allocating": "allocating", "allocated": "scheduling deliveries",
-         "scheduled": "done"}
+         "scheduled": "preparing the confirmations"}
 
 
 def load_into(scenario: Path, database_url: str, now: dt.datetime) -> str:
@@ -39,22 +40,29 @@ def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime
     database_url = settings.database_for(out)
     engine = make_engine(database_url)
     migrate(engine)
-    with _progress() as progress:
+    with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task(f"storing {len(loaded.orders)} order lines", total=None)
+        show = lambda text: progress.update(step, description=text)  # noqa: E731
         session_id = services.store_scenario(engine, loaded, now)
-        with _workers(settings, database_url):
-            from workers.tasks import close_session
+        smtp_url = settings.smtp_url or stack.enter_context(MailSink(out / "mail")).url
+        stack.enter_context(_workers(settings, database_url, smtp_url))
+        from workers.tasks import close_session, fan_out
 
-            close_session.delay(session_id)
-            run = _wait(engine, session_id, lambda text: progress.update(step, description=text), timeout)
-        progress.update(step, description="writing outputs")
-        return write_outputs(engine, run, out)
+        close_session.delay(session_id)
+        run = _wait(engine, session_id, show, timeout)
+        if confirmations.start_sending(engine, run, now):
+            fan_out.delay(run)
+        _wait_for_mail(engine, run, show, fan_out, timeout)
+    show("writing outputs")
+    if settings.smtp_url:
+        write_mail_copies(engine, run, out / "mail", settings.mail_from)
+    return write_outputs(engine, run, out)
 
 
 @contextlib.contextmanager
-def _workers(settings: Settings, database_url: str):
+def _workers(settings: Settings, database_url: str, smtp_url: str):
     from workers.app import app
-    from workers.context import use_database
+    from workers.context import use_database, use_smtp
 
     if settings.broker_url:
         app.conf.broker_url = settings.broker_url
@@ -65,6 +73,7 @@ def _workers(settings: Settings, database_url: str):
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
     use_database(database_url)
+    use_smtp(smtp_url)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
                       shutdown_timeout=30) as worker:
         yield
@@ -77,12 +86,29 @@ def _wait(engine, session_id: str, show, timeout: float) -> int:
         state = services.progress(engine, session_id)
         if state["error"]:
             raise ServiceError(f"the pipeline failed: {state['error']}")
-        if state["step"] == "scheduled":
+        if state["step"] == "prepared":
             return state["run"]
         show(STEPS[state["step"]])
         if time.monotonic() > deadline:
             raise ServiceError(f"the pipeline did not finish within {timeout:.0f} s; are the workers running?")
         time.sleep(0.1)
+
+
+def _wait_for_mail(engine, run: int, show, fan_out, timeout: float) -> None:
+    """Until every email is sent, failed or unknown; emails due for another try are handed over
+    again (in the deployed form, beat does that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = confirmations.outbox_counts(engine, run)
+        waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
+        if not waiting:
+            return
+        show(f"sending emails: {counts.get('sent', 0)} sent, {waiting} to go")
+        if counts.get("retry") and confirmations.due(engine, run, dt.datetime.now(dt.timezone.utc)):
+            fan_out.delay(run)
+        if time.monotonic() > deadline:
+            raise ServiceError(f"the emails were not all sent within {timeout:.0f} s; are the email workers running?")
+        time.sleep(0.2)
 
 
 def _progress() -> Progress:

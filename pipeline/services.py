@@ -207,5 +207,6 @@ def progress(engine: Engine, session_id: str) -> dict:
                         .order_by(runs.c.version.desc()).limit(1)).first()
     if run is None:
         return {"step": "closing", "error": session.error, "run": None}
-    step = "scheduled" if run.scheduled_at else "allocated" if run.allocated_at else "allocating"
+    step = ("prepared" if run.prepared_at else "scheduled" if run.scheduled_at
+            else "allocated" if run.allocated_at else "allocating")
     return {"step": step, "error": run.error, "run": run.id}

@@ -12,12 +12,15 @@ class Settings:
     database_url: str | None = None  # None: SQLite in the run folder
     broker_url: str | None = None    # None: an in-process worker over an in-memory transport
     smtp_url: str | None = None      # None: an SMTP server on loopback writing DIR/mail/
+    mail_from: str = "Vaccination COVID-19 <ne-pas-repondre@vialflow.example.fr>"
+    retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600)  # seconds before each new SMTP attempt
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         return cls(env.get("VIALFLOW_DATABASE_URL") or None, env.get("VIALFLOW_BROKER_URL") or None,
-                   env.get("VIALFLOW_SMTP_URL") or None)
+                   env.get("VIALFLOW_SMTP_URL") or None, env.get("VIALFLOW_MAIL_FROM") or cls.mail_from,
+                   _seconds(env.get("VIALFLOW_SMTP_RETRY_DELAYS")) or cls.retry_delays)
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""
@@ -25,3 +28,13 @@ class Settings:
 
     def database_for(self, out: Path) -> str:
         return self.database_url or f"sqlite:///{Path(out).resolve() / 'vialflow.db'}"
+
+
+def _seconds(text: str | None) -> tuple[int, ...] | None:
+    """`30,120,600` -> (30, 120, 600)."""
+    if not text:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"VIALFLOW_SMTP_RETRY_DELAYS must be seconds separated by commas, got {text!r}") from None

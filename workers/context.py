@@ -12,6 +12,7 @@ from pipeline.store import make_engine
 
 _engine: Engine | None = None
 _database_url: str | None = None
+_smtp_url: str | None = None
 
 
 def use_database(url: str) -> None:
@@ -21,6 +22,21 @@ def use_database(url: str) -> None:
         _engine.dispose()
         _engine = None
     _database_url = url
+
+
+def use_smtp(url: str) -> None:
+    """Point this process's email tasks at an SMTP server (the embedded runner's loopback sink)."""
+    global _smtp_url
+    _smtp_url = url
+
+
+def smtp_target():
+    from pipeline.mail.smtp import SmtpTarget
+
+    url = _smtp_url or Settings.from_env().smtp_url
+    if not url:
+        raise RuntimeError("no SMTP server for the workers: set VIALFLOW_SMTP_URL")
+    return SmtpTarget.from_url(url)
 
 
 def engine() -> Engine:

@@ -11,10 +11,14 @@ from __future__ import annotations
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from pipeline import services
+from celery import group
+
+from pipeline import confirmations, services
 
 from .app import app
-from .context import engine, now
+from pipeline.settings import Settings
+
+from .context import engine, now, smtp_target
 
 TRANSIENT = (DatabaseError, BrokerError, ConnectionError)
 STEP = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=8)
@@ -50,4 +54,28 @@ def allocate(self, run: int) -> None:
 
 @app.task(name="pipeline.schedule", base=Step, **STEP)
 def schedule(self, run: int) -> None:
-    _step(self, services.schedule_run, run)
+    _step(self, services.schedule_run, run, then=prepare_confirmations)
+
+
+@app.task(name="pipeline.prepare_confirmations", base=Step, **STEP)
+def prepare_confirmations(self, run: int) -> None:
+    _step(self, confirmations.prepare_confirmations, run)
+
+
+CHUNK = 500  # recipients per email task
+
+
+@app.task(name="email.fan_out", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
+def fan_out(self, run: int) -> int:
+    """Hand the run's due emails to the email workers, in chunks."""
+    ids = confirmations.due(engine(), run, now())
+    if ids:
+        group(send_chunk.s(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)).apply_async()
+    return len(ids)
+
+
+@app.task(name="email.send_chunk", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
+def send_chunk(self, ids: list[int]) -> dict:
+    settings = Settings.from_env()
+    return confirmations.send_chunk(engine(), ids, self.request.id, now(), smtp_target(), settings.mail_from,
+                                    delays=settings.retry_delays)

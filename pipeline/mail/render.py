@@ -19,13 +19,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
           "octobre", "novembre", "décembre")
 APPOINTMENT_DELAY = dt.timedelta(days=1)     # "à partir du lendemain de la date prévisionnelle de livraison"
 REDISTRIBUTION_DELAY = dt.timedelta(days=7)  # R10: "après un délai d'une semaine"
-PENDING = "date communiquée ultérieurement"
 CSV_COLUMNS = ("order_id", "effector", "rpps", "vaccine", "injection", "requested", "allocated", "status",
                "reason", "delivery_date", "vials", "earliest_appointment", "redistribution_from")
 _CSV_HEADER = ",".join(CSV_COLUMNS) + "\r\n"
@@ -134,13 +134,8 @@ def check_address(address: str) -> str:
 
 
 def subject(confirmation: Confirmation) -> str:
-    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", confirmation.session_id)
-    if match:
-        session = f"session du {_day_month_year(dt.date(*map(int, match.groups())))}"
-    else:
-        session = f"session « {confirmation.session_title or confirmation.session_id} »"
-    text = clean(f"Confirmation de votre commande de vaccins – {session}")
-    return f"Annule et remplace : {text}" if confirmation.replaces else text
+    """`Confirmation de votre commande de vaccins – session du 14 juin 2021`, `Annule et remplace : …`."""
+    return _subject(confirmation.session_id, confirmation.session_title, bool(confirmation.replaces))
 
 
 def render(confirmation: Confirmation) -> bytes:
@@ -149,37 +144,42 @@ def render(confirmation: Confirmation) -> bytes:
     to = mailbox(c.name, c.email)
     message_id = _message_id(c.message_id)
     replaces = _message_id(c.replaces) if c.replaces else None
-    view = _view(c)
+    officine = c.recipient_kind == "officine"
+    lines = [_line_view(line, officine) for line in c.lines]
+    view = _view(c, lines)
+    text, html = _templates()[0].render(view), _templates()[1].render(view)
+    # Deterministic boundaries; "=_" never occurs in base64 or quoted-printable, and an 8bit part that
+    # happened to contain the token is sent in base64 instead (see _part).
     token = hashlib.blake2s(message_id.encode(), digest_size=12).hexdigest()
-    # "=_" never occurs in base64 or quoted-printable, nor in the templates' 8bit text
     mixed, alternative = f"=_mixed_{token}", f"=_alt_{token}"
-    headers = [
-        f"From: {_sender(c.sender)}",
-        f"To: {to}",
-        f"Subject: {_header_text(subject(c))}",
-    ]
+    headers = [f"From: {_sender(c.sender)}", f"To: {to}", f"Subject: {_header_text(subject(c))}"]
     if c.date is not None:
         headers.append(f"Date: {_date(c.date)}")
-    headers += [
-        f"Message-ID: {message_id}",
-        f"X-Vialflow-Session: {_header_text(clean(c.session_id))}",
-        f"X-Vialflow-Run: {int(c.run_version)}",
-        f"X-Vialflow-Recipient: {_header_text(clean(c.recipient_id))}",
-    ]
+    headers += [f"Message-ID: {message_id}", f"X-Vialflow-Session: {_header_text(clean(c.session_id))}",
+                f"X-Vialflow-Run: {int(c.run_version)}",
+                f"X-Vialflow-Recipient: {_header_text(clean(c.recipient_id))}"]
     if replaces:
         headers += [f"Supersedes: {replaces}", f"References: {replaces}"]
-    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{mixed}"']
-    head = "\r\n".join(headers).encode("ascii")
+    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{mixed}"', "", ""]
+    marker = token.encode()
     return b"".join((
-        head, b"\r\n\r\n",
+        "\r\n".join(headers).encode("ascii"),
         f'--{mixed}\r\nContent-Type: multipart/alternative; boundary="{alternative}"\r\n\r\n'.encode(),
-        _text_part(alternative, "text/plain", _templates()[0].render(view)),
-        _text_part(alternative, "text/html", _templates()[1].render(view)),
+        _part(alternative, 'text/plain; charset="utf-8"', None, text.encode("utf-8"), marker),
+        _part(alternative, 'text/html; charset="utf-8"', None, html.encode("utf-8"), marker),
         f"--{alternative}--\r\n".encode(),
-        _attachment(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c)),
-        _attachment(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", calendar(c)),
+        _part(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c), marker),
+        _part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", _calendar(c, lines),
+              marker),
         f"--{mixed}--\r\n".encode(),
     ))
+
+
+def bodies(confirmation: Confirmation) -> tuple[str, str]:
+    """The text and the HTML body of the message, CRLF line ends (a preview, or another way to send it)."""
+    officine = confirmation.recipient_kind == "officine"
+    view = _view(confirmation, [_line_view(line, officine) for line in confirmation.lines])
+    return _templates()[0].render(view), _templates()[1].render(view)
 
 
 def confirmation_csv(confirmation: Confirmation) -> bytes:
@@ -189,10 +189,11 @@ def confirmation_csv(confirmation: Confirmation) -> bytes:
     for line in confirmation.lines:
         head = (f"{line.order_id},{line.effector},{line.rpps},{line.vaccine},{line.injection},"
                 f"{int(line.requested)},{int(line.allocated)},{line.status},{line.reason},")
-        if '"' in head or "\r" in head or "\n" in head or head.count(",") != 9:  # rare: let csv quote
-            head = _csv_row((line.order_id, line.effector, line.rpps, line.vaccine, line.injection,
-                             line.requested, line.allocated, line.status, line.reason, "")).rstrip("\r\n")
-        given = _csv_row((clean(line.redistribution_from),)).rstrip("\r\n") if line.redistribution_from else ""
+        if '"' in head or "\r" in head or "\n" in head or head.count(",") != 9:  # rare: clean, let csv quote
+            head = _csv_row((*(clean(text) for text in (line.order_id, line.effector, line.rpps, line.vaccine,
+                                                         line.injection)),
+                             int(line.requested), int(line.allocated), clean(line.status), clean(line.reason), ""))[:-2]
+        given = _csv_row((clean(line.redistribution_from),))[:-2] if line.redistribution_from else ""
         if not line.deliveries:
             rows.append(f"{head},,,{given}\r\n")
         for day, count in line.deliveries:
@@ -205,33 +206,9 @@ def confirmation_csv(confirmation: Confirmation) -> bytes:
 
 
 def calendar(confirmation: Confirmation) -> bytes:
-    """One all-day VEVENT per scheduled delivery date. The UID names the recipient's delivery day, not
-    the message, and SEQUENCE is the run version: a replacement (R11) updates the same event."""
-    c = confirmation
-    officine = c.recipient_kind == "officine"
-    days: dict[dt.date, list[str]] = {}
-    totals: dict[dt.date, int] = {}
-    for line in c.lines:
-        title = None
-        for day, count in line.deliveries:
-            if day is None or count <= 0:
-                continue
-            title = title or _line_title(line, officine)
-            days.setdefault(day, []).append(f"{title} : {vials(count)} (commande {clean(line.order_id)})")
-            totals[day] = totals.get(day, 0) + count
-    stamp = _utc(c.date) if c.date is not None else None
-    out = ["BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vialflow//confirmation//FR\r\nCALSCALE:GREGORIAN\r\n"
-           "METHOD:PUBLISH\r\n"]
-    for day in sorted(days):
-        uid = hashlib.blake2s(f"{c.session_id}|{c.recipient_id}|{day}".encode(), digest_size=10).hexdigest()
-        start, end = _ics_date(day), _ics_date(day + dt.timedelta(days=1))
-        described = "\n".join(days[day]) + f"\nRendez-vous à partir du {french_date(day + APPOINTMENT_DELAY)}."
-        out.append(f"BEGIN:VEVENT\r\nUID:{uid}@vialflow\r\nSEQUENCE:{int(c.run_version)}\r\n"
-                   f"DTSTAMP:{stamp or start + 'T000000Z'}\r\nDTSTART;VALUE=DATE:{start}\r\n"
-                   f"DTEND;VALUE=DATE:{end}\r\n{_ics_text('SUMMARY', f'Livraison de vaccins : {vials(totals[day])}')}"
-                   f"{_ics_text('DESCRIPTION', described)}TRANSP:TRANSPARENT\r\nEND:VEVENT\r\n")
-    out.append("END:VCALENDAR\r\n")
-    return "".join(out).encode("utf-8")
+    """livraisons.ics: one all-day VEVENT per scheduled delivery date."""
+    officine = confirmation.recipient_kind == "officine"
+    return _calendar(confirmation, [_line_view(line, officine) for line in confirmation.lines])
 
 
 def mailbox(name: str, address: str) -> str:
@@ -242,68 +219,76 @@ def mailbox(name: str, address: str) -> str:
         return address
     phrase = _phrase(name)
     last = len(phrase.rsplit("\n", 1)[-1]) if "\n" in phrase else 6 + len(phrase)  # after "From: "
-    return f"{phrase}{' ' if last + len(address) + 3 <= 78 else chr(13) + chr(10) + ' '}<{address}>"
+    separator = " " if last + len(address) + 3 <= 78 else "\r\n "
+    return f"{phrase}{separator}<{address}>"
 
 
 # -- the view handed to both templates (dicts, read with `x["key"]`: Jinja's fastest lookup) -----------
 
-def _view(c: Confirmation) -> dict:
-    officine = c.recipient_kind == "officine"
+def _view(c: Confirmation, lines: list[dict]) -> dict:
     groups: dict[tuple[str, str], dict] = {}
-    for line in c.lines:
-        key = (line.effector, "") if line.effector in ("pharmacien", "infirmier") else (line.effector, line.rpps)
-        group = groups.get(key)
+    for line in lines:
+        group = groups.get(line["group"])
         if group is None:
-            group = groups[key] = {"title": _group_title(line) if officine else "", "lines": []}
-        group["lines"].append(_line_view(line, officine))
-    order = sorted(groups, key=lambda key: _GROUP_RANK.get(key[0], 1))  # stable: first appearance within a rank
-    session, message_id = clean(c.session_id), clean(c.message_id)
+            group = groups[line["group"]] = {"title": line["group_title"], "lines": []}
+        group["lines"].append(line)
+    order = sorted(groups, key=lambda key: _GROUP_RANK.get(key[0], 1))  # stable: first seen first within a rank
     return {
-        "officine": officine, "name": clean(c.name), "subject": subject(c),
+        "officine": c.recipient_kind == "officine", "name": clean(c.name), "subject": subject(c),
         "title": clean(c.session_title), "reference": clean(c.reference),
         "kind": KIND_LABELS.get(c.recipient_kind) or clean(c.recipient_kind),
         "replaces": clean(c.replaces) if c.replaces else "", "changes": [clean(text) for text in c.changes],
         "groups": [groups[key] for key in order],
         "any_pending": any(day is None for line in c.lines for day, _ in line.deliveries),
-        "footer": f"Session {session} · version {int(c.run_version)} · {message_id}",
+        "footer": f"Session {clean(c.session_id)} · version {int(c.run_version)} · {clean(c.message_id)}",
     }
 
 
 _GROUP_RANK = {"pharmacien": 0, "infirmier": 2}
 
 
-def _group_title(line: Line) -> str:
-    if line.effector == "pharmacien":
-        return "Pour l'officine (pharmacien)"
-    if line.effector == "infirmier":
-        return "Pour les infirmiers rattachés"
-    name = clean(line.professional) or "Professionnel"
-    return f"Pour {name} ({KIND_LABELS.get(line.effector) or clean(line.effector)}, RPPS {clean(line.rpps)})"
-
-
 def _line_view(line: Line, officine: bool) -> dict:
+    """One line as the templates and the calendar show it, built from fragments rendered once per value."""
     vaccine = clean(line.vaccine_label or line.vaccine)
     injection = INJECTION_LABELS.get(line.injection) or clean(line.injection)
-    shortfall = line.status != "served" or line.reason not in ("ok", "")
+    shown_reason = line.reason if line.status != "served" or line.reason not in ("ok", "") else ""
+    outcome = _outcome(vaccine, injection, line.requested, line.allocated, line.status, shown_reason)
+    deliveries = [_delivery(day, count, officine) for day, count in line.deliveries]
+    named = line.effector not in ("pharmacien", "infirmier")
+    beneficiary = (clean(line.professional) or f"RPPS {clean(line.rpps)}") if named else ""
     return {
-        "order_id": clean(line.order_id), "vaccine": vaccine, "injection": injection,
-        "label": f"{vaccine}, {injection}",
-        "outcome": _outcome(line.requested, line.allocated, line.status, line.reason if shortfall else ""),
-        "deliveries": [_delivery(day, count, officine) for day, count in line.deliveries],
+        "order_id": clean(line.order_id), "label": f"{vaccine}, {injection}",
+        "text": outcome[0] + "".join([text for text, _ in deliveries]),
+        "cells": outcome[1], "deliveries": Markup("".join([html for _, html in deliveries]) or "&mdash;"),
+        "group": (line.effector, line.rpps if named else ""),
+        "group_title": _group_title(line.effector, beneficiary, clean(line.rpps)) if officine else "",
+        "calendar_title": f"{vaccine} {injection}" + (
+            "" if not officine or line.effector == "pharmacien" else
+            ", infirmiers rattachés" if line.effector == "infirmier" else f", {beneficiary}"),
+        "dates": line.deliveries,
     }
 
 
-# A line's outcome and each delivery are rendered once per distinct value by the `parts` macros, as
-# (text, HTML): the same few (date, vials) and (requested, allocated, reason) recur in every email.
+def _group_title(effector: str, name: str, rpps: str) -> str:
+    if effector == "pharmacien":
+        return "Pour l'officine (pharmacien)"
+    if effector == "infirmier":
+        return "Pour les infirmiers rattachés"
+    return f"Pour {name or 'Professionnel'} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
 
-@lru_cache(maxsize=4096)
-def _outcome(requested: int, allocated: int, status: str, reason: str) -> tuple[str, str]:
-    values = (vials(requested), allocated, STATUS_LABELS.get(status) or clean(status),
+
+# A line's outcome and each delivery are rendered once per distinct value by the `parts` macros, as
+# (text, HTML): the same few vaccines, quantities, reasons and (date, vials) recur in every email.
+
+@lru_cache(maxsize=8192)
+def _outcome(vaccine: str, injection: str, requested: int, allocated: int, status: str,
+             reason: str) -> tuple[str, str]:
+    values = (vaccine, injection, vials(requested), allocated, STATUS_LABELS.get(status) or clean(status),
               (REASONS.get(reason) or clean(reason)) if reason else "")
     return tuple(parts.outcome(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _delivery(day: dt.date | None, count: int, officine: bool) -> tuple[str, str]:
     if day is None:
         values = ("", vials(count), "", "")
@@ -313,41 +298,62 @@ def _delivery(day: dt.date | None, count: int, officine: bool) -> tuple[str, str
     return tuple(parts.delivery(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
-def _line_title(line: Line, officine: bool) -> str:
-    label = f"{clean(line.vaccine_label or line.vaccine)} {INJECTION_LABELS.get(line.injection) or clean(line.injection)}"
-    if not officine or line.effector == "pharmacien":
-        return label
-    if line.effector == "infirmier":
-        return f"{label}, infirmiers rattachés"
-    return f"{label}, {clean(line.professional) or 'RPPS ' + clean(line.rpps)}"
+@lru_cache(maxsize=256)
+def _subject(session_id: str, title: str, replacing: bool) -> str:
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", session_id)
+    if match:
+        session = f"session du {french_date(dt.date(*map(int, match.groups()))).split(' ', 1)[1]}"
+    else:
+        session = f"session « {title or session_id} »"
+    text = clean(f"Confirmation de votre commande de vaccins – {session}")
+    return f"Annule et remplace : {text}" if replacing else text
 
 
-def _day_month_year(day: dt.date) -> str:
-    return french_date(day).split(" ", 1)[1]
+def _calendar(c: Confirmation, lines: list[dict]) -> bytes:
+    """One all-day VEVENT per scheduled delivery date. The UID names the recipient's delivery day, not
+    the message, and SEQUENCE is the run version: a replacement (R11) updates the same events."""
+    days: dict[dt.date, list[str]] = {}
+    totals: dict[dt.date, int] = {}
+    for line in lines:
+        for day, count in line["dates"]:
+            if day is not None and count > 0:
+                days.setdefault(day, []).append(f"{line['calendar_title']} : {vials(count)} "
+                                                f"(commande {line['order_id']})")
+                totals[day] = totals.get(day, 0) + count
+    uid = hashlib.blake2s(f"{c.session_id}|{c.recipient_id}".encode(), digest_size=10).hexdigest()
+    stamp = _utc(c.date) if c.date is not None else None
+    out = [_ICS_HEAD]
+    for day in sorted(days):
+        start, end = _ics_date(day), _ics_date(day + _ONE_DAY)
+        described = "\n".join(days[day]) + f"\nRendez-vous à partir du {french_date(day + APPOINTMENT_DELAY)}."
+        out.append(f"BEGIN:VEVENT\r\nUID:{uid}-{start}@vialflow\r\nSEQUENCE:{int(c.run_version)}\r\n"
+                   f"DTSTAMP:{stamp or start + 'T000000Z'}\r\nDTSTART;VALUE=DATE:{start}\r\n"
+                   f"DTEND;VALUE=DATE:{end}\r\nSUMMARY:Livraison de vaccins : {vials(totals[day])}\r\n"
+                   f"{_ics_text('DESCRIPTION', described)}TRANSP:TRANSPARENT\r\nEND:VEVENT\r\n")
+    out.append("END:VCALENDAR\r\n")
+    return "".join(out).encode("utf-8")
+
+
+_ICS_HEAD = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vialflow//confirmation//FR\r\nCALSCALE:GREGORIAN\r\n"
+             "METHOD:PUBLISH\r\n")
+_ONE_DAY = dt.timedelta(days=1)
 
 
 # -- MIME by hand --------------------------------------------------------------------------------------
 
-def _text_part(boundary: str, content_type: str, text: str) -> bytes:
-    """A UTF-8 text part sent as 8bit (readable and greppable in the .eml, nothing to encode; the sender
-    announces BODY=8BITMIME), or quoted-printable when a line would pass SMTP's 998-octet limit."""
-    body = text.encode("utf-8")
-    if max(map(len, body.split(b"\r\n"))) <= 998:
+def _part(boundary: str, content_type: str, filename: str | None, body: bytes, marker: bytes) -> bytes:
+    """A text part as 8bit (readable and greppable in the .eml; the sender announces BODY=8BITMIME), or
+    base64 when a line would pass SMTP's 998 octets or the body holds the boundaries' token."""
+    if max(map(len, body.split(b"\r\n"))) <= 998 and marker not in body:
         encoding = "7bit" if body.isascii() else "8bit"
+        body += b"\r\n"  # this CRLF belongs to the next boundary line (RFC 2046 5.1.1), not to the content
     else:
-        body, encoding = binascii.b2a_qp(body, istext=True), "quoted-printable"
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return b"".join((f'--{boundary}\r\nContent-Type: {content_type}; charset="utf-8"\r\n'
+        encoded = binascii.b2a_base64(body, newline=False)
+        body = b"\r\n".join([encoded[start:start + 76] for start in range(0, len(encoded), 76)]) + b"\r\n"
+        encoding = "base64"
+    disposition = f'; name="{filename}"\r\nContent-Disposition: attachment; filename="{filename}"' if filename else ""
+    return b"".join((f"--{boundary}\r\nContent-Type: {content_type}{disposition}\r\n"
                      f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(), body))
-
-
-def _attachment(boundary: str, content_type: str, filename: str, data: bytes) -> bytes:
-    encoded = binascii.b2a_base64(data, newline=False)
-    lines = [encoded[start:start + 76] for start in range(0, len(encoded), 76)]  # RFC 2045 line length
-    return b"".join((f'--{boundary}\r\nContent-Type: {content_type}; name="{filename}"\r\n'
-                     f'Content-Disposition: attachment; filename="{filename}"\r\n'
-                     "Content-Transfer-Encoding: base64\r\n\r\n".encode(), b"\r\n".join(lines), b"\r\n"))
 
 
 @lru_cache(maxsize=1024)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import threading
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 DISCONNECT = "disconnect"
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs envelope addresses at DEBUG
 _HEADER = re.compile(rb"(?im)^X-Vialflow-(Session|Run|Recipient):[ \t]*([^\r\n]*)")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_STUFFED_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: the receiver drops the first dot of such a line
 
 
 class Received(NamedTuple):
@@ -78,7 +82,7 @@ class MailSink:
             if self.keep:
                 self.received.append(Received(mail_from, rcpt_tos, content))
             if self.folder is not None:
-                _write_new(self.folder, _file_stem(content), content)
+                save_message(self.folder, content)
 
 
 class _Handler:
@@ -98,7 +102,11 @@ class _Handler:
 
 
 class LoopbackController(Controller):
-    """aiosmtpd's Controller on port 0: the port the system chose is read back before its first use."""
+    """aiosmtpd's Controller on port 0 (the port the system chose is read back before its first use),
+    serving with _BulkDataSMTP."""
+
+    def factory(self):
+        return _BulkDataSMTP(self.handler, **self.SMTP_kwargs)
 
     def _create_server(self):
         return self._bind()
@@ -107,6 +115,41 @@ class LoopbackController(Controller):
         server = await super()._create_server()
         self.port = server.sockets[0].getsockname()[1]
         return server
+
+
+class _BulkDataSMTP(SMTP):
+    """aiosmtpd's server, reading the message data in large chunks instead of one await per line (most
+    of its cost per message), so that the sink keeps up with the sender. Data is always bytes."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            return await self.push("503 Error: need RCPT command")
+        if arg:
+            return await self.push("501 Syntax: DATA")
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = bytearray(b"\r\n")  # so that a lone "." first ends an empty message like any other
+        limit, dropped, searched = self.data_size_limit or 1 << 62, False, 0
+        while (end := data.find(b"\r\n.\r\n", searched)) == -1:
+            chunk = await self._reader.read(1 << 16)
+            if not chunk:
+                return  # the connection is closing; aiosmtpd cancels this coroutine
+            if len(data) + len(chunk) > limit + 2:
+                del data[:-4]  # too much: keep reading to the end, then refuse
+                dropped = True
+            searched = max(0, len(data) - 4)
+            data += chunk
+        if end + 5 < len(data):  # a client that did not wait for our reply: its next command stays
+            self._reader.feed_data(bytes(data[end + 5:]))
+        if dropped:
+            self._set_post_data_state()
+            return await self.push("552 Error: Too much mail data")
+        content = _STUFFED_DOT.sub(b"", bytes(data[2:end + 2]))
+        self.envelope.content = self.envelope.original_content = content
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self._set_post_data_state()  # aiosmtpd's own reset after DATA
+        await self.push(status or "250 OK")
 
 
 def _file_stem(content: bytes) -> str:
@@ -133,3 +176,15 @@ def _write_new(folder: Path, stem: str, content: bytes) -> Path:
         with os.fdopen(descriptor, "wb") as out:
             out.write(content)
         return path
+
+
+def save_message(folder: Path, content: bytes, *, overwrite: bool = False) -> Path:
+    """Keep a message as `<session>-r<run>-<recipient>.eml` in `folder`; with `overwrite`, a copy
+    of the same message replaces the earlier copy instead of standing beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = _file_stem(content)
+    if overwrite:
+        path = folder / f"{stem}.eml"
+        path.write_bytes(content)
+        return path
+    return _write_new(folder, stem, content)

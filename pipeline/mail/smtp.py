@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Iterable, Iterator, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -64,47 +64,66 @@ class SmtpTarget:
                    password=unquote(parts.password) if parts.password is not None else None)
 
 
-async def send_all(target: SmtpTarget, messages: Sequence[tuple[int, str, str, bytes]], *,
+async def send_all(target: SmtpTarget, messages: Iterable[tuple[int, str, str, bytes]], *,
                    connections: int = 8, timeout: float = 30) -> dict[int, tuple[Outcome, str]]:
     """Send each (outbox id, envelope sender, envelope recipient, message bytes) once; the outcome and
-    a short detail (SMTP code and text, addresses removed) per id. The retry loop is the caller's."""
-    queue = collections.deque(messages)
+    a short detail (SMTP code and text, addresses removed) per id. The retry loop is the caller's.
+
+    `messages` may be a generator that renders each message when a connection is ready for it: the
+    rendering then fills the time spent waiting for the server's replies (it must not raise)."""
+    feed = _Feed(messages)
     results: dict[int, tuple[Outcome, str]] = {}
-    last_error = ["not attempted"]
-    workers = [_worker(target, queue, results, last_error, timeout) for _ in range(max(1, min(connections, len(queue))))]
-    await asyncio.gather(*workers)
-    for item in queue:  # every connection failed: nothing of these went out
-        results[item[0]] = (Outcome.RETRY, last_error[0])
+    await asyncio.gather(*(_worker(target, feed, results, timeout) for _ in range(max(1, connections))))
+    for item in feed.rest():  # every connection failed: nothing of these went out
+        results[item[0]] = (Outcome.RETRY, feed.last_error)
     counts = collections.Counter(outcome.value for outcome, _ in results.values())
     log.info("smtp: %d messages, %s", len(results), dict(sorted(counts.items())))
     return results
 
 
-def send_all_sync(target: SmtpTarget, messages: Sequence[tuple[int, str, str, bytes]], *,
+def send_all_sync(target: SmtpTarget, messages: Iterable[tuple[int, str, str, bytes]], *,
                   connections: int = 8, timeout: float = 30) -> dict[int, tuple[Outcome, str]]:
     """`send_all` from synchronous code (a Celery task): runs its own event loop."""
     return asyncio.run(send_all(target, messages, connections=connections, timeout=timeout))
+
+
+class _Feed:
+    """The messages, one at a time; one that a worker could not start (no connection) goes back first."""
+
+    def __init__(self, messages: Iterable[tuple[int, str, str, bytes]]) -> None:
+        self._items = iter(messages)
+        self._back: collections.deque = collections.deque()
+        self.last_error = "not attempted"
+
+    def take(self) -> tuple[int, str, str, bytes] | None:
+        return self._back.popleft() if self._back else next(self._items, None)
+
+    def put_back(self, item: tuple[int, str, str, bytes], error: str) -> None:
+        self._back.appendleft(item)
+        self.last_error = error
+
+    def rest(self) -> Iterator[tuple[int, str, str, bytes]]:
+        yield from self._back
+        yield from self._items
 
 
 class _Dropped(Exception):
     """The connection was lost or timed out before the message data went out: safe to send again."""
 
 
-async def _worker(target: SmtpTarget, queue: collections.deque, results: dict, last_error: list,
-                  timeout: float) -> None:
+async def _worker(target: SmtpTarget, feed: _Feed, results: dict, timeout: float) -> None:
+    """One connection, opened for the first message and kept for the next ones."""
     smtp: aiosmtplib.SMTP | None = None
     try:
-        while queue:
-            item = queue.popleft()
+        while (item := feed.take()) is not None:
             message_id, sender, recipient, data = item
             for attempt in (1, 2):
                 if smtp is None or not smtp.is_connected:
                     try:
                         smtp = await _connect(target, timeout)
                     except Exception as error:  # noqa: BLE001 - any connect failure: leave the rest to others
-                        last_error[0] = _describe(error)
-                        log.warning("smtp: cannot connect to %s:%d: %s", target.host, target.port, last_error[0])
-                        queue.appendleft(item)
+                        feed.put_back(item, _describe(error))
+                        log.warning("smtp: cannot connect to %s:%d: %s", target.host, target.port, feed.last_error)
                         return
                 try:
                     results[message_id] = await _transaction(smtp, sender, recipient, data, timeout)
@@ -140,22 +159,22 @@ async def _transaction(smtp: aiosmtplib.SMTP, sender: str, recipient: str, data:
                        timeout: float) -> tuple[Outcome, str]:
     """MAIL, RCPT, DATA, then the message: each step awaited on its own, so that a lost connection is
     known to be before the data (raised as _Dropped: RETRY) or after it (UNKNOWN). One timer for the
-    whole transaction rather than one per command: it is most of aiosmtplib's per-command cost."""
+    whole transaction rather than aiosmtplib's one per command, which was most of its cost per command."""
     try:
-        envelope = [(b"MAIL", b"FROM:<%s>" % sender.encode("ascii"), 250),
-                    (b"RCPT", b"TO:<%s>" % recipient.encode("ascii"), 250), (b"DATA", None, 354)]
-        payload = _payload(data)
-    except ValueError as error:  # not ASCII: no such address here (SMTPUTF8 is not used)
-        return Outcome.FAILED, f"invalid envelope address ({type(error).__name__})"
+        mail = (b"MAIL", b"FROM:<%s>" % sender.encode("ascii"))
+        rcpt = (b"RCPT", b"TO:<%s>" % recipient.encode("ascii"))
+    except UnicodeEncodeError:  # SMTPUTF8 is not used: no such address here
+        return Outcome.FAILED, "invalid envelope address (not ASCII)"
     if not data.isascii() and smtp.supports_extension("8bitmime"):
-        envelope[0] = (b"MAIL", envelope[0][1], b"BODY=8BITMIME", 250)  # type: ignore[assignment]
+        mail += (b"BODY=8BITMIME",)
+    payload = _payload(data)
     refused = None
     data_sent = False
     try:
         async with asyncio.timeout(timeout):
-            for *command, expected in envelope:
-                reply = await smtp.execute_command(*(part for part in command if part is not None), timeout=None)
-                if reply.code != expected:
+            for command, expected in ((mail, 2), (rcpt, 2), ((b"DATA",), 3)):  # 2xx (251, 252 too), 354
+                reply = await smtp.execute_command(*command, timeout=None)
+                if reply.code // 100 != expected:
                     refused = reply
                     break
             else:
@@ -165,8 +184,7 @@ async def _transaction(smtp: aiosmtplib.SMTP, sender: str, recipient: str, data:
                 data_sent = True  # from here on the server may hold the whole message
                 protocol.write(payload)
                 reply = await protocol.read_response(timeout=None)
-    except ValueError as error:  # a control character in an address: aiosmtplib refuses to send it
-        refused = None
+    except ValueError as error:  # a control character in an address: aiosmtplib sent nothing of it
         await _reset(smtp, timeout)
         return Outcome.FAILED, f"invalid envelope address ({error})"
     except (aiosmtplib.SMTPException, ConnectionError, OSError, TimeoutError) as error:

@@ -117,7 +117,8 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTC)
     allocated_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTC)
-    prepared_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    prepared_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its outbox rows are written
+    sending_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its emails were handed to the email queue
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
 
 
@@ -151,3 +152,28 @@ class Delivery(Base):
     delivery_date: Mapped[dt.date | None] = mapped_column(Date)
     vials: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(9))
+
+
+class Outbox(Base):
+    """One confirmation email of one run (R9): recorded with the run, before anything is sent.
+
+    `state`: pending → claimed → sending → sent; or retry (a temporary SMTP error, again from
+    `next_attempt_at`), failed (a permanent one) or unknown (the connection was lost after the
+    message went out: never resent blindly). `claimed_by` is the sending task's id: a redelivered
+    task knows its own rows.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("run_id", "recipient_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    recipient_id: Mapped[str] = mapped_column(String(16))  # FINESS or RPPS
+    recipient_kind: Mapped[str] = mapped_column(String(16))  # officine or the professional's kind
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    replaces: Mapped[str | None] = mapped_column(String(200))  # R11: the Message-ID it cancels
+    state: Mapped[str] = mapped_column(String(8), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    detail: Mapped[str | None] = mapped_column(Text)  # the last SMTP reply, never an address

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from pipeline.mail.sink import MailSink
+
 ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("VIALFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 AMQP_HOST = os.environ.get("VIALFLOW_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
@@ -62,10 +64,11 @@ def broker_url():
 
 
 class Workers:
-    """`celery -A workers worker` subprocesses sharing one database and broker."""
+    """`celery -A workers worker` subprocesses sharing one database, broker and SMTP server."""
 
-    def __init__(self, database_url: str, broker_url: str, log_dir: Path):
-        self.env = {**os.environ, "VIALFLOW_DATABASE_URL": database_url, "VIALFLOW_BROKER_URL": broker_url}
+    def __init__(self, database_url: str, broker_url: str, smtp_url: str, log_dir: Path):
+        self.env = {**os.environ, "VIALFLOW_DATABASE_URL": database_url, "VIALFLOW_BROKER_URL": broker_url,
+                    "VIALFLOW_SMTP_URL": smtp_url, "VIALFLOW_SMTP_RETRY_DELAYS": "0,0,0,0,0"}
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
@@ -99,8 +102,15 @@ class Workers:
 
 
 @pytest.fixture
-def workers(database_url, broker_url, tmp_path):
-    pool = Workers(database_url, broker_url, tmp_path)
+def mail_sink(tmp_path):
+    """A real SMTP server (aiosmtpd) on loopback; `mail_sink.script` decides per message."""
+    with MailSink(tmp_path / "received") as sink:
+        yield sink
+
+
+@pytest.fixture
+def workers(database_url, broker_url, mail_sink, tmp_path):
+    pool = Workers(database_url, broker_url, mail_sink.url, tmp_path)
     yield pool
     pool.stop()
 

@@ -1,0 +1,233 @@
+"""Confirmation emails (R9): an outbox row per recipient written with the run, then sent in claimed chunks.
+
+Every email is a row before it is a message. A chunk claims its rows, marks a few at a time
+`sending` just before handing them to the SMTP server, and records each outcome at once; a
+redelivered chunk (same task id) turns its own rows left in `sending` into `unknown`: they may
+have gone out, so they are reported, never resent blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+
+from .domain.rules import NAMED_KINDS, Session
+from .mail.render import Confirmation, Line, render
+from .mail.smtp import Outcome, SmtpTarget, send_all_sync
+from .settings import Settings
+from .services import ALREADY, BUSY, DONE, WAITING, T, _lock_run, _stamp, session_rules
+from .store.frames import insert_frame, read_frame
+
+RETRY_DELAYS = Settings.retry_delays  # seconds before attempt 2, 3, ...; then it has failed
+BATCH = 64  # messages marked `sending` at once: what a crash can leave unknown
+TERMINAL = ("sent", "failed", "unknown")
+
+
+def message_id(session_id: str, version: int, recipient_id: str) -> str:
+    return f"<{re.sub(r'[^A-Za-z0-9.-]', '-', session_id)}.r{version}.{recipient_id}@vialflow>"
+
+
+def recipients(c: Connection, session_id: str, run: int) -> pd.DataFrame:
+    """R9: every officine that ordered, and every doctor, occupational doctor and midwife named
+    on a line, when the register gives an address. Columns recipient_id, recipient_kind."""
+    o, d, p, pr = T["orders"], T["decisions"], T["pharmacies"], T["professionals"]
+    lines = and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id, d.c.run_id == run)
+    officines = select(p.c.finess.label("recipient_id")).where(
+        p.c.session_id == session_id, p.c.finess.in_(select(o.c.finess).join(d, lines)))
+    named = select(pr.c.rpps.label("recipient_id"), pr.c.kind.label("recipient_kind")).where(
+        pr.c.session_id == session_id,
+        pr.c.rpps.in_(select(o.c.rpps).join(d, lines).where(o.c.effector.in_(NAMED_KINDS))))
+    frame = pd.concat([read_frame(c, officines).assign(recipient_kind="officine"), read_frame(c, named)])
+    return frame.sort_values("recipient_id", kind="stable").reset_index(drop=True)
+
+
+def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
+    """Write the run's outbox: one pending row per recipient."""
+    with engine.begin() as c:
+        row = _lock_run(c, run)
+        if row is None:
+            return BUSY
+        if row.prepared_at is not None:
+            return ALREADY
+        if row.scheduled_at is None:
+            return WAITING
+        outbox = recipients(c, row.session_id, run)
+        outbox["message_id"] = [message_id(row.session_id, row.version, r) for r in outbox["recipient_id"]]
+        insert_frame(c, T["outbox"], outbox.assign(state="pending", attempts=0), run_id=run)
+        _stamp(c, run, prepared_at=now)
+    return DONE
+
+
+def start_sending(engine: Engine, run: int, now: dt.datetime) -> bool:
+    """Mark the run's emails as handed over, once: True for the one caller that should fan out."""
+    runs = T["runs"]
+    with engine.begin() as c:
+        claimed = c.execute(update(runs).where(runs.c.id == run, runs.c.sending_at.is_(None),
+                                               runs.c.prepared_at.is_not(None)).values(sending_at=now))
+    return claimed.rowcount == 1
+
+
+def runs_to_confirm(engine: Engine, now: dt.datetime) -> list[int]:
+    """Prepared runs whose emails have not been handed over and whose session's
+    `confirmation_at` has passed (R9); and runs with emails due for another try."""
+    runs, sessions, box = T["runs"], T["sessions"], T["outbox"]
+    now = now.astimezone(dt.timezone.utc)
+    with engine.connect() as c:
+        starting = c.execute(select(runs.c.id).join(sessions, sessions.c.id == runs.c.session_id).where(
+            runs.c.prepared_at.is_not(None), runs.c.sending_at.is_(None), sessions.c.confirmation_at <= now)
+            .order_by(runs.c.id)).scalars().all()
+        retrying = c.execute(select(box.c.run_id).where(box.c.state == "retry", box.c.next_attempt_at <= now)
+                             .distinct().order_by(box.c.run_id)).scalars().all()
+    return sorted(set(starting) | set(retrying))
+
+
+def due(engine: Engine, run: int, now: dt.datetime) -> list[int]:
+    """Outbox ids of the run that are ready to go: never tried, or due for another try."""
+    box = T["outbox"]
+    with engine.connect() as c:
+        return list(c.execute(select(box.c.id).where(
+            box.c.run_id == run,
+            or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now)))
+            .order_by(box.c.id)).scalars())
+
+
+def outbox_counts(engine: Engine, run: int) -> dict[str, int]:
+    box = T["outbox"]
+    with engine.connect() as c:
+        rows = c.execute(select(box.c.state, func.count()).where(box.c.run_id == run).group_by(box.c.state)).all()
+    return {state: int(count) for state, count in rows}
+
+
+def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, target: SmtpTarget,
+               sender: str, connections: int = 8, delays: tuple[int, ...] = RETRY_DELAYS) -> dict[str, int]:
+    """Send the outbox rows `ids` that are still due; returns how many ended in each state."""
+    box = T["outbox"]
+    with engine.begin() as c:
+        # This same task died before: what it was sending may have gone out.
+        c.execute(update(box).where(box.c.id.in_(ids), box.c.state == "sending", box.c.claimed_by == claimant)
+                  .values(state="unknown", detail="the sending worker was lost while sending"))
+        c.execute(update(box).where(
+            box.c.id.in_(ids),
+            or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now),
+                and_(box.c.state == "claimed", box.c.claimed_by == claimant)))
+            .values(state="claimed", claimed_by=claimant))
+        mine = read_frame(c, select(box).where(box.c.id.in_(ids), box.c.state == "claimed",
+                                               box.c.claimed_by == claimant).order_by(box.c.id))
+        messages, unusable = _messages(c, mine, sender)
+        for outbox_id, problem in unusable.items():
+            c.execute(update(box).where(box.c.id == outbox_id).values(state="failed", detail=problem))
+    counts: dict[str, int] = defaultdict(int, failed=len(unusable))
+    for start in range(0, len(messages), BATCH):
+        batch = messages[start:start + BATCH]
+        batch_ids = [m[0] for m in batch]
+        with engine.begin() as c:
+            c.execute(update(box).where(box.c.id.in_(batch_ids)).values(state="sending"))
+        outcomes = send_all_sync(target, batch, connections=connections)
+        attempts = dict(zip(mine["id"], mine["attempts"]))
+        with engine.begin() as c:
+            for outbox_id, (outcome, detail) in outcomes.items():
+                values = _after(outcome, detail, attempts[outbox_id] + 1, now, delays)
+                c.execute(update(box).where(box.c.id == outbox_id).values(**values))
+                counts[values["state"]] += 1
+    return dict(counts)
+
+
+def _after(outcome: Outcome, detail: str, attempt: int, now: dt.datetime, delays: tuple[int, ...]) -> dict:
+    values = {"attempts": attempt, "detail": detail[:500]}
+    if outcome is Outcome.SENT:
+        return {**values, "state": "sent", "sent_at": now}
+    if outcome is Outcome.RETRY and attempt <= len(delays):
+        return {**values, "state": "retry", "next_attempt_at": now + dt.timedelta(seconds=delays[attempt - 1])}
+    if outcome is Outcome.UNKNOWN:
+        return {**values, "state": "unknown"}
+    return {**values, "state": "failed"}
+
+
+def _messages(c: Connection, rows: pd.DataFrame, sender: str) -> tuple[list, dict[int, str]]:
+    """(outbox id, envelope sender, recipient address, message) for claimed rows, from the stored
+    run; and the rows whose message cannot be built (an unusable address), with why."""
+    if rows.empty:
+        return [], {}
+    run = c.execute(select(T["runs"]).where(T["runs"].c.id == int(rows["run_id"].iloc[0]))).one()
+    messages, unusable = [], {}
+    for r, confirmation in zip(rows.itertuples(), confirmations(c, run, rows, sender)):
+        try:
+            messages.append((int(r.id), _address(sender), confirmation.email, render(confirmation)))
+        except ValueError:
+            unusable[int(r.id)] = "not sent: the register's address or name cannot be used in an email"
+    return messages, unusable
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _address(mailbox: str) -> str:
+    found = re.search(r"<([^<>]+)>", mailbox)
+    return found.group(1) if found else mailbox.strip()
+
+
+def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[Confirmation]:
+    """What each outbox row's email says, read back from the run: reproducible at any time."""
+    session = session_rules(c, run.session_id)
+    officines = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k == "officine"]
+    people = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k != "officine"]
+    lines = _lines(c, run, session, officines, people)
+    pharmacies = _register(c, "pharmacies", "finess", run.session_id, officines)
+    named = sorted(set(people) | set(lines["rpps"]) - {""})
+    professionals = _register(c, "professionals", "rpps", run.session_id, named)
+    by_officine = {k: g for k, g in lines.groupby("finess")}
+    by_person = {k: g for k, g in lines[lines["effector"].isin(NAMED_KINDS)].groupby("rpps")}
+    found = []
+    for r in rows.itertuples():
+        officine = r.recipient_kind == "officine"
+        who = (pharmacies if officine else professionals)[r.recipient_id]
+        mine = (by_officine if officine else by_person).get(r.recipient_id, lines.iloc[:0])
+        found.append(Confirmation(
+            session_id=session.id, session_title=session.title, reference=session.reference,
+            run_version=run.version, recipient_id=r.recipient_id, recipient_kind=r.recipient_kind,
+            name=who["name"], email=who["email"], sender=sender, message_id=r.message_id,
+            lines=tuple(_line(line, session, professionals) for line in mine.itertuples()),
+            replaces=r.replaces if isinstance(r.replaces, str) else None,
+            # Dated from the stored run, not the clock, so that the message can be rebuilt as sent.
+            date=session.confirms if run.version == 1 else _aware(run.created_at)))
+    return found
+
+
+def _lines(c: Connection, run, session: Session, officines: list[str], people: list[str]) -> pd.DataFrame:
+    o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    query = (select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, o.c.vaccine, o.c.injection, d.c.requested,
+                    d.c.allocated, d.c.status, d.c.reason, d.c.rank)
+             .join(o, and_(o.c.session_id == run.session_id, o.c.order_id == d.c.order_id))
+             .where(d.c.run_id == run.id, or_(o.c.finess.in_(officines or [""]), o.c.rpps.in_(people or [""])))
+             .order_by(d.c.rank))
+    lines = read_frame(c, query)
+    deliveries = read_frame(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(
+        v.c.run_id == run.id, v.c.order_id.in_(lines["order_id"].tolist() or [""])))
+    days = defaultdict(list)
+    for order_id, day, vials in sorted(deliveries.itertuples(index=False),
+                                       key=lambda x: (x[0], x[1] is None, x[1] or dt.date.min)):
+        days[order_id].append((day, int(vials)))
+    lines["deliveries"] = [tuple(days.get(order_id, ())) for order_id in lines["order_id"]]
+    return lines
+
+
+def _register(c: Connection, name: str, key: str, session_id: str, ids: list[str]) -> dict[str, dict]:
+    table = T[name]
+    frame = read_frame(c, select(table.c[key], table.c.name, table.c.email).where(
+        table.c.session_id == session_id, table.c[key].in_(ids or [""])))
+    return {row[key]: row for row in frame.to_dict("records")}
+
+
+def _line(line, session: Session, professionals: dict[str, dict]) -> Line:
+    vaccine = session.vaccines.get(line.vaccine)
+    person = professionals.get(line.rpps) if line.effector in NAMED_KINDS else None
+    return Line(order_id=line.order_id, effector=line.effector, rpps=line.rpps,
+                professional=person["name"] if person else "", vaccine=line.vaccine,
+                vaccine_label=vaccine.label if vaccine else line.vaccine, injection=line.injection,
+                requested=int(line.requested), allocated=int(line.allocated), status=line.status,
+                reason=line.reason, deliveries=line.deliveries)

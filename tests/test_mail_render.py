@@ -1,0 +1,456 @@
+"""The confirmation email (R9–R11) as bytes, read back with the standard library's parser."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+import email.policy
+import io
+import re
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pipeline.mail.render import (CSV_COLUMNS, REASONS, Confirmation, Line, check_address, clean,
+                                  confirmation_csv, french_date, render)
+
+D, DAY = dt.date, dt.timedelta(days=1)
+OFFICINE, DOCTOR, OCCUPATIONAL, MIDWIFE = "690012345", "10018938356", "10451394570", "10999999999"
+SENDER = "Vaccination <noreply@vialflow.example.fr>"
+
+
+def line(order_id: str, effector: str = "pharmacien", *, rpps: str = "", professional: str = "",
+         vaccine: str = "janssen", injection: str = "first", requested: int = 10, allocated: int | None = None,
+         status: str | None = None, reason: str = "ok", deliveries=None, redistribution_from: str = "") -> Line:
+    allocated = requested if allocated is None else allocated
+    status = status or ("served" if allocated == requested else "partial" if allocated else "refused")
+    if deliveries is None:
+        deliveries = ((D(2021, 6, 25), allocated),) if allocated else ()
+    label = {"janssen": "Janssen", "astrazeneca": "AstraZeneca", "moderna": "Moderna"}[vaccine]
+    return Line(order_id, effector, rpps, professional, vaccine, label, injection, requested, allocated, status,
+                reason, tuple(deliveries), redistribution_from)
+
+
+OFFICINE_LINES = (
+    line("A-0001"),
+    line("A-0002", "medecin", rpps=DOCTOR, professional="Dr Camille Morel", vaccine="astrazeneca", requested=8,
+         allocated=5, reason="cap", deliveries=((D(2021, 6, 24), 3), (None, 2))),
+    line("A-0003", "medecin_travail", rpps=OCCUPATIONAL, professional="Dr Sophie Renaud", vaccine="moderna",
+         allocated=0, reason="supply"),
+    line("A-0004", "infirmier", requested=20, deliveries=((D(2021, 6, 22), 12), (D(2021, 7, 1), 8))),
+    line("A-0005", "medecin", rpps=DOCTOR, professional="Dr Camille Morel", requested=4),
+    line("A-0006", "sage_femme", rpps=MIDWIFE, professional="Élodie Le Goff", vaccine="astrazeneca",
+         deliveries=((D(2021, 6, 23), 10),)),
+)
+
+
+def confirmation(lines=OFFICINE_LINES, *, kind: str = "officine", recipient: str = OFFICINE,
+                 name: str = "Pharmacie de la Gare Morel", address: str = "officine.690012345@pharma.example.fr",
+                 run: int = 1, **changes) -> Confirmation:
+    return Confirmation(
+        session_id="2021-06-14", session_title="Commande de vaccins les 14 et 15 juin",
+        reference="DGS-URGENT N°2021_60", run_version=run, recipient_id=recipient, recipient_kind=kind,
+        name=name, email=address, sender=SENDER, message_id=f"<2021-06-14.{run}.{recipient}@vialflow>",
+        lines=tuple(lines), **changes)
+
+
+def doctor_confirmation(**changes) -> Confirmation:
+    return confirmation([l for l in OFFICINE_LINES if l.rpps == DOCTOR], kind="medecin", recipient=DOCTOR,
+                        name="Dr Camille Morel", address="camille.morel@sante.example.fr", **changes)
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def text_of(message) -> str:
+    return message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+
+
+def html_of(message) -> str:
+    return message.get_body(("html",)).get_content().replace("\r\n", "\n")
+
+
+def attachment(message, filename: str) -> str:
+    [part] = [part for part in message.iter_attachments() if part.get_filename() == filename]
+    return part.get_content()
+
+
+def csv_rows(message) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(attachment(message, "confirmation.csv"), newline="")))
+
+
+def rows_of(rows, order_id):
+    return [row for row in rows if row["order_id"] == order_id]
+
+
+# -- headers and structure -------------------------------------------------------------------------------
+
+def test_r9_message_has_the_contract_headers_and_no_date():
+    raw = render(confirmation())
+    message = parse(raw)
+    assert message["From"] == SENDER
+    assert message["To"] == "Pharmacie de la Gare Morel <officine.690012345@pharma.example.fr>"
+    assert message["Subject"] == "Confirmation de votre commande de vaccins – session du 14 juin 2021"
+    assert message["Message-ID"] == "<2021-06-14.1.690012345@vialflow>"
+    assert message["X-Vialflow-Session"] == "2021-06-14"
+    assert message["X-Vialflow-Run"] == "1"
+    assert message["X-Vialflow-Recipient"] == OFFICINE
+    assert message["MIME-Version"] == "1.0"
+    assert message["Date"] is None and message["Supersedes"] is None and message["References"] is None
+    assert message.defects == [] and all(part.defects == [] for part in message.walk())
+
+
+def test_r9_message_is_mixed_with_text_html_csv_and_calendar_parts():
+    message = parse(render(confirmation()))
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/csv", "text/calendar"]
+    for part in list(message.walk())[2:]:
+        assert part.get_content_charset() == "utf-8"
+    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+    assert "<html lang=\"fr\">" in html_of(message)
+
+
+def test_r9_message_uses_crlf_line_ends_and_short_lines_only():
+    raw = render(confirmation())
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(text) for text in raw.split(b"\r\n")) <= 998
+    assert raw.endswith(b"\r\n")
+
+
+def test_r9_date_header_only_when_given():
+    when = dt.datetime(2021, 6, 18, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    message = parse(render(confirmation(date=when)))
+    assert message["Date"].datetime == when
+    with pytest.raises(ValueError):
+        render(confirmation(date=dt.datetime(2021, 6, 18, 9, 0)))
+
+
+def test_r9_rendering_is_reproducible_from_the_same_data():
+    assert render(confirmation()) == render(confirmation())
+    assert render(confirmation()) != render(confirmation(run=2))
+
+
+def test_r9_subject_of_a_session_that_is_not_a_date_names_its_title():
+    message = parse(render(Confirmation(
+        "national-juin", "Commande de vaccins", "REF", 1, OFFICINE, "officine", "P", "p@example.fr", SENDER,
+        "<x.1@vialflow>", OFFICINE_LINES)))
+    assert message["Subject"] == "Confirmation de votre commande de vaccins – session « Commande de vaccins »"
+
+
+# -- content: R9, R10 ------------------------------------------------------------------------------------
+
+def test_r9_officine_email_lists_own_and_professionals_lines():
+    message = parse(render(confirmation()))
+    text, html = text_of(message), html_of(message)
+    titles = ["Pour l'officine (pharmacien)", "Pour Dr Camille Morel (médecin, RPPS 10018938356)",
+              "Pour Dr Sophie Renaud (médecin du travail, RPPS 10451394570)",
+              "Pour Élodie Le Goff (sage-femme, RPPS 10999999999)", "Pour les infirmiers rattachés"]
+    positions = [text.index(f"== {title} ==") for title in titles]
+    assert positions == sorted(positions)  # the officine first, the professionals, the nurse pool last
+    for title in titles:
+        assert title.replace("'", "&#39;") in html
+    # both lines of Dr Morel sit under one heading
+    morel = text[positions[1]:positions[2]]
+    assert "(commande A-0002)" in morel and "(commande A-0005)" in morel
+    assert [row["order_id"] for row in csv_rows(message)] == [
+        "A-0001", "A-0002", "A-0002", "A-0003", "A-0004", "A-0004", "A-0005", "A-0006"]
+
+
+def test_r9_each_line_shows_vaccine_injection_requested_and_served():
+    text = text_of(parse(render(confirmation())))
+    assert "* AstraZeneca, 1ère injection (commande A-0002)\n  Demandé : 8 flacons. Servi : 5 (servie en partie).\n" \
+        in text
+    assert "* Janssen, 1ère injection (commande A-0001)\n  Demandé : 10 flacons. Servi : 10 (servie en totalité).\n" \
+        in text
+
+
+def test_r9_csv_has_the_contract_columns_and_one_row_per_line_and_delivery():
+    message = parse(render(confirmation()))
+    content = attachment(message, "confirmation.csv")
+    assert content.splitlines()[0] == ",".join(CSV_COLUMNS) == (
+        "order_id,effector,rpps,vaccine,injection,requested,allocated,status,reason,delivery_date,vials,"
+        "earliest_appointment,redistribution_from")
+    rows = csv_rows(message)
+    assert rows_of(rows, "A-0002") == [
+        {"order_id": "A-0002", "effector": "medecin", "rpps": DOCTOR, "vaccine": "astrazeneca", "injection": "first",
+         "requested": "8", "allocated": "5", "status": "partial", "reason": "cap", "delivery_date": "2021-06-24",
+         "vials": "3", "earliest_appointment": "2021-06-25", "redistribution_from": "2021-07-01"},
+        {"order_id": "A-0002", "effector": "medecin", "rpps": DOCTOR, "vaccine": "astrazeneca", "injection": "first",
+         "requested": "8", "allocated": "5", "status": "partial", "reason": "cap", "delivery_date": "",
+         "vials": "2", "earliest_appointment": "", "redistribution_from": ""},
+    ]
+    for order_id in {row["order_id"] for row in rows}:
+        [source] = [l for l in OFFICINE_LINES if l.order_id == order_id]
+        assert sum(int(row["vials"] or 0) for row in rows_of(rows, order_id)) == source.allocated
+
+
+def test_r9_refused_line_has_one_row_with_empty_delivery_fields_and_a_french_reason():
+    message = parse(render(confirmation()))
+    assert rows_of(csv_rows(message), "A-0003") == [
+        {"order_id": "A-0003", "effector": "medecin_travail", "rpps": OCCUPATIONAL, "vaccine": "moderna",
+         "injection": "first", "requested": "10", "allocated": "0", "status": "refused", "reason": "supply",
+         "delivery_date": "", "vials": "", "earliest_appointment": "", "redistribution_from": ""}]
+    text = text_of(message)
+    assert "Servi : 0 (refusée).\n  Motif : Volume disponible épuisé (premier arrivé, premier servi)" in text
+
+
+def test_r9_pending_remainder_says_date_communiquee_ulterieurement():
+    message = parse(render(confirmation()))
+    assert "  - 2 flacons : date communiquée ultérieurement.\n" in text_of(message)
+    assert "2 flacons : date communiquée ultérieurement" in html_of(message)
+    assert "La date de livraison des flacons restants vous sera communiquée dans les meilleurs délais." \
+        in text_of(message)
+    without_pending = parse(render(confirmation([OFFICINE_LINES[0]])))
+    assert "ultérieurement" not in text_of(without_pending)
+
+
+def test_r9_each_delivery_shows_its_french_date_and_volume():
+    text = text_of(parse(render(confirmation())))
+    assert "  - Livraison le mardi 22 juin 2021 : 12 flacons." in text
+    assert "  - Livraison le jeudi 1er juillet 2021 : 8 flacons." in text
+
+
+def test_r9_earliest_appointment_is_the_day_after_delivery():
+    message = parse(render(confirmation()))
+    text = text_of(message)
+    assert "Livraison le vendredi 25 juin 2021 : 10 flacons. Rendez-vous à partir du samedi 26 juin 2021." in text
+    assert "Livraison le jeudi 1er juillet 2021 : 8 flacons. Rendez-vous à partir du vendredi 2 juillet 2021." in text
+    for row in csv_rows(message):
+        if row["delivery_date"]:
+            assert D.fromisoformat(row["earliest_appointment"]) == D.fromisoformat(row["delivery_date"]) + DAY
+    assert "positionnés à partir du lendemain de la date prévisionnelle de livraison" in text
+
+
+def test_r10_officine_email_shows_redistribution_date():
+    message = parse(render(confirmation()))
+    text = text_of(message)
+    assert ("Livraison le jeudi 24 juin 2021 : 3 flacons. Rendez-vous à partir du vendredi 25 juin 2021.\n"
+            "    Flacons non récupérés : proposables à d'autres professionnels à partir du jeudi 1er juillet 2021.") \
+        in text
+    assert "à partir du jeudi 1er juillet 2021" in html_of(message)
+    for row in csv_rows(message):
+        if row["delivery_date"]:
+            assert D.fromisoformat(row["redistribution_from"]) == D.fromisoformat(row["delivery_date"]) + 7 * DAY
+        else:
+            assert row["redistribution_from"] == ""
+
+
+def test_r10_professional_email_leaves_the_redistribution_date_out():
+    message = parse(render(doctor_confirmation()))
+    assert message["X-Vialflow-Recipient"] == DOCTOR
+    assert {row["order_id"] for row in csv_rows(message)} == {"A-0002", "A-0005"}
+    assert all(row["redistribution_from"] == "" for row in csv_rows(message))
+    text = text_of(message)
+    assert "proposables" not in text and "== " not in text  # no per-beneficiary headings either
+    assert "commandés pour vous (médecin) par votre officine de rattachement" in text
+
+
+def test_r10_a_redistribution_value_given_on_the_line_is_written_as_is():
+    given = line("A-0007", redistribution_from="2021-07-05")
+    rows = list(csv.DictReader(io.StringIO(confirmation_csv(confirmation([given], kind="medecin")).decode())))
+    assert [row["redistribution_from"] for row in rows] == ["2021-07-05"]
+
+
+def test_r9_the_email_says_seul_ce_mail_fait_foi():
+    message = parse(render(doctor_confirmation()))
+    assert "Seul ce mail fait foi sur la date et les volumes de livraison prévus." in text_of(message)
+    assert "Seul ce mail fait foi" in html_of(message)
+
+
+@pytest.mark.parametrize("reason, phrase", [
+    ("cap", "plafond par professionnel atteint"),
+    ("unit", "arrondi à la boîte entière"),
+    ("supply", "volume disponible épuisé (premier arrivé, premier servi)"),
+    ("eligibility", "n'est pas ouvert à la commande"),
+    ("window", "en dehors de la période d'ouverture"),
+    ("zone", "en dehors de la zone géographique"),
+    ("not_attached", "officine de rattachement"),
+    ("unknown_pharmacy", "finess inconnu"),
+    ("unknown_professional", "rpps absent, inconnu"),
+    ("cancelled", "annulée"),
+])
+def test_r9_reasons_are_plain_french_sentences(reason, phrase):
+    refused = line("A-0009", requested=4, allocated=0, reason=reason)
+    text = text_of(parse(render(confirmation([refused]))))
+    [motif] = [row for row in text.splitlines() if row.startswith("  Motif : ")]
+    assert phrase in motif.lower() and motif.endswith(".") and len(motif) > 40
+
+
+def test_r9_a_served_line_shows_no_reason():
+    assert "Motif" not in text_of(parse(render(confirmation([OFFICINE_LINES[0]]))))
+    assert set(REASONS) == {"cap", "unit", "supply", "eligibility", "window", "zone", "not_attached",
+                            "unknown_pharmacy", "unknown_professional", "cancelled"}
+
+
+@pytest.mark.parametrize("day, words", [
+    (D(2021, 6, 25), "vendredi 25 juin 2021"), (D(2021, 7, 1), "jeudi 1er juillet 2021"),
+    (D(2021, 8, 15), "dimanche 15 août 2021"), (D(2021, 12, 6), "lundi 6 décembre 2021"),
+    (D(2022, 2, 1), "mardi 1er février 2022"),
+])
+def test_dates_are_written_as_a_french_reader_expects(day, words):
+    assert french_date(day) == words
+
+
+def test_r9_calendar_has_one_all_day_event_per_scheduled_delivery_date():
+    calendar = attachment(parse(render(confirmation())), "livraisons.ics")
+    assert calendar.startswith("BEGIN:VCALENDAR\r\n") and calendar.endswith("END:VCALENDAR\r\n")
+    assert all(len(row.encode()) <= 75 for row in calendar.split("\r\n"))
+    unfolded = calendar.replace("\r\n ", "")
+    events = re.findall(r"BEGIN:VEVENT\r\n(.*?)END:VEVENT", unfolded, re.S)
+    starts = [re.search(r"DTSTART;VALUE=DATE:(\d{8})", event).group(1) for event in events]
+    assert starts == ["20210622", "20210623", "20210624", "20210625", "20210701"]  # the pending 2 vials: none
+    assert len({re.search(r"UID:(\S+)", event).group(1) for event in events}) == len(events)
+    assert all("DTSTAMP:" in event and "DTEND;VALUE=DATE:" in event for event in events)
+    june_25 = events[3]
+    assert "SUMMARY:Livraison de vaccins : 14 flacons\r\n" in june_25
+    assert ("DESCRIPTION:Janssen 1ère injection : 10 flacons (commande A-0001)\\nJanssen 1ère injection\\, "
+            "Dr Camille Morel : 4 flacons (commande A-0005)\\nRendez-vous à partir du samedi 26 juin 2021.\r\n") \
+        in june_25
+    assert "AstraZeneca 1ère injection\\, Élodie Le Goff : 10 flacons (commande A-0006)" in events[1]
+
+
+def test_r11_a_replacement_updates_the_same_calendar_events():
+    first = attachment(parse(render(confirmation())), "livraisons.ics").replace("\r\n ", "")
+    second = attachment(parse(render(confirmation(run=2, replaces="<2021-06-14.1.690012345@vialflow>"))),
+                        "livraisons.ics").replace("\r\n ", "")
+    assert re.findall(r"UID:\S+", first) == re.findall(r"UID:\S+", second)
+    assert "SEQUENCE:1" in first and "SEQUENCE:2" in second and "SEQUENCE:1" not in second
+
+
+# -- R11 ---------------------------------------------------------------------------------------------------
+
+def test_r11_replacement_is_marked_annule_et_remplace():
+    old = "<2021-06-14.1.690012345@vialflow>"
+    changes = ("La livraison du jeudi 24 juin 2021 est avancée au mercredi 23 juin 2021.",
+               "La commande A-0003 est désormais servie.")
+    message = parse(render(confirmation(run=2, replaces=old, changes=changes)))
+    assert message["Subject"] == ("Annule et remplace : Confirmation de votre commande de vaccins – "
+                                  "session du 14 juin 2021")
+    assert message["Supersedes"] == old and message["References"] == old
+    assert message["Message-ID"] == "<2021-06-14.2.690012345@vialflow>" and message["X-Vialflow-Run"] == "2"
+    text = text_of(message)
+    assert text.index("ANNULE ET REMPLACE") < text.index("Voici la confirmation")
+    assert f"annule et remplace la confirmation qui vous a été envoyée précédemment (référence {old})" in text
+    assert "  - La livraison du jeudi 24 juin 2021 est avancée au mercredi 23 juin 2021.\n" in text
+    assert "<li>La commande A-0003 est désormais servie.</li>" in html_of(message)
+
+
+def test_r11_an_invalid_replaced_message_id_is_refused():
+    with pytest.raises(ValueError):
+        render(confirmation(replaces="<a@b>\r\nBcc: evil@example.org"))
+
+
+# -- safety ------------------------------------------------------------------------------------------------
+
+def test_header_injection_in_a_name_gives_one_recipient_and_no_extra_header():
+    evil = "Pharmacie X\r\nBcc: evil@example.org\r\nX-Injected: 1"
+    raw = render(confirmation(name=evil))
+    message = parse(raw)
+    assert message["Bcc"] is None and message["X-Injected"] is None
+    assert [address.addr_spec for address in message["To"].addresses] == ["officine.690012345@pharma.example.fr"]
+    assert message["To"].addresses[0].display_name == "Pharmacie X Bcc: evil@example.org X-Injected: 1"
+    assert not re.search(rb"^(Bcc|X-Injected):", raw, re.M)
+    assert set(message.keys()) == {"From", "To", "Subject", "Message-ID", "X-Vialflow-Session", "X-Vialflow-Run",
+                                   "X-Vialflow-Recipient", "MIME-Version", "Content-Type"}
+
+
+def test_header_injection_in_sender_session_and_professional_names_changes_no_header():
+    lines = [line("A-0001", "medecin", rpps=DOCTOR, professional="Dr Evil\r\nBcc: evil@example.org")]
+    raw = render(Confirmation(
+        "2021-06-14\r\nBcc: evil@example.org", "Titre\nBcc: x@example.org", "REF", 1, f"{OFFICINE}\r\nCc: x@y.org",
+        "officine", "P", "p@example.fr", "Vaccination\r\nBcc: evil@example.org <noreply@vialflow.example.fr>",
+        "<m.1@vialflow>", tuple(lines)))
+    message = parse(raw)
+    assert message["Bcc"] is None and message["Cc"] is None
+    assert not re.search(rb"^(Bcc|Cc):", raw, re.M)
+    assert [address.addr_spec for address in message["From"].addresses] == ["noreply@vialflow.example.fr"]
+    assert "Dr Evil Bcc: evil@example.org" in text_of(message)
+
+
+@pytest.mark.parametrize("address", [
+    "a@example.fr, evil@example.org", "<a@example.fr>", "Name <a@example.fr>", "a@example.fr\r\nBcc: e@example.org",
+    "a@example.fr\n", "no-at-sign", "", "a b@example.fr", "é@example.fr", "a@@example.fr", "a@example..fr",
+    ".a@example.fr", "a@-example.fr", "a@example.fr;b@example.fr", "a\x00@example.fr",
+])
+def test_an_invalid_recipient_address_raises_value_error(address):
+    with pytest.raises(ValueError):
+        render(confirmation(address=address))
+
+
+def test_valid_addresses_pass():
+    for address in ("a@example.fr", "o'brien+vaccin@sante.example.fr", "x.y-z@a-b.example", "a@localhost"):
+        assert check_address(address) == address
+
+
+def test_display_names_are_quoted_or_encoded_and_read_back():
+    for name in ('Dr "Jo" Dupont, Jr.', "Pharmacie de l'Église Saint-Étienne", "Mme Ñúñez (sage-femme)",
+                 "=?utf-8?b?QUJD?=", "Pharmacie " + "Très Longue " * 30, "Élodie Lefèvre-Bénédicte Éléonore"):
+        raw = render(confirmation(name=name))
+        [address] = parse(raw)["To"].addresses
+        assert address.addr_spec == "officine.690012345@pharma.example.fr"
+        assert address.display_name == name[:200].strip()
+        to = re.search(rb"^To: .*?(?=\r\n\S)", raw, re.M | re.S).group()
+        assert all(len(row) <= 78 for row in to.split(b"\r\n"))
+
+
+def test_plain_words_of_a_display_name_stay_readable():
+    raw = render(confirmation(name="Pharmacie de l'Église"))
+    assert re.search(rb"^To: Pharmacie de =\?utf-8\?b\?bCfDiWdsaXNl\?=\s+<officine.690012345@pharma.example.fr>\r\n",
+                     raw, re.M)
+    assert re.search(rb"^Subject: Confirmation de votre commande de vaccins\s+=\?utf-8\?b\?4oCT\?=\s+"
+                     rb"session du 14 juin 2021\r\n", raw, re.M)
+    assert all(len(row) <= 78 for row in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"))
+
+
+def test_a_very_long_free_text_falls_back_to_base64():
+    long_change = "La livraison change " + "beaucoup " * 200 + "demain."
+    raw = render(confirmation(run=2, replaces="<2021-06-14.1.690012345@vialflow>", changes=(long_change,)))
+    assert max(len(text) for text in raw.split(b"\r\n")) <= 998
+    message = parse(raw)
+    assert message.get_body(("plain",))["Content-Transfer-Encoding"] == "base64"
+    assert message.get_body(("html",))["Content-Transfer-Encoding"] == "base64"
+    assert long_change in text_of(message) and long_change in html_of(message)
+    assert message.get_body(("plain",)).get_content().endswith("\r\n")
+
+
+def test_text_parts_travel_as_readable_8bit_utf8():
+    raw = render(confirmation())
+    assert "Demandé : 8 flacons. Servi : 5 (servie en partie).".encode() in raw
+    assert "A-0002,medecin,10018938356,astrazeneca,first,8,5,partial,cap,2021-06-24,3,2021-06-25,2021-07-01\r\n" \
+        .encode() in raw
+    message = parse(raw)
+    assert [part["Content-Transfer-Encoding"] for part in list(message.walk())[2:]] == ["8bit", "8bit", "7bit", "8bit"]
+
+
+def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
+    import hashlib
+    token = hashlib.blake2s(b"<2021-06-14.1.690012345@vialflow>", digest_size=12).hexdigest()
+    forged = line(f"--=_mixed_{token}")
+    message = parse(render(confirmation([forged, OFFICINE_LINES[0]])))
+    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+    assert [row["order_id"] for row in csv_rows(message)] == [f"--=_mixed_{token}", "A-0001"]
+
+
+names = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+@settings(max_examples=80, deadline=None)
+@given(name=names, professional=names, change=names)
+def test_any_name_yields_one_well_formed_message_with_one_recipient(name, professional, change):
+    lines = [line("A-0001", "medecin", rpps=DOCTOR, professional=professional)]
+    raw = render(confirmation(lines, name=name, run=2, replaces="<2021-06-14.1.690012345@vialflow>",
+                              changes=(change,)))
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(len(text) for text in raw.split(b"\r\n")) <= 998
+    message = parse(raw)
+    assert message.defects == []
+    assert [address.addr_spec for address in message["To"].addresses] == ["officine.690012345@pharma.example.fr"]
+    # the standard library reads a space between two adjacent encoded-words (RFC 2047 says to ignore it)
+    assert "".join(message["To"].addresses[0].display_name.split()) == "".join(clean(name)[:200].split())
+    assert len(message.get_all("To")) == 1 and message["Bcc"] is None and message["Cc"] is None
+    assert set(message.keys()) == {"From", "To", "Subject", "Message-ID", "X-Vialflow-Session", "X-Vialflow-Run",
+                                   "X-Vialflow-Recipient", "Supersedes", "References", "MIME-Version",
+                                   "Content-Type"}
+    assert len(list(message.iter_attachments())) == 2
