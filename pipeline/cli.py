@@ -50,6 +50,76 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.
 
 
 @app.command()
+def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
+               changes: Annotated[Path, typer.Argument(help="Changes file (TOML): effective, supply, cancel, depot_days, redistribution.")],
+               operator: Annotated[str, typer.Option(help="Who asks for it (kept with the run).")] = "",
+               reason: Annotated[str, typer.Option(help="Why (kept with the run).")] = "",
+               out: Annotated[Path, typer.Option("--out", help="Folder of an earlier run.")] = Path("."),
+               database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
+    """R11: re-run allocation and scheduling of a closed session with changes; a new run version."""
+    from .runner import reallocate as run_reallocation
+
+    settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    try:
+        summary = run_reallocation(session, changes, operator, reason, out, settings, now())
+    except (ScenarioError, ServiceError) as error:
+        fail(str(error))
+    _report(summary, out)
+
+
+@app.command()
+def runs(session: Annotated[str, typer.Argument(help="Session id.")],
+         out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
+         database_url: DatabaseUrl = None,
+         as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False) -> None:
+    """The run versions of a session: who, when, why, what changed."""
+    from .support import list_runs, runs_table
+
+    try:
+        found = list_runs(_engine(out, database_url), session)
+    except LookupError as error:
+        fail(str(error.args[0]))
+    _show(found, runs_table, as_json)
+
+
+@app.command()
+def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS number.")],
+           session: Annotated[Optional[str], typer.Option(help="Only this session.")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
+           database_url: DatabaseUrl = None,
+           as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False) -> None:
+    """R12, for support advisers: an officine's lines, planned deliveries and emails, per run."""
+    from .support import lookup as find, lookup_table
+
+    try:
+        found = find(_engine(out, database_url), finess, session)
+    except LookupError as error:
+        fail(str(error.args[0]))
+    _show(found, lookup_table, as_json)
+
+
+def _engine(out: Path | None, database_url: str | None):
+    from .settings import DATABASE_FILE
+    from .store import make_engine
+
+    settings = Settings.from_env().override(database_url=database_url)
+    if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
+        fail("no database: give --out with the folder of a run, or --database-url")
+    return make_engine(settings.database_for(out or Path(".")))
+
+
+def _show(found, table, as_json: bool) -> None:
+    import json
+
+    from rich.console import Console
+
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False, default=str))
+    else:
+        Console().print(table(found))
+
+
+@app.command()
 def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("vialflow-demo")) -> None:
     """`run` on the shipped fixtures of the 14 June 2021 session."""
     run(FIXTURE, out)

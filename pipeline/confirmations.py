@@ -19,7 +19,7 @@ from .domain.rules import NAMED_KINDS, Session
 from .mail.render import Confirmation, Line, render
 from .mail.smtp import Outcome, SmtpTarget, send_all_sync
 from .settings import Settings
-from .services import ALREADY, BUSY, DONE, WAITING, T, _lock_run, _stamp, session_rules
+from .services import ALREADY, BUSY, DONE, WAITING, T, _lock_run, _stamp, previous_run, session_rules
 from .store.frames import insert_frame, read_frame
 
 RETRY_DELAYS = Settings.retry_delays  # seconds before attempt 2, 3, ...; then it has failed
@@ -56,10 +56,60 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
         if row.scheduled_at is None:
             return WAITING
         outbox = recipients(c, row.session_id, run)
+        if row.version > 1:
+            outbox = _changed_only(c, row, outbox)
         outbox["message_id"] = [message_id(row.session_id, row.version, r) for r in outbox["recipient_id"]]
         insert_frame(c, T["outbox"], outbox.assign(state="pending", attempts=0), run_id=run)
         _stamp(c, run, prepared_at=now)
     return DONE
+
+
+def line_states(c: Connection, session_id: str, run: int) -> pd.DataFrame:
+    """Each line of a run with what its recipients read of it: order_id, finess, effector, rpps, state."""
+    o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    lines = read_frame(c, select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, d.c.allocated, d.c.status,
+                                 d.c.reason)
+                       .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
+                       .where(d.c.run_id == run))
+    deliveries = read_frame(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(v.c.run_id == run))
+    deliveries["piece"] = [f"{day or 'pending'}:{vials}" for day, vials in zip(deliveries["delivery_date"], deliveries["vials"])]
+    pieces = deliveries.sort_values(["order_id", "piece"]).groupby("order_id")["piece"].agg(",".join)
+    lines["state"] = (lines["allocated"].astype(str) + "|" + lines["status"] + "|" + lines["reason"] + "|"
+                      + lines["order_id"].map(pieces).fillna(""))
+    return lines
+
+
+def _changed_only(c: Connection, run, outbox: pd.DataFrame) -> pd.DataFrame:
+    """R11: a new version writes only to the recipients whose lines changed, or who are party to a
+    new redistribution (R10), each email cancelling and replacing their previous one."""
+    before = previous_run(c, run)
+    old = line_states(c, run.session_id, before.id).set_index("order_id")["state"]
+    new = line_states(c, run.session_id, run.id)
+    changed = new[new["order_id"].map(old) != new["state"]]
+    touched = set(changed["finess"]) | set(changed.loc[changed["effector"].isin(NAMED_KINDS), "rpps"])
+    parties = _new_redistributions(run, before)
+    for item in parties:
+        line = new[new["order_id"] == item["order_id"]].iloc[0]
+        touched |= {line["finess"], item["to_rpps"]} | ({line["rpps"]} if line["effector"] in NAMED_KINDS else set())
+    receivers = {item["to_rpps"] for item in parties} - set(outbox["recipient_id"])
+    if receivers:
+        pr = T["professionals"]
+        extra = read_frame(c, select(pr.c.rpps.label("recipient_id"), pr.c.kind.label("recipient_kind"))
+                           .where(pr.c.session_id == run.session_id, pr.c.rpps.in_(sorted(receivers))))
+        outbox = pd.concat([outbox, extra], ignore_index=True)
+    outbox = outbox[outbox["recipient_id"].isin(touched)].reset_index(drop=True)
+    box = T["outbox"]
+    earlier = read_frame(c, select(box.c.recipient_id, box.c.message_id).join(T["runs"], T["runs"].c.id == box.c.run_id)
+                         .where(T["runs"].c.session_id == run.session_id, T["runs"].c.version < run.version)
+                         .order_by(T["runs"].c.version))
+    last = earlier.drop_duplicates("recipient_id", keep="last").set_index("recipient_id")["message_id"]
+    outbox["replaces"] = outbox["recipient_id"].map(last)
+    return outbox
+
+
+def _new_redistributions(run, before) -> list[dict]:
+    done = len((before.changes or {}).get("redistribution", []))
+    return (run.changes or {}).get("redistribution", [])[done:]
 
 
 def start_sending(engine: Engine, run: int, now: dt.datetime) -> bool:
@@ -180,6 +230,7 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     pharmacies = _register(c, "pharmacies", "finess", run.session_id, officines)
     named = sorted(set(people) | set(lines["rpps"]) - {""})
     professionals = _register(c, "professionals", "rpps", run.session_id, named)
+    changes = _what_changed(c, run) if run.version > 1 else {}
     by_officine = {k: g for k, g in lines.groupby("finess")}
     by_person = {k: g for k, g in lines[lines["effector"].isin(NAMED_KINDS)].groupby("rpps")}
     found = []
@@ -193,9 +244,37 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
             name=who["name"], email=who["email"], sender=sender, message_id=r.message_id,
             lines=tuple(_line(line, session, professionals) for line in mine.itertuples()),
             replaces=r.replaces if isinstance(r.replaces, str) else None,
+            changes=tuple(changes.get(r.recipient_id, ())),
             # Dated from the stored run, not the clock, so that the message can be rebuilt as sent.
             date=session.confirms if run.version == 1 else _aware(run.created_at)))
     return found
+
+
+def _what_changed(c: Connection, run) -> dict[str, list[str]]:
+    """For a new version: per recipient, short French sentences saying what changed (R11)."""
+    before = previous_run(c, run)
+    old = line_states(c, run.session_id, before.id).set_index("order_id")
+    new = line_states(c, run.session_id, run.id)
+    said: dict[str, list[str]] = defaultdict(list)
+
+    def tell(line, sentence: str) -> None:
+        said[line["finess"]].append(sentence)
+        if line["effector"] in NAMED_KINDS:
+            said[line["rpps"]].append(sentence)
+
+    for line in new[new["order_id"].map(old["state"]) != new["state"]].to_dict("records"):
+        was = int(old.loc[line["order_id"], "allocated"])
+        if was != line["allocated"]:
+            tell(line, f"Commande {line['order_id']} : {was} → {line['allocated']} flacon(s) servi(s).")
+        else:
+            tell(line, f"Commande {line['order_id']} : dates de livraison modifiées.")
+    for item in _new_redistributions(run, before):
+        line = new[new["order_id"] == item["order_id"]].iloc[0].to_dict()
+        tell(line, f"Commande {item['order_id']} : {item['vials']} flacon(s) non récupéré(s) redistribué(s) "
+                   "à un autre professionnel de santé.")
+        said[item["to_rpps"]].append(f"{item['vials']} flacon(s) de la commande {item['order_id']} vous sont "
+                                     f"redistribués : à retirer à l'officine {line['finess']}.")
+    return said
 
 
 def _lines(c: Connection, run, session: Session, officines: list[str], people: list[str]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 import time
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from . import confirmations, services
 from .mail.sink import MailSink
 from .outputs import write_mail_copies, write_outputs
+from .reallocation import read_changes, request_reallocation
 from .scenario import load_scenario
 from .services import ServiceError
-from .settings import Settings
+from .settings import DATABASE_FILE, Settings
 from .store import make_engine, migrate
 
 STEPS = {"closing": "closing the session", "allocating": "allocating", "allocated": "scheduling deliveries",
@@ -40,23 +42,63 @@ def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime
     database_url = settings.database_for(out)
     engine = make_engine(database_url)
     migrate(engine)
-    with _progress() as progress, contextlib.ExitStack() as stack:
-        step = progress.add_task(f"storing {len(loaded.orders)} order lines", total=None)
-        show = lambda text: progress.update(step, description=text)  # noqa: E731
-        session_id = services.store_scenario(engine, loaded, now)
-        smtp_url = settings.smtp_url or stack.enter_context(MailSink(out / "mail")).url
-        stack.enter_context(_workers(settings, database_url, smtp_url))
-        from workers.tasks import close_session, fan_out
+    session_id = services.store_scenario(engine, loaded, now)
+
+    def close():
+        from workers.tasks import close_session
 
         close_session.delay(session_id)
+
+    return _drive(engine, settings, database_url, out, session_id, close, now, timeout)
+
+
+def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, out: Path, settings: Settings,
+               now: dt.datetime, timeout: float = 3600) -> dict:
+    """R11 on the folder of an earlier run (its database, unless --database-url names another)."""
+    changes = read_changes(changes_file)
+    if not settings.database_url and not (out / DATABASE_FILE).exists():
+        raise ServiceError(f"{out} holds no run: give the folder of an earlier `vialflow run`, or --database-url")
+    if settings.broker_url and not settings.database_url:
+        raise ServiceError("--broker-url needs a --database-url that the workers share")
+    database_url = settings.database_for(out)
+    engine = make_engine(database_url)
+    migrate(engine)
+    run, _ = request_reallocation(engine, session_id, changes, operator, reason, now)
+
+    def allocate():
+        from workers.tasks import allocate
+
+        allocate.delay(run)
+
+    return _drive(engine, settings, database_url, out, session_id, allocate, now, timeout)
+
+
+def _drive(engine, settings: Settings, database_url: str, out: Path, session_id: str, kick, now: dt.datetime,
+           timeout: float) -> dict:
+    """Start the pipeline with `kick`, wait for the run and its emails, then write its outputs."""
+    with _progress() as progress, contextlib.ExitStack() as stack:
+        step = progress.add_task("starting the workers", total=None)
+        show = lambda text: progress.update(step, description=text)  # noqa: E731
+        smtp_url = settings.smtp_url or stack.enter_context(MailSink(out / "mail")).url
+        stack.enter_context(_workers(settings, database_url, smtp_url))
+        from workers.tasks import fan_out
+
+        kick()
         run = _wait(engine, session_id, show, timeout)
         if confirmations.start_sending(engine, run, now):
             fan_out.delay(run)
         _wait_for_mail(engine, run, show, fan_out, timeout)
-    show("writing outputs")
-    if settings.smtp_url:
-        write_mail_copies(engine, run, out / "mail", settings.mail_from)
-    return write_outputs(engine, run, out)
+        show("writing outputs")
+        if settings.smtp_url:
+            write_mail_copies(engine, run, out / "mail", settings.mail_from)
+        summary = write_outputs(engine, run, out / "runs" / str(services.version_of(engine, run)))
+    for item in (out / "runs" / str(summary["run"])).iterdir():
+        target = out / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(item, target)
+    return summary
 
 
 @contextlib.contextmanager

@@ -110,6 +110,11 @@ DONE, ALREADY, BUSY, WAITING = "done", "already", "busy", "waiting"
 PASS_ON = (DONE, ALREADY)
 
 
+def version_of(engine: Engine, run: int) -> int:
+    with engine.connect() as c:
+        return c.execute(select(T["runs"].c.version).where(T["runs"].c.id == run)).scalar_one()
+
+
 def _lock_run(c: Connection, run: int):
     """The run's row, locked for this transaction; None when another worker holds it (that
     worker's message is still unacknowledged, so the work is not lost)."""
@@ -189,13 +194,42 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
         if row.allocated_at is None:
             return WAITING
         session = session_rules(c, row.session_id)
-        depot_days = registers(c, row.session_id, "depot_days")
+        depot_days = depot_days_with_changes(registers(c, row.session_id, "depot_days"), row)
+        frozen, start = frozen_deliveries(c, row)
         deliveries = schedule_deliveries(served_lines(c, row.session_id, run), registers(c, row.session_id, "depots"),
-                                         depot_days, session.vaccines)
+                                         depot_days, session.vaccines, start=start, frozen=frozen)
         insert_frame(c, T["deliveries"], deliveries[["order_id", "depot_id", "vaccine", "delivery_date", "vials", "status"]],
                      run_id=run)
         _stamp(c, run, scheduled_at=now)
     return DONE
+
+
+def previous_run(c: Connection, run) -> object | None:
+    runs = T["runs"]
+    return c.execute(select(runs).where(runs.c.session_id == run.session_id, runs.c.version == run.version - 1)).first()
+
+
+def frozen_deliveries(c: Connection, run) -> tuple[pd.DataFrame | None, dt.date | None]:
+    """R11: the previous version's deliveries dated on or before the change's effective date stay."""
+    effective = (run.changes or {}).get("effective")
+    before = previous_run(c, run)
+    if before is None or effective is None:
+        return None, None
+    day = dt.date.fromisoformat(effective)
+    v = T["deliveries"]
+    frozen = read_frame(c, select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials).where(
+        v.c.run_id == before.id, v.c.status == "scheduled", v.c.delivery_date <= day))
+    return frozen, day
+
+
+def depot_days_with_changes(depot_days: pd.DataFrame, run) -> pd.DataFrame:
+    """The session's day overrides with the operator's on top (theirs win for the same day)."""
+    extra = pd.DataFrame((run.changes or {}).get("depot_days", []), columns=["depot_id", "date", "capacity_vials"])
+    if extra.empty:
+        return depot_days
+    extra["date"] = [dt.date.fromisoformat(d) for d in extra["date"]]
+    both = pd.concat([depot_days, extra], ignore_index=True)
+    return both.drop_duplicates(["depot_id", "date"], keep="last").reset_index(drop=True)
 
 
 def progress(engine: Engine, session_id: str) -> dict:

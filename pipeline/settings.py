@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+DATABASE_FILE = "vialflow.db"  # the embedded default's database, in the run folder
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,7 +29,7 @@ class Settings:
         return replace(self, **{k: v for k, v in values.items() if v})
 
     def database_for(self, out: Path) -> str:
-        return self.database_url or f"sqlite:///{Path(out).resolve() / 'vialflow.db'}"
+        return self.database_url or f"sqlite:///{Path(out).resolve() / DATABASE_FILE}"
 
 
 def _seconds(text: str | None) -> tuple[int, ...] | None:
