@@ -19,7 +19,7 @@ from .domain.rules import NAMED_KINDS, Session
 from .mail.render import Confirmation, Line, render
 from .mail.smtp import Outcome, SmtpTarget, send_all_sync
 from .settings import Settings
-from .services import ALREADY, BUSY, DONE, WAITING, T, _lock_run, _stamp, previous_run, session_rules
+from .services import DONE, T, _gate, _stamp, previous_run, session_rules
 from .store.frames import insert_frame, read_frame
 
 RETRY_DELAYS = Settings.retry_delays  # seconds before attempt 2, 3, ...; then it has failed
@@ -48,13 +48,9 @@ def recipients(c: Connection, session_id: str, run: int) -> pd.DataFrame:
 def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
     """Write the run's outbox: one pending row per recipient."""
     with engine.begin() as c:
-        row = _lock_run(c, run)
-        if row is None:
-            return BUSY
-        if row.prepared_at is not None:
-            return ALREADY
-        if row.scheduled_at is None:
-            return WAITING
+        outcome, row = _gate(c, run, "prepared_at", after="scheduled_at")
+        if outcome:
+            return outcome
         outbox = recipients(c, row.session_id, run)
         if row.version > 1:
             outbox = _changed_only(c, row, outbox)

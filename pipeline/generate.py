@@ -15,15 +15,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from .scenario import HEADERS
+
 DEFAULT_SESSION = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14" / "session.toml"
 
-HEADERS = {
-    "pharmacies.csv": ["finess", "name", "email", "department", "depot_id"],
-    "professionals.csv": ["rpps", "kind", "name", "email", "finess"],
-    "depots.csv": ["depot_id", "wholesaler", "name", "capacity_vials", "weekdays"],
-    "depot_days.csv": ["depot_id", "date", "capacity_vials"],
-    "orders.csv": ["order_id", "submitted_at", "finess", "effector", "rpps", "vaccine", "injection", "vials"],
-}
 
 # (department, zone, population in thousands, about 2021). The zone is the region, or the overseas
 # basin, in which an officine looks for a depot when its own department has none.

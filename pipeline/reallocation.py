@@ -89,8 +89,15 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
             raise ServiceError(f"unknown session {session_id}")
         latest = c.execute(select(runs).where(runs.c.session_id == session_id)
                            .order_by(runs.c.version.desc()).limit(1)).first()
-        if latest is None or latest.prepared_at is None:
-            raise ServiceError(f"session {session_id} has no completed run to reallocate yet")
+        if latest is None:
+            raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
+        if latest.version > 1:
+            before = c.execute(select(runs.c.changes).where(runs.c.session_id == session_id,
+                                                             runs.c.version == latest.version - 1)).scalar_one()
+            if merged(before or {}, changes) == latest.changes:
+                return latest.id, False  # the request that made the latest version, sent again
+        if latest.prepared_at is None:
+            raise ServiceError(f"session {session_id}: run {latest.version} is still under way; try again when it is done")
         _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes or {}, changes)
         digest = hashlib.sha256((session.input_hash + json.dumps(cumulative, sort_keys=True)).encode()).hexdigest()

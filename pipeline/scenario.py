@@ -144,7 +144,7 @@ def _check(path: Path, frame: pd.DataFrame, numbers: list[int], column: str, ok:
 
 
 def _unique(path: Path, frame: pd.DataFrame, numbers: list[int], column: str) -> None:
-    _check(path, frame, numbers, column, ~frame[column].duplicated(), f"unique (already listed)")
+    _check(path, frame, numbers, column, ~frame[column].duplicated(), "unique (already listed)")
 
 
 def _depots(folder: Path) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import hashlib
 import json
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .domain.allocate import allocate
@@ -125,6 +125,19 @@ def _lock_run(c: Connection, run: int):
     return row
 
 
+def _gate(c: Connection, run: int, stamp: str, after: str | None = None):
+    """Lock the run for a step that stamps `stamp` once `after` is stamped. Returns (outcome, row):
+    an outcome when the step has nothing to do now, else None and the locked row."""
+    row = _lock_run(c, run)
+    if row is None:
+        return BUSY, None
+    if row._mapping[stamp] is not None:
+        return ALREADY, row
+    if after is not None and row._mapping[after] is None:
+        return WAITING, row
+    return None, row
+
+
 def record_failure(engine: Engine, step: str, target: int | str | None, message: str) -> None:
     """A step failed for good: keep why, on the run (or the session for the close)."""
     table = T["sessions"] if isinstance(target, str) else T["runs"]
@@ -158,11 +171,9 @@ def session_orders(c: Connection, session_id: str) -> pd.DataFrame:
 def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
     """R1–R7 on the run's session."""
     with engine.begin() as c:
-        row = _lock_run(c, run)
-        if row is None:
-            return BUSY
-        if row.allocated_at is not None:
-            return ALREADY
+        outcome, row = _gate(c, run, "allocated_at")
+        if outcome:
+            return outcome
         session = session_rules(c, row.session_id)
         changes = row.changes or {}
         decisions = allocate(session, session_orders(c, row.session_id), registers(c, row.session_id, "pharmacies"),
@@ -186,13 +197,9 @@ def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:
 def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
     """R8 on the run's served lines."""
     with engine.begin() as c:
-        row = _lock_run(c, run)
-        if row is None:
-            return BUSY
-        if row.scheduled_at is not None:
-            return ALREADY
-        if row.allocated_at is None:
-            return WAITING
+        outcome, row = _gate(c, run, "scheduled_at", after="allocated_at")
+        if outcome:
+            return outcome
         session = session_rules(c, row.session_id)
         depot_days = depot_days_with_changes(registers(c, row.session_id, "depot_days"), row)
         frozen, start = frozen_deliveries(c, row)

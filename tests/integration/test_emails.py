@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import email
-import email.policy
 import re
 import subprocess
 import sys

@@ -6,14 +6,12 @@ import datetime as dt
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
-from pipeline import services
 from pipeline.runner import load_into
 from pipeline.store import make_engine
 from pipeline.store.tables import Base
