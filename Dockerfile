@@ -5,6 +5,6 @@ COPY pipeline ./pipeline
 COPY workers ./workers
 COPY schedules ./schedules
 COPY fixtures ./fixtures
-RUN pip install --no-cache-dir . flower && useradd --create-home vialflow
+RUN pip install --no-cache-dir -e . flower && useradd --create-home vialflow
 USER vialflow
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]

@@ -13,17 +13,17 @@ import re
 from collections import defaultdict
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from .domain.rules import NAMED_KINDS, Session
 from .mail.render import Confirmation, Line, render
 from .mail.smtp import Outcome, SmtpTarget, send_all_sync
 from .settings import Settings
 from .services import DONE, T, _gate, _stamp, previous_run, session_rules
-from .store.frames import insert_frame, read_frame
+from .store.frames import insert_frame, read_frame, read_rows
 
 RETRY_DELAYS = Settings.retry_delays  # seconds before attempt 2, 3, ...; then it has failed
-BATCH = 64  # messages marked `sending` at once: what a crash can leave unknown
+BATCH = 32  # messages marked `sending`, or outcomes recorded, at once: a crash leaves at most two batches unknown
 TERMINAL = ("sent", "failed", "unknown")
 
 
@@ -150,7 +150,11 @@ def outbox_counts(engine: Engine, run: int) -> dict[str, int]:
 
 def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, target: SmtpTarget,
                sender: str, connections: int = 8, delays: tuple[int, ...] = RETRY_DELAYS) -> dict[str, int]:
-    """Send the outbox rows `ids` that are still due; returns how many ended in each state."""
+    """Send the outbox rows `ids` that are still due; returns how many ended in each state.
+
+    Rows are marked `sending` a batch at a time just before they go out, and outcomes are recorded
+    a batch at a time as they come back: a crash leaves at most two batches in `sending`.
+    """
     box = T["outbox"]
     with engine.begin() as c:
         # This same task died before: what it was sending may have gone out.
@@ -163,22 +167,39 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
             .values(state="claimed", claimed_by=claimant))
         mine = read_frame(c, select(box).where(box.c.id.in_(ids), box.c.state == "claimed",
                                                box.c.claimed_by == claimant).order_by(box.c.id))
-        messages, unusable = _messages(c, mine, sender)
-        for outbox_id, problem in unusable.items():
-            c.execute(update(box).where(box.c.id == outbox_id).values(state="failed", detail=problem))
-    counts: dict[str, int] = defaultdict(int, failed=len(unusable))
-    for start in range(0, len(messages), BATCH):
-        batch = messages[start:start + BATCH]
-        batch_ids = [m[0] for m in batch]
+        letters = _letters(c, mine, sender)
+    counts: dict[str, int] = defaultdict(int)
+    attempts = dict(zip(mine["id"].tolist(), mine["attempts"].tolist()))
+    outcomes: list[dict] = []
+    envelope_sender = _address(sender)
+
+    def record() -> None:
         with engine.begin() as c:
-            c.execute(update(box).where(box.c.id.in_(batch_ids)).values(state="sending"))
-        outcomes = send_all_sync(target, batch, connections=connections)
-        attempts = dict(zip(mine["id"], mine["attempts"]))
-        with engine.begin() as c:
-            for outbox_id, (outcome, detail) in outcomes.items():
-                values = _after(outcome, detail, attempts[outbox_id] + 1, now, delays)
-                c.execute(update(box).where(box.c.id == outbox_id).values(**values))
-                counts[values["state"]] += 1
+            c.execute(update(box).where(box.c.id == bindparam("outbox_id")), outcomes)
+        outcomes.clear()
+
+    def on_result(outbox_id: int, outcome: Outcome, detail: str) -> None:
+        values = _after(outcome, detail, attempts[outbox_id] + 1, now, delays)
+        counts[values["state"]] += 1
+        outcomes.append({"outbox_id": outbox_id, "sent_at": None, "next_attempt_at": None, **values})
+        if len(outcomes) >= BATCH:
+            record()
+
+    def feed():
+        for start in range(0, len(letters), BATCH):
+            batch = []
+            for outbox_id, confirmation in letters[start:start + BATCH]:
+                try:
+                    batch.append((outbox_id, envelope_sender, confirmation.email, render(confirmation)))
+                except ValueError:  # an address or name the register gave that no email can carry
+                    on_result(outbox_id, Outcome.FAILED, "not sent: the register's address or name cannot be used")
+            with engine.begin() as c:
+                c.execute(update(box).where(box.c.id.in_([item[0] for item in batch])).values(state="sending"))
+            yield from batch
+
+    send_all_sync(target, feed(), connections=connections, on_result=on_result)
+    if outcomes:
+        record()
     return dict(counts)
 
 
@@ -193,19 +214,12 @@ def _after(outcome: Outcome, detail: str, attempt: int, now: dt.datetime, delays
     return {**values, "state": "failed"}
 
 
-def _messages(c: Connection, rows: pd.DataFrame, sender: str) -> tuple[list, dict[int, str]]:
-    """(outbox id, envelope sender, recipient address, message) for claimed rows, from the stored
-    run; and the rows whose message cannot be built (an unusable address), with why."""
+def _letters(c: Connection, rows: pd.DataFrame, sender: str) -> list[tuple[int, Confirmation]]:
+    """(outbox id, what its email says) for claimed rows, from the stored run."""
     if rows.empty:
-        return [], {}
+        return []
     run = c.execute(select(T["runs"]).where(T["runs"].c.id == int(rows["run_id"].iloc[0]))).one()
-    messages, unusable = [], {}
-    for r, confirmation in zip(rows.itertuples(), confirmations(c, run, rows, sender)):
-        try:
-            messages.append((int(r.id), _address(sender), confirmation.email, render(confirmation)))
-        except ValueError:
-            unusable[int(r.id)] = "not sent: the register's address or name cannot be used in an email"
-    return messages, unusable
+    return list(zip(rows["id"].tolist(), confirmations(c, run, rows, sender)))
 
 
 def _aware(when: dt.datetime) -> dt.datetime:
@@ -222,27 +236,33 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     session = session_rules(c, run.session_id)
     officines = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k == "officine"]
     people = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k != "officine"]
-    lines = _lines(c, run, session, officines, people)
+    lines = _lines(c, run, officines, people)
     pharmacies = _register(c, "pharmacies", "finess", run.session_id, officines)
-    named = sorted(set(people) | set(lines["rpps"]) - {""})
+    named = sorted(set(people) | {line["rpps"] for line in lines} - {""})
     professionals = _register(c, "professionals", "rpps", run.session_id, named)
     changes = _what_changed(c, run) if run.version > 1 else {}
-    by_officine = {k: g for k, g in lines.groupby("finess")}
-    by_person = {k: g for k, g in lines[lines["effector"].isin(NAMED_KINDS)].groupby("rpps")}
+    by_officine: dict[str, list[Line]] = defaultdict(list)
+    by_person: dict[str, list[Line]] = defaultdict(list)
+    for line in lines:
+        built = _line(line, session, professionals)
+        by_officine[line["finess"]].append(built)
+        if line["effector"] in NAMED_KINDS:
+            by_person[line["rpps"]].append(built)
+    date = session.confirms if run.version == 1 else _aware(run.created_at)
     found = []
-    for r in rows.itertuples():
-        officine = r.recipient_kind == "officine"
-        who = (pharmacies if officine else professionals)[r.recipient_id]
-        mine = (by_officine if officine else by_person).get(r.recipient_id, lines.iloc[:0])
+    for recipient_id, kind, identifier, replaces in zip(rows["recipient_id"], rows["recipient_kind"],
+                                                        rows["message_id"], rows["replaces"]):
+        officine = kind == "officine"
+        who = (pharmacies if officine else professionals)[recipient_id]
         found.append(Confirmation(
             session_id=session.id, session_title=session.title, reference=session.reference,
-            run_version=run.version, recipient_id=r.recipient_id, recipient_kind=r.recipient_kind,
-            name=who["name"], email=who["email"], sender=sender, message_id=r.message_id,
-            lines=tuple(_line(line, session, professionals) for line in mine.itertuples()),
-            replaces=r.replaces if isinstance(r.replaces, str) else None,
-            changes=tuple(changes.get(r.recipient_id, ())),
+            run_version=run.version, recipient_id=recipient_id, recipient_kind=kind,
+            name=who["name"], email=who["email"], sender=sender, message_id=identifier,
+            lines=tuple((by_officine if officine else by_person).get(recipient_id, ())),
+            replaces=replaces if isinstance(replaces, str) else None,
+            changes=tuple(changes.get(recipient_id, ())),
             # Dated from the stored run, not the clock, so that the message can be rebuilt as sent.
-            date=session.confirms if run.version == 1 else _aware(run.created_at)))
+            date=date))
     return found
 
 
@@ -273,36 +293,41 @@ def _what_changed(c: Connection, run) -> dict[str, list[str]]:
     return said
 
 
-def _lines(c: Connection, run, session: Session, officines: list[str], people: list[str]) -> pd.DataFrame:
+def _lines(c: Connection, run, officines: list[str], people: list[str]) -> list[dict]:
+    """The run's lines of these officines and professionals, in submission order, with deliveries."""
     o, d, v = T["orders"], T["decisions"], T["deliveries"]
     query = (select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, o.c.vaccine, o.c.injection, d.c.requested,
                     d.c.allocated, d.c.status, d.c.reason, d.c.rank)
              .join(o, and_(o.c.session_id == run.session_id, o.c.order_id == d.c.order_id))
              .where(d.c.run_id == run.id, or_(o.c.finess.in_(officines or [""]), o.c.rpps.in_(people or [""])))
              .order_by(d.c.rank))
-    lines = read_frame(c, query)
-    deliveries = read_frame(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(
-        v.c.run_id == run.id, v.c.order_id.in_(lines["order_id"].tolist() or [""])))
+    lines = read_rows(c, query)
+    deliveries = read_rows(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(
+        v.c.run_id == run.id, v.c.order_id.in_([line["order_id"] for line in lines] or [""])))
     days = defaultdict(list)
-    for order_id, day, vials in sorted(deliveries.itertuples(index=False),
-                                       key=lambda x: (x[0], x[1] is None, x[1] or dt.date.min)):
-        days[order_id].append((day, int(vials)))
-    lines["deliveries"] = [tuple(days.get(order_id, ())) for order_id in lines["order_id"]]
+    for row in deliveries:
+        day = row["delivery_date"]
+        day = dt.date.fromisoformat(day) if isinstance(day, str) else day  # SQLite gives text
+        days[row["order_id"]].append((day, int(row["vials"])))
+    for pieces in days.values():
+        pieces.sort(key=lambda piece: (piece[0] is None, piece[0] or dt.date.min))
+    for line in lines:
+        line["deliveries"] = tuple(days.get(line["order_id"], ()))
     return lines
 
 
 def _register(c: Connection, name: str, key: str, session_id: str, ids: list[str]) -> dict[str, dict]:
     table = T[name]
-    frame = read_frame(c, select(table.c[key], table.c.name, table.c.email).where(
+    rows = read_rows(c, select(table.c[key], table.c.name, table.c.email).where(
         table.c.session_id == session_id, table.c[key].in_(ids or [""])))
-    return {row[key]: row for row in frame.to_dict("records")}
+    return {row[key]: row for row in rows}
 
 
-def _line(line, session: Session, professionals: dict[str, dict]) -> Line:
-    vaccine = session.vaccines.get(line.vaccine)
-    person = professionals.get(line.rpps) if line.effector in NAMED_KINDS else None
-    return Line(order_id=line.order_id, effector=line.effector, rpps=line.rpps,
-                professional=person["name"] if person else "", vaccine=line.vaccine,
-                vaccine_label=vaccine.label if vaccine else line.vaccine, injection=line.injection,
-                requested=int(line.requested), allocated=int(line.allocated), status=line.status,
-                reason=line.reason, deliveries=line.deliveries)
+def _line(line: dict, session: Session, professionals: dict[str, dict]) -> Line:
+    vaccine = session.vaccines.get(line["vaccine"])
+    person = professionals.get(line["rpps"]) if line["effector"] in NAMED_KINDS else None
+    return Line(order_id=line["order_id"], effector=line["effector"], rpps=line["rpps"],
+                professional=person["name"] if person else "", vaccine=line["vaccine"],
+                vaccine_label=vaccine.label if vaccine else line["vaccine"], injection=line["injection"],
+                requested=int(line["requested"]), allocated=int(line["allocated"]), status=line["status"],
+                reason=line["reason"], deliveries=line["deliveries"])

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from typing import Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -65,14 +65,17 @@ class SmtpTarget:
 
 
 async def send_all(target: SmtpTarget, messages: Iterable[tuple[int, str, str, bytes]], *,
-                   connections: int = 8, timeout: float = 30) -> dict[int, tuple[Outcome, str]]:
+                   connections: int = 8, timeout: float = 30,
+                   on_result: Callable[[int, Outcome, str], None] | None = None) -> dict[int, tuple[Outcome, str]]:
     """Send each (outbox id, envelope sender, envelope recipient, message bytes) once; the outcome and
     a short detail (SMTP code and text, addresses removed) per id. The retry loop is the caller's.
 
     `messages` may be a generator that renders each message when a connection is ready for it: the
-    rendering then fills the time spent waiting for the server's replies (it must not raise)."""
+    rendering then fills the time spent waiting for the server's replies (it must not raise).
+    `on_result(id, outcome, detail)` is called as soon as each outcome is known, so that the caller
+    can record it before the next message goes out."""
     feed = _Feed(messages)
-    results: dict[int, tuple[Outcome, str]] = {}
+    results: dict[int, tuple[Outcome, str]] = _Results(on_result)
     await asyncio.gather(*(_worker(target, feed, results, timeout) for _ in range(max(1, connections))))
     for item in feed.rest():  # every connection failed: nothing of these went out
         results[item[0]] = (Outcome.RETRY, feed.last_error)
@@ -82,9 +85,23 @@ async def send_all(target: SmtpTarget, messages: Iterable[tuple[int, str, str, b
 
 
 def send_all_sync(target: SmtpTarget, messages: Iterable[tuple[int, str, str, bytes]], *,
-                  connections: int = 8, timeout: float = 30) -> dict[int, tuple[Outcome, str]]:
+                  connections: int = 8, timeout: float = 30,
+                  on_result: Callable[[int, Outcome, str], None] | None = None) -> dict[int, tuple[Outcome, str]]:
     """`send_all` from synchronous code (a Celery task): runs its own event loop."""
-    return asyncio.run(send_all(target, messages, connections=connections, timeout=timeout))
+    return asyncio.run(send_all(target, messages, connections=connections, timeout=timeout, on_result=on_result))
+
+
+class _Results(dict):
+    """The outcomes so far, each also handed to the caller's callback as it arrives."""
+
+    def __init__(self, callback: Callable[[int, Outcome, str], None] | None) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def __setitem__(self, key: int, value: tuple[Outcome, str]) -> None:
+        super().__setitem__(key, value)
+        if self._callback is not None:
+            self._callback(key, *value)
 
 
 class _Feed:

@@ -46,12 +46,24 @@ def _sqlite_column(series: pd.Series, kind) -> list:
     return series.astype(object).where(series.notna(), None).tolist()
 
 
-def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
-    """Run a select and return its rows as a frame: DateTime columns as UTC instants, Date
-    columns as `datetime.date` (None when empty)."""
+def read_rows(connection: Connection, query: Select) -> list[dict]:
+    """Run a select and return its rows as plain dicts of driver values (no date conversion)."""
+    cursor = _execute(connection, query)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _execute(connection: Connection, query: Select):
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()
     cursor.execute(sql)
+    return cursor
+
+
+def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
+    """Run a select and return its rows as a frame: DateTime columns as UTC instants, Date
+    columns as `datetime.date` (None when empty)."""
+    cursor = _execute(connection, query)
     names = [column[0] for column in cursor.description]
     frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=False)
     for column in query.selected_columns:
