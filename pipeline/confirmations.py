@@ -298,10 +298,13 @@ def _lines(c: Connection, run, officines: list[str], people: list[str]) -> list[
     o, d, v = T["orders"], T["decisions"], T["deliveries"]
     query = (select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, o.c.vaccine, o.c.injection, d.c.requested,
                     d.c.allocated, d.c.status, d.c.reason, d.c.rank)
-             .join(o, and_(o.c.session_id == run.session_id, o.c.order_id == d.c.order_id))
-             .where(d.c.run_id == run.id, or_(o.c.finess.in_(officines or [""]), o.c.rpps.in_(people or [""])))
-             .order_by(d.c.rank))
-    lines = read_rows(c, query)
+             .join(d, and_(d.c.run_id == run.id, d.c.order_id == o.c.order_id)))
+    # Two look-ups, each on its own index, rather than one OR that scans every line.
+    found = {line["order_id"]: line for line in read_rows(c, query.where(
+        o.c.session_id == run.session_id, o.c.finess.in_(officines or [""])))}
+    found.update((line["order_id"], line) for line in read_rows(c, query.where(
+        o.c.session_id == run.session_id, o.c.rpps.in_(people or [""]), o.c.effector.in_(NAMED_KINDS))))
+    lines = sorted(found.values(), key=lambda line: line["rank"])
     deliveries = read_rows(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(
         v.c.run_id == run.id, v.c.order_id.in_([line["order_id"] for line in lines] or [""])))
     days = defaultdict(list)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import confirmations, services
-from .mail.sink import MailSink
 from .outputs import write_mail_copies, write_outputs
 from .reallocation import read_changes, request_reallocation
 from .scenario import load_scenario
@@ -79,7 +80,7 @@ def _drive(engine, settings: Settings, database_url: str, out: Path, session_id:
     with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task("starting the workers", total=None)
         show = lambda text: progress.update(step, description=text)  # noqa: E731
-        smtp_url = settings.smtp_url or stack.enter_context(MailSink(out / "mail")).url
+        smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
         stack.enter_context(_workers(settings, database_url, smtp_url))
         from workers.tasks import fan_out
 
@@ -99,6 +100,21 @@ def _drive(engine, settings: Settings, database_url: str, out: Path, session_id:
         else:
             shutil.copyfile(item, target)
     return summary
+
+
+@contextlib.contextmanager
+def _loopback_sink(folder: Path):
+    """The embedded SMTP server, in a child process writing `folder`; yields its URL."""
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.mail.sink", str(folder)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        port = child.stdout.readline().strip()
+        if not port.isdigit():
+            raise ServiceError("the embedded SMTP server did not start")
+        yield f"smtp://127.0.0.1:{port}"
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
 
 
 @contextlib.contextmanager

@@ -188,3 +188,17 @@ def save_message(folder: Path, content: bytes, *, overwrite: bool = False) -> Pa
         path.write_bytes(content)
         return path
     return _write_new(folder, stem, content)
+
+
+def main() -> None:
+    """`python -m pipeline.mail.sink FOLDER`: a sink in a process of its own, so that it does not
+    share an interpreter lock with the sender. Prints its port, stops when its input closes."""
+    import sys
+
+    with MailSink(Path(sys.argv[1]), keep=False) as sink:
+        print(sink.port, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

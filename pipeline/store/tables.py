@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UTC = DateTime(timezone=True)
@@ -76,6 +76,8 @@ class Order(Base):
     """An order line as submitted. `line` is its line in orders.csv."""
 
     __tablename__ = "orders"
+    # An email reads the lines of its officine or of its professional.
+    __table_args__ = (Index("ix_orders_finess", "session_id", "finess"), Index("ix_orders_rpps", "session_id", "rpps"))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     line: Mapped[int] = mapped_column(Integer)
@@ -144,8 +146,9 @@ class Delivery(Base):
     """One line's vials on one delivery day of one run; `delivery_date` empty when pending (R8)."""
 
     __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_run_order", "run_id", "order_id"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    run_id: Mapped[int] = mapped_column(Integer)
     order_id: Mapped[str] = mapped_column(String(32))
     depot_id: Mapped[str] = mapped_column(String(32))
     vaccine: Mapped[str] = mapped_column(String(32))

@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deliveries_run_id'), ['run_id'], unique=False)
+        batch_op.create_index('ix_deliveries_run_order', ['run_id', 'order_id'], unique=False)
 
     op.create_table('sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -88,6 +88,10 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('session_id', 'order_id')
     )
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.create_index('ix_orders_finess', ['session_id', 'finess'], unique=False)
+        batch_op.create_index('ix_orders_rpps', ['session_id', 'rpps'], unique=False)
+
     op.create_table('pharmacies',
     sa.Column('session_id', sa.String(length=64), nullable=False),
     sa.Column('finess', sa.String(length=9), nullable=False),
@@ -175,6 +179,10 @@ def downgrade() -> None:
     op.drop_table('rejections')
     op.drop_table('professionals')
     op.drop_table('pharmacies')
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_rpps')
+        batch_op.drop_index('ix_orders_finess')
+
     op.drop_table('orders')
     op.drop_table('depots')
     op.drop_table('depot_days')
@@ -184,7 +192,7 @@ def downgrade() -> None:
 
     op.drop_table('sessions')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deliveries_run_id'))
+        batch_op.drop_index('ix_deliveries_run_order')
 
     op.drop_table('deliveries')
     op.drop_table('decisions')
