@@ -45,15 +45,18 @@ def database_url():
     admin.dispose()
 
 
+RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/usr/lib/rabbitmq/bin")
+
+
 def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    subprocess.run([RABBITMQCTL, *args], check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture
 def broker_url():
     vhost = f"vialflow-test-{uuid.uuid4().hex[:12]}"
     try:
-        if shutil.which("rabbitmqctl") is None:
+        if RABBITMQCTL is None:
             raise RuntimeError("rabbitmqctl not found")
         _rabbitmqctl("add_vhost", vhost)
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
