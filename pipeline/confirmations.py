@@ -197,10 +197,25 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
                 c.execute(update(box).where(box.c.id.in_([item[0] for item in batch])).values(state="sending"))
             yield from batch
 
-    send_all_sync(target, feed(), connections=connections, on_result=on_result)
-    if outcomes:
-        record()
+    try:
+        send_all_sync(target, feed(), connections=connections, on_result=on_result)
+    finally:
+        if outcomes:
+            record()
+        _release(engine, ids, claimant, now, delays)
     return dict(counts)
+
+
+def _release(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, delays: tuple[int, ...]) -> None:
+    """After a chunk, whatever happened: rows it claimed but never started go back to be tried
+    again, rows it left `sending` (no outcome came back) are unknown. Nothing stays stuck."""
+    box = T["outbox"]
+    mine = and_(box.c.id.in_(ids), box.c.claimed_by == claimant)
+    with engine.begin() as c:
+        c.execute(update(box).where(mine, box.c.state == "claimed").values(
+            state="retry", next_attempt_at=now + dt.timedelta(seconds=delays[0] if delays else 0)))
+        c.execute(update(box).where(mine, box.c.state == "sending").values(
+            state="unknown", detail="no reply was recorded for this message"))
 
 
 def _after(outcome: Outcome, detail: str, attempt: int, now: dt.datetime, delays: tuple[int, ...]) -> dict:
