@@ -60,14 +60,17 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
     return DONE
 
 
-def line_states(c: Connection, session_id: str, run: int) -> pd.DataFrame:
-    """Each line of a run with what its recipients read of it: order_id, finess, effector, rpps, state."""
+def line_states(c: Connection, session_id: str, run: int, order_ids: list[str] | None = None) -> pd.DataFrame:
+    """Each line of a run (or only `order_ids`) with what its recipients read of it:
+    order_id, finess, effector, rpps, allocated, state."""
     o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    only = (lambda column: column.in_(order_ids or [""])) if order_ids is not None else (lambda column: True)
     lines = read_frame(c, select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, d.c.allocated, d.c.status,
                                  d.c.reason)
                        .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
-                       .where(d.c.run_id == run))
-    deliveries = read_frame(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(v.c.run_id == run))
+                       .where(d.c.run_id == run, only(d.c.order_id)))
+    deliveries = read_frame(c, select(v.c.order_id, v.c.delivery_date, v.c.vials)
+                            .where(v.c.run_id == run, only(v.c.order_id)))
     deliveries["piece"] = [f"{day or 'pending'}:{vials}" for day, vials in zip(deliveries["delivery_date"], deliveries["vials"])]
     pieces = deliveries.sort_values(["order_id", "piece"]).groupby("order_id")["piece"].agg(",".join)
     lines["state"] = (lines["allocated"].astype(str) + "|" + lines["status"] + "|" + lines["reason"] + "|"
@@ -255,7 +258,7 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     pharmacies = _register(c, "pharmacies", "finess", run.session_id, officines)
     named = sorted(set(people) | {line["rpps"] for line in lines} - {""})
     professionals = _register(c, "professionals", "rpps", run.session_id, named)
-    changes = _what_changed(c, run) if run.version > 1 else {}
+    changes = _what_changed(c, run, [line["order_id"] for line in lines]) if run.version > 1 else {}
     by_officine: dict[str, list[Line]] = defaultdict(list)
     by_person: dict[str, list[Line]] = defaultdict(list)
     for line in lines:
@@ -281,11 +284,14 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     return found
 
 
-def _what_changed(c: Connection, run) -> dict[str, list[str]]:
-    """For a new version: per recipient, short French sentences saying what changed (R11)."""
+def _what_changed(c: Connection, run, order_ids: list[str]) -> dict[str, list[str]]:
+    """For a new version: per recipient of these lines, short French sentences saying what
+    changed (R11). Only these lines and the new redistributions are read, not the whole run."""
     before = previous_run(c, run)
-    old = line_states(c, run.session_id, before.id).set_index("order_id")
-    new = line_states(c, run.session_id, run.id)
+    redistributed = _new_redistributions(run, before)
+    wanted = sorted(set(order_ids) | {item["order_id"] for item in redistributed})
+    old = line_states(c, run.session_id, before.id, wanted).set_index("order_id")
+    new = line_states(c, run.session_id, run.id, wanted)
     said: dict[str, list[str]] = defaultdict(list)
 
     def tell(line, sentence: str) -> None:
@@ -299,7 +305,7 @@ def _what_changed(c: Connection, run) -> dict[str, list[str]]:
             tell(line, f"Commande {line['order_id']} : {was} → {line['allocated']} flacon(s) servi(s).")
         else:
             tell(line, f"Commande {line['order_id']} : dates de livraison modifiées.")
-    for item in _new_redistributions(run, before):
+    for item in redistributed:
         line = new[new["order_id"] == item["order_id"]].iloc[0].to_dict()
         tell(line, f"Commande {item['order_id']} : {item['vials']} flacon(s) non récupéré(s) redistribué(s) "
                    "à un autre professionnel de santé.")

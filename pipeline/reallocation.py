@@ -13,14 +13,12 @@ import json
 import tomllib
 from pathlib import Path
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from .scenario import ScenarioError, describe
-from .services import ServiceError, T, registers, session_rules
-from .store.frames import read_frame
+from .services import ServiceError, T, delivered, registers, session_rules
 
 
 class _Frozen(BaseModel):
@@ -129,23 +127,17 @@ def _check(c: Connection, session_id: str, latest, changes: Changes) -> None:
     for day in changes.depot_days:
         if day.depot_id not in depots:
             raise ServiceError(f"depot_days: unknown depot {day.depot_id}")
-    delivered = _delivered(c, latest.id, changes.effective)
+    gone_out = delivered(c, latest.id, changes.effective)
     for order_id in changes.cancel:
-        if order_id in set(delivered["order_id"]):
+        if order_id in set(gone_out["order_id"]):
             raise ServiceError(f"cancel: order {order_id} has a delivery dated on or before {changes.effective}: "
                                "it has left the depot")
     for key, vials in changes.supply.items():
-        gone = int(delivered.loc[delivered["vaccine"] == key, "vials"].sum())
+        gone = int(gone_out.loc[gone_out["vaccine"] == key, "vials"].sum())
         if vials < gone:
             raise ServiceError(f"supply: {vials} {key} vials is less than the {gone} already delivered "
                                f"on or before {changes.effective}")
     _check_redistributions(c, session_id, latest, changes)
-
-
-def _delivered(c: Connection, run: int, effective: dt.date) -> pd.DataFrame:
-    v = T["deliveries"]
-    return read_frame(c, select(v.c.order_id, v.c.vaccine, v.c.delivery_date, v.c.vials).where(
-        v.c.run_id == run, v.c.status == "scheduled", v.c.delivery_date <= effective))
 
 
 def _check_redistributions(c: Connection, session_id: str, latest, changes: Changes) -> None:
@@ -153,7 +145,7 @@ def _check_redistributions(c: Connection, session_id: str, latest, changes: Chan
     if not changes.redistribution:
         return
     professionals = set(registers(c, session_id, "professionals")["rpps"])
-    week_old = _delivered(c, latest.id, changes.effective - dt.timedelta(days=7))
+    week_old = delivered(c, latest.id, changes.effective - dt.timedelta(days=7))
     already = {}
     for earlier in (latest.changes or {}).get("redistribution", []):
         already[earlier["order_id"]] = already.get(earlier["order_id"], 0) + earlier["vials"]

@@ -139,34 +139,38 @@ def _workers(settings: Settings, database_url: str, smtp_url: str):
 
 
 def _wait(engine, session_id: str, show, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until the session's latest run has its emails prepared; the run id."""
+    def prepared():
         state = services.progress(engine, session_id)
         if state["error"]:
             raise ServiceError(f"the pipeline failed: {state['error']}")
-        if state["step"] == "prepared":
-            return state["run"]
-        show(STEPS[state["step"]])
-        if time.monotonic() > deadline:
-            raise ServiceError(f"the pipeline did not finish within {timeout:.0f} s; are the workers running?")
-        time.sleep(0.1)
+        show(STEPS.get(state["step"], "done"))
+        return state["run"] if state["step"] == "prepared" else None
+
+    return _poll(prepared, timeout, 0.1, "the pipeline did not finish", "workers")
 
 
 def _wait_for_mail(engine, run: int, show, fan_out, timeout: float) -> None:
     """Until every email is sent, failed or unknown; emails due for another try are handed over
     again (in the deployed form, beat does that)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def settled():
         counts = confirmations.outbox_counts(engine, run)
         waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
-        if not waiting:
-            return
         show(f"sending emails: {counts.get('sent', 0)} sent, {waiting} to go")
         if counts.get("retry") and confirmations.due(engine, run, dt.datetime.now(dt.timezone.utc)):
             fan_out.delay(run)
+        return not waiting
+
+    _poll(settled, timeout, 0.2, "the emails were not all sent", "email workers")
+
+
+def _poll(done, timeout: float, interval: float, late: str, who: str):
+    deadline = time.monotonic() + timeout
+    while not (result := done()):
         if time.monotonic() > deadline:
-            raise ServiceError(f"the emails were not all sent within {timeout:.0f} s; are the email workers running?")
-        time.sleep(0.2)
+            raise ServiceError(f"{late} within {timeout:.0f} s; are the {who} running?")
+        time.sleep(interval)
+    return result
 
 
 def _progress() -> Progress:

@@ -223,10 +223,14 @@ def frozen_deliveries(c: Connection, run) -> tuple[pd.DataFrame | None, dt.date 
     if before is None or effective is None:
         return None, None
     day = dt.date.fromisoformat(effective)
+    return delivered(c, before.id, day), day
+
+
+def delivered(c: Connection, run: int, day: dt.date) -> pd.DataFrame:
+    """A run's deliveries dated on or before `day`: order_id, depot_id, vaccine, delivery_date, vials."""
     v = T["deliveries"]
-    frozen = read_frame(c, select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials).where(
-        v.c.run_id == before.id, v.c.status == "scheduled", v.c.delivery_date <= day))
-    return frozen, day
+    return read_frame(c, select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials).where(
+        v.c.run_id == run, v.c.status == "scheduled", v.c.delivery_date <= day))
 
 
 def depot_days_with_changes(depot_days: pd.DataFrame, run) -> pd.DataFrame:
