@@ -27,8 +27,9 @@ def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, **co
         block = rows.to_csv(index=False, header=False, lineterminator="\n")
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({required}))') as copy:
             copy.write(block)
-        if len(rows) >= 1000:  # fresh statistics, or the planner nests loops over a big new table
-            cursor.execute(f'ANALYZE "{table.name}"')
+        # Fresh statistics, or the planner takes a table it has never measured for a handful of rows and
+        # nests loops over it: seconds for a 500-line session. ANALYZE samples, so it stays cheap.
+        cursor.execute(f'ANALYZE "{table.name}"')
     else:
         values = [_sqlite_column(rows[name], table.c[name].type) for name in rows.columns]
         marks = ", ".join("?" * len(rows.columns))

@@ -160,3 +160,14 @@ def test_a_worker_killed_in_the_middle_of_a_step_is_recovered_with_the_same_resu
     for name in ("allocations.csv", "deliveries.csv"):
         assert (tmp_path / "after-crash" / name).read_bytes() == (tmp_path / "undisturbed" / name).read_bytes(), name
     assert len(runs_of(engine, session_id)) == 1 and done.version == 1
+
+
+def test_every_bulk_insert_leaves_the_planner_statistics_however_small(database_url):
+    """A table PostgreSQL has never measured is planned as a handful of rows: the recipients query of
+    a 500-line session then nested its loops for seconds. Each bulk insert analyses its table."""
+    load_into(EXAMPLE, database_url, dt.datetime(2021, 6, 16, tzinfo=UTC))
+    with make_engine(database_url).connect() as c:
+        measured = dict(c.execute(text(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('orders', 'professionals', 'pharmacies')")).all())
+        counted = {name: c.execute(select(func.count()).select_from(T[name])).scalar() for name in measured}
+    assert measured == {name: float(count) for name, count in counted.items()} and all(counted.values())
