@@ -50,7 +50,8 @@ def synthetic(lines: int = LINES, officines: int = OFFICINES, seed: int = 2021):
     finess = np.array([f"{i:09d}" for i in 10_000_000 + rng.choice(980_000_000, officines, replace=False)],
                       dtype=object)
     departments = np.array([f"{d:02d}" for d in range(1, 96)], dtype=object)
-    pharmacies = pd.DataFrame({"finess": finess, "department": departments[rng.integers(0, 95, officines)]})
+    pharmacies = pd.DataFrame({"finess": finess, "department": departments[rng.integers(0, 95, officines)]},
+                              dtype=object)
 
     kinds, attached = [], []
     for kind, mean in PER_OFFICINE.items():
@@ -60,7 +61,7 @@ def synthetic(lines: int = LINES, officines: int = OFFICINES, seed: int = 2021):
     kinds, attached = np.concatenate(kinds), np.concatenate(attached)
     rpps = np.array([f"{i:011d}" for i in 10_000_000_000 + rng.choice(999_999_999, len(kinds), replace=False)],
                     dtype=object)
-    professionals = pd.DataFrame({"rpps": rpps, "kind": kinds, "finess": finess[attached]})
+    professionals = pd.DataFrame({"rpps": rpps, "kind": kinds, "finess": finess[attached]}, dtype=object)
 
     effector = rng.choice(np.array(list(EFFECTORS), dtype=object), lines, p=list(EFFECTORS.values()))
     officine = rng.integers(0, officines, lines)
@@ -89,7 +90,8 @@ def synthetic(lines: int = LINES, officines: int = OFFICINES, seed: int = 2021):
         "submitted_at": submitted, "finess": line_finess, "effector": effector, "rpps": rpps_of_line,
         "vaccine": vaccine, "injection": np.where(second, "second", "first").astype(object),
         "vials": vials.astype(np.int64)})
-    return orders, pharmacies, professionals
+    text = ["order_id", "finess", "effector", "rpps", "vaccine", "injection"]
+    return orders.astype(dict.fromkeys(text, object)), pharmacies, professionals
 
 
 def per_line_loop(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,

@@ -32,15 +32,16 @@ def submission_order(orders: pd.DataFrame) -> pd.DataFrame:
 
 
 def submission_positions(orders: pd.DataFrame) -> np.ndarray:
-    """Row positions of `orders` in submission order: `submitted_at`, then `order_id` (stable)."""
+    """Row positions of `orders` in submission order: `submitted_at`, then `order_id`."""
     instants = pd.DatetimeIndex(pd.to_datetime(orders["submitted_at"], utc=True)).asi8
-    order = np.argsort(instants, kind="stable")
+    order = np.argsort(instants)  # not stable: lines sharing an instant are put in order below
     # Sorting a million order ids as text takes seconds: only lines sharing an instant need them.
     same = instants[order][1:] == instants[order][:-1]
     tied = np.flatnonzero(np.append(same, False) | np.insert(same, 0, False))
     if len(tied):
-        ties = pd.DataFrame({"at": instants[order[tied]], "order_id": orders["order_id"].to_numpy()[order[tied]]})
-        order[tied] = order[tied][ties.sort_values(["at", "order_id"], kind="stable").index.to_numpy()]
+        ties = pd.DataFrame({"at": instants[order[tied]], "order_id": orders["order_id"].to_numpy()[order[tied]],
+                             "position": order[tied]})
+        order[tied] = ties.sort_values(["at", "order_id", "position"])["position"].to_numpy()
     return order
 
 
@@ -59,23 +60,22 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     # submission order (`[order]`), which is far cheaper than reordering text.
     order = submission_positions(orders)
     n = len(order)
-    kind = _codes(orders["effector"], KINDS)
+    kind = _positions(orders["effector"], KINDS)
     named = np.isin(kind, [KINDS.index(k) for k in NAMED_KINDS])
-    finess = orders["finess"].to_numpy(object)
     submitted = orders["submitted_at"]
     outside_window = ((submitted < pd.Timestamp(session.opens))
                       | (submitted >= pd.Timestamp(session.closes))).to_numpy()
 
     # Registers are read by position; position -1 (not found) lands on a trailing sentinel.
-    # Only named lines (R2) look up their professional.
-    pharmacy_at = pd.Index(pharmacies["finess"]).get_indexer(finess)
+    # Only named lines (R2) look up their professional; attachment compares officine positions.
+    pharmacy_at = _positions(orders["finess"], pharmacies["finess"])
     professional_at = np.full(n, -1, np.int64)
-    professional_at[named] = pd.Index(professionals["rpps"]).get_indexer(orders["rpps"].to_numpy(object)[named])
-    attached_elsewhere = np.zeros(n, bool)
-    attached_elsewhere[named] = _with_sentinel(professionals["finess"])[professional_at[named]] != finess[named]
+    professional_at[named] = _positions(orders["rpps"], professionals["rpps"], named)
+    attached_to = np.append(_positions(professionals["finess"], pharmacies["finess"]), -1)
+    attached_elsewhere = named & (attached_to[professional_at] != pharmacy_at)
 
-    vaccine = _codes(orders["vaccine"], list(session.vaccines))[order]
-    kind, named, injection = kind[order], named[order], _codes(orders["injection"], INJECTIONS)[order]
+    vaccine = _positions(orders["vaccine"], list(session.vaccines))[order]
+    kind, named, injection = kind[order], named[order], _positions(orders["injection"], INJECTIONS)[order]
     requested = orders["vials"].to_numpy(np.int64)[order]
     pharmacy_at, professional_at = pharmacy_at[order], professional_at[order]
     attached_elsewhere = attached_elsewhere[order]
@@ -83,7 +83,7 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     departments = _with_sentinel(pharmacies["department"])
     in_zone = np.ones(n, bool) if session.zone == "national" else np.isin(
         departments, list(session.zone))[pharmacy_at]
-    registered_kind = np.append(_codes(professionals["kind"], KINDS), -1)
+    registered_kind = np.append(_positions(professionals["kind"], KINDS), -1)
     known_professional = (professional_at >= 0) & (registered_kind[professional_at] == kind)
 
     caps = _cap_table(session.vaccines)
@@ -95,7 +95,8 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     def refuse(mask: np.ndarray, reason: str) -> None:
         code[(code < 0) & mask] = _CODE[reason]
 
-    refuse(orders["order_id"].isin(list(cancelled)).to_numpy()[order], "cancelled")
+    if cancelled := list(cancelled):
+        refuse(orders["order_id"].isin(cancelled).to_numpy()[order], "cancelled")
     refuse(outside_window[order], "window")
     refuse(~known_pharmacy, "unknown_pharmacy")
     refuse(~in_zone, "zone")
@@ -116,7 +117,7 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     beneficiary = beneficiary_id * caps.size + entitlement
     rounded = np.where(running, requested // box * box, 0)
     unit_cap = cap // box * box
-    cumulative = pd.Series(rounded).groupby(beneficiary).cumsum().to_numpy()
+    cumulative = pd.Series(rounded).groupby(beneficiary, sort=False).cumsum().to_numpy()
     consumed_before = np.minimum(cumulative - rounded, unit_cap)
     after_cap = np.where(running, np.minimum(requested, np.maximum(cap - consumed_before, 0)), 0)
     capped = after_cap // box * box
@@ -135,22 +136,39 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
                       np.where(capped < after_cap, UNIT, np.where(after_cap < requested, CAP, OK)))
     code = np.where(running, reason, code)
     allocated = np.where(running, allocated, 0)
-    status = np.asarray(STATUSES, dtype=object)[
-        np.where(allocated == requested, 0, np.where(allocated == 0, 1, 2))]
+    status = np.where(allocated == requested, 0, np.where(allocated == 0, 1, 2))
 
     # By officine, then submission order (the rank; the sort is stable). The officines' FINESS
     # are sorted once, from the register plus the few unknown ones, rather than once per line.
+    finess = orders["finess"].to_numpy(object)
     unknown = finess[order[pharmacy_at < 0]]
-    officines = pd.Index(pharmacies["finess"]).append(pd.Index(unknown, dtype=object)).unique().sort_values()
-    officine_rank = np.append(officines.get_indexer(pharmacies["finess"]), -1)[pharmacy_at]
+    officines = pd.Index(pharmacies["finess"], dtype=object).append(pd.Index(unknown, dtype=object)).unique()
+    officines = officines.sort_values()
+    officine_rank = np.append(officines.get_indexer(pharmacies["finess"].to_numpy(object)), -1)[pharmacy_at]
     officine_rank[pharmacy_at < 0] = officines.get_indexer(unknown)
-    by_officine = np.argsort(officine_rank, kind="stable")
+    by_officine = _stable_argsort(officine_rank)
     rows = order[by_officine]
-    decisions = orders[["order_id", "finess", "effector", "rpps", "vaccine", "injection"]].take(rows)
-    return decisions.reset_index(drop=True).assign(
-        requested=requested[by_officine], allocated=allocated[by_officine], status=status[by_officine],
-        reason=np.asarray(REASONS, dtype=object)[code[by_officine]],
-        submitted_at=submitted.take(rows).reset_index(drop=True), rank=by_officine, capped=capped[by_officine])
+    # Text columns are rebuilt from the few distinct values they hold (officines, kinds, vaccines,
+    # injections, the register's RPPS): reading a small table is far cheaper than moving a
+    # million separate strings. Only order ids, all distinct, are taken from the input.
+    rpps = _with_sentinel(professionals["rpps"])[professional_at[by_officine]]
+    unnamed = professional_at[by_officine] < 0  # mostly empty text, one shared object
+    rpps[unnamed] = orders["rpps"].to_numpy(object)[rows[unnamed]]
+    return pd.DataFrame({
+        "order_id": _text(orders["order_id"].to_numpy(object)[rows]),
+        "finess": _text(officines.to_numpy(object)[officine_rank[by_officine]]),
+        "effector": _text(_values(orders["effector"], KINDS, kind, by_officine, rows)),
+        "rpps": _text(rpps),
+        "vaccine": _text(_values(orders["vaccine"], list(session.vaccines), vaccine, by_officine, rows)),
+        "injection": _text(_values(orders["injection"], INJECTIONS, injection, by_officine, rows)),
+        "requested": requested[by_officine], "allocated": allocated[by_officine],
+        "status": _text(_STATUS_TEXT[status[by_officine]]), "reason": _text(_REASON_TEXT[code[by_officine]]),
+        "submitted_at": submitted.take(rows).reset_index(drop=True), "rank": by_officine,
+        "capped": capped[by_officine]}, copy=False)
+
+
+_STATUS_TEXT = np.asarray(STATUSES, dtype=object)
+_REASON_TEXT = np.asarray(REASONS, dtype=object)
 
 
 def serve(units: np.ndarray, supply: int, rules: Vaccine) -> np.ndarray:
@@ -193,9 +211,36 @@ def _pro_rata(units: np.ndarray, supply: int) -> np.ndarray:
     return floor
 
 
-def _codes(values: pd.Series, categories) -> np.ndarray:
-    """Position of each value among `categories`; -1 when it is not one of them."""
-    return pd.Index(list(categories), dtype=object).get_indexer(values.to_numpy(object)).astype(np.int64)
+def _positions(values: pd.Series, keys, where: np.ndarray | None = None) -> np.ndarray:
+    """Position of each value (of the rows `where`, if given) among `keys`; -1 when it is not one of
+    them. A categorical column costs one look-up per category rather than one per row."""
+    index = pd.Index(np.asarray(keys, dtype=object), dtype=object)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        found = np.append(index.get_indexer(values.cat.categories.to_numpy(object)), -1)
+        codes = values.cat.codes.to_numpy()
+        return found[codes if where is None else codes[where]].astype(np.int64)
+    text = values.to_numpy(object)
+    return index.get_indexer(text if where is None else text[where]).astype(np.int64)
+
+
+def _values(column: pd.Series, keys, codes: np.ndarray, by_officine: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The column's text in output order, from `keys` by code; from the input if a value is not a key."""
+    codes = codes[by_officine]
+    if (codes < 0).any():
+        return column.to_numpy(object)[rows]
+    return np.asarray(keys, dtype=object)[codes]
+
+
+def _text(values: np.ndarray) -> pd.Series:
+    """Text as the scenario reader gives it (`object`), without pandas inferring a string dtype."""
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def _stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")`; keys that fit 16 bits are sorted by radix, in linear time."""
+    if len(keys) and 0 <= keys.min() and keys.max() < 2**16:
+        keys = keys.astype(np.uint16)
+    return np.argsort(keys, kind="stable")
 
 
 def _with_sentinel(column: pd.Series) -> np.ndarray:
