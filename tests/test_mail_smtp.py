@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 
 from pipeline.mail.render import render
-from pipeline.mail.sink import LoopbackController, MailSink, save_message
+from pipeline.mail.sink import LoopbackController, MailSink, advertise_pipelining, save_message
 from pipeline.mail.smtp import Outcome, SmtpTarget, send_all, send_all_sync
 from tests.test_mail_render import confirmation
 
@@ -251,9 +252,17 @@ def test_addresses_never_reach_the_logs(caplog):
 class Scripted:
     """An aiosmtpd handler that drops the connection at RCPT, refuses MAIL with 421, or never answers DATA."""
 
-    def __init__(self, *, drop_rcpt: str = "", busy_mail: bool = False, silent_data: bool = False):
+    def __init__(self, *, drop_rcpt: str = "", busy_mail: bool = False, silent_data: bool = False,
+                 pipelining: bool = False, refuse_rcpt: bool = False):
         self.drop_rcpt, self.busy_mail, self.silent_data = drop_rcpt, busy_mail, silent_data
+        self.pipelining, self.refuse_rcpt = pipelining, refuse_rcpt
         self.delivered: list[str] = []
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.pipelining:
+            return advertise_pipelining(session, hostname, responses)
+        session.host_name = hostname
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         if self.busy_mail:
@@ -262,6 +271,8 @@ class Scripted:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, options):
+        if self.refuse_rcpt:
+            return "550 5.1.1 no such mailbox"
         if address == self.drop_rcpt:
             server.transport.close()
             await asyncio.get_running_loop().create_future()
@@ -281,9 +292,13 @@ def scripted(handler, **options) -> LoopbackController:
     return controller
 
 
-def test_a_connection_dropped_before_the_data_is_retry_and_the_next_message_goes():
+PIPELINING = pytest.mark.parametrize("pipelining", [False, True], ids=["one-command-at-a-time", "pipelined"])
+
+
+@PIPELINING
+def test_a_connection_dropped_before_the_data_is_retry_and_the_next_message_goes(pipelining):
     batch = messages(3)
-    handler = Scripted(drop_rcpt=batch[1][2])
+    handler = Scripted(drop_rcpt=batch[1][2], pipelining=pipelining)
     controller = scripted(handler)
     try:
         outcomes = send_all_sync(SmtpTarget("127.0.0.1", controller.port, "none", None, None), batch, connections=1)
@@ -293,8 +308,9 @@ def test_a_connection_dropped_before_the_data_is_retry_and_the_next_message_goes
     assert handler.delivered == [batch[0][2], batch[2][2]]
 
 
-def test_a_421_to_mail_is_retry():
-    controller = scripted(Scripted(busy_mail=True))
+@PIPELINING
+def test_a_421_to_mail_is_retry(pipelining):
+    controller = scripted(Scripted(busy_mail=True, pipelining=pipelining))
     try:
         outcomes = send_all_sync(SmtpTarget("127.0.0.1", controller.port, "none", None, None), messages(2))
     finally:
@@ -303,8 +319,55 @@ def test_a_421_to_mail_is_retry():
     assert all(detail.startswith("421 4.3.2") for _, detail in outcomes.values())
 
 
-def test_no_reply_after_the_data_within_the_timeout_is_unknown():
-    controller = scripted(Scripted(silent_data=True))
+@PIPELINING
+def test_a_refused_recipient_is_failed_nothing_is_sent_and_the_connection_carries_the_next(pipelining):
+    handler = Scripted(refuse_rcpt=True, pipelining=pipelining)
+    controller = scripted(handler)
+    try:
+        outcomes = send_all_sync(SmtpTarget("127.0.0.1", controller.port, "none", None, None), messages(3),
+                                 connections=1)
+    finally:
+        controller.stop()
+    assert {outcome for outcome, _ in outcomes.values()} == {Outcome.FAILED}
+    assert all(detail.startswith("550 5.1.1") for _, detail in outcomes.values())
+    assert handler.delivered == []
+
+
+def test_pipelined_commands_leave_in_one_write_and_replies_arriving_together_are_each_read():
+    """RFC 2920 on the wire: a bare server that records what each read brings and answers MAIL, RCPT and
+    DATA in one packet, the final reply on two lines."""
+    reads: list[bytes] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def serve():
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"220 bare ESMTP\r\n")
+                assert connection.recv(4096).startswith(b"EHLO ")
+                connection.sendall(b"250-bare\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                reads.append(connection.recv(4096))
+                connection.sendall(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    data += connection.recv(65536)
+                connection.sendall(b"250-2.0.0 queued\r\n250 2.0.0 as 42\r\n")
+                reads.append(connection.recv(4096))
+                connection.sendall(b"221 bye\r\n")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        outcomes = send_all_sync(SmtpTarget("127.0.0.1", server.getsockname()[1], "none", None, None), messages(1))
+        thread.join(timeout=10)
+    assert outcomes[0] == (Outcome.SENT, "250 2.0.0 queued 2.0.0 as 42")
+    assert reads[0].startswith(b"MAIL FROM:<") and reads[0].endswith(b">\r\nDATA\r\n") and b"\r\nRCPT TO:<" in reads[0]
+    assert reads[1] == b"QUIT\r\n"
+
+
+@PIPELINING
+def test_no_reply_after_the_data_within_the_timeout_is_unknown(pipelining):
+    controller = scripted(Scripted(silent_data=True, pipelining=pipelining))
     try:
         outcomes = send_all_sync(SmtpTarget("127.0.0.1", controller.port, "none", None, None), messages(1),
                                  timeout=1)

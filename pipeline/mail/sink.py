@@ -89,6 +89,9 @@ class _Handler:
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname: str, responses: list[str]) -> list[str]:
+        return advertise_pipelining(session, hostname, responses)
+
     async def handle_DATA(self, server, session, envelope) -> str:
         content: bytes = envelope.content
         verdict = self.sink.script(content) if self.sink.script is not None else None
@@ -99,6 +102,13 @@ class _Handler:
             return verdict
         self.sink._accept(session.peer, envelope.mail_from, tuple(envelope.rcpt_tos), content)
         return "250 2.0.0 Ok: queued"
+
+
+def advertise_pipelining(session, hostname: str, responses: list[str]) -> list[str]:
+    """EHLO's reply with PIPELINING (RFC 2920), as real servers give it: aiosmtpd reads commands in
+    order from its stream, so pipelined ones are handled like any other."""
+    session.host_name = hostname
+    return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
 
 class LoopbackController(Controller):
