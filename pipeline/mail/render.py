@@ -249,24 +249,34 @@ _GROUP_RANK = {"pharmacien": 0, "infirmier": 2}
 
 def _line_view(line: Line, officine: bool) -> dict:
     """One line as the templates and the calendar show it, built from fragments rendered once per value."""
-    vaccine = clean(line.vaccine_label or line.vaccine)
-    injection = INJECTION_LABELS.get(line.injection) or clean(line.injection)
-    shown_reason = line.reason if line.status != "served" or line.reason not in ("ok", "") else ""
-    outcome = _outcome(vaccine, injection, line.requested, line.allocated, line.status, shown_reason)
-    deliveries = [_delivery(day, count, officine) for day, count in line.deliveries]
+    vaccine, injection, text, cells, deliveries = _shown(
+        line.vaccine_label or line.vaccine, line.injection, line.requested, line.allocated, line.status,
+        line.reason, line.deliveries, officine)
     named = line.effector not in ("pharmacien", "infirmier")
     beneficiary = (clean(line.professional) or f"RPPS {clean(line.rpps)}") if named else ""
     return {
-        "order_id": clean(line.order_id), "label": f"{vaccine}, {injection}",
-        "text": outcome[0] + "".join([text for text, _ in deliveries]),
-        "cells": outcome[1], "deliveries": Markup("".join([html for _, html in deliveries]) or "&mdash;"),
-        "group": (line.effector, line.rpps if named else ""),
+        "order_id": clean(line.order_id), "label": f"{vaccine}, {injection}", "text": text, "cells": cells,
+        "deliveries": deliveries, "group": (line.effector, line.rpps if named else ""),
         "group_title": _group_title(line.effector, beneficiary, clean(line.rpps)) if officine else "",
         "calendar_title": f"{vaccine} {injection}" + (
             "" if not officine or line.effector == "pharmacien" else
             ", infirmiers rattachés" if line.effector == "infirmier" else f", {beneficiary}"),
         "dates": line.deliveries,
     }
+
+
+@lru_cache(maxsize=16384)
+def _shown(vaccine: str, injection: str, requested: int, allocated: int, status: str, reason: str,
+           deliveries: tuple, officine: bool) -> tuple[str, str, str, str, Markup]:
+    """What a line shows apart from its ids: (vaccine, injection, text, HTML cells, HTML deliveries). The
+    same few combinations recur from line to line."""
+    vaccine = clean(vaccine)
+    injection = INJECTION_LABELS.get(injection) or clean(injection)
+    shown_reason = reason if status != "served" or reason not in ("ok", "") else ""
+    outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason)
+    parts = [_delivery(day, count, officine) for day, count in deliveries]
+    return (vaccine, injection, outcome[0] + "".join([text for text, _ in parts]), outcome[1],
+            Markup("".join([html for _, html in parts]) or "&mdash;"))
 
 
 def _group_title(effector: str, name: str, rpps: str) -> str:
@@ -441,6 +451,7 @@ def _message_id(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=64)
 def _date(when: dt.datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("the Date of a message must be an aware datetime")
@@ -456,16 +467,20 @@ def _utc(when: dt.datetime) -> str:
 def _ics_text(name: str, text: str) -> str:
     """A TEXT property, escaped and folded at 75 octets, never inside a UTF-8 sequence (RFC 5545 3.1, 3.3.11)."""
     line = name + ":" + text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
-    data = line.encode("utf-8")
-    if len(data) <= 75:
+    if len(line) <= 75 and (line.isascii() or len(line.encode("utf-8")) <= 75):
         return line + "\r\n"
     pieces, start, width = [], 0, 75
-    while start < len(data):
-        end = min(start + width, len(data))
-        while end < len(data) and data[end] & 0xC0 == 0x80:
-            end -= 1
-        pieces.append(data[start:end].decode("utf-8"))
-        start, width = end, 74
+    while start < len(line):
+        end = min(start + width, len(line))
+        piece = line[start:end]
+        if not piece.isascii():
+            size = len(piece.encode("utf-8"))
+            while size > width:  # give back whole characters until the octets fit
+                end -= 1
+                size -= len(line[end].encode("utf-8"))
+            piece = line[start:end]
+        pieces.append(piece)
+        start, width = start + len(piece), 74
     return "\r\n ".join(pieces) + "\r\n"
 
 
