@@ -317,26 +317,32 @@ def _what_changed(c: Connection, run, order_ids: list[str]) -> dict[str, list[st
 def _lines(c: Connection, run, officines: list[str], people: list[str]) -> list[dict]:
     """The run's lines of these officines and professionals, in submission order, with deliveries."""
     o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    # Each line with its deliveries in one read (a line without any has one row, its delivery empty).
     query = (select(d.c.order_id, o.c.finess, o.c.effector, o.c.rpps, o.c.vaccine, o.c.injection, d.c.requested,
-                    d.c.allocated, d.c.status, d.c.reason, d.c.rank)
-             .join(d, and_(d.c.run_id == run.id, d.c.order_id == o.c.order_id)))
+                    d.c.allocated, d.c.status, d.c.reason, d.c.rank, v.c.delivery_date, v.c.vials)
+             .join(d, and_(d.c.run_id == run.id, d.c.order_id == o.c.order_id))
+             .outerjoin(v, and_(v.c.run_id == run.id, v.c.order_id == o.c.order_id)))
     # Two look-ups, each on its own index, rather than one OR that scans every line.
-    found = {line["order_id"]: line for line in read_rows(c, query.where(
-        o.c.session_id == run.session_id, o.c.finess.in_(officines or [""])))}
-    found.update((line["order_id"], line) for line in read_rows(c, query.where(
-        o.c.session_id == run.session_id, o.c.rpps.in_(people or [""]), o.c.effector.in_(NAMED_KINDS))))
+    by_officine = query.where(o.c.session_id == run.session_id, o.c.finess.in_(officines or [""]))
+    by_person = query.where(o.c.session_id == run.session_id, o.c.rpps.in_(people or [""]),
+                            o.c.effector.in_(NAMED_KINDS))
+    found: dict[str, dict] = {}
+    for rows in (read_rows(c, by_officine), read_rows(c, by_person)):
+        fresh: dict[str, dict] = {}
+        for row in rows:
+            if row["order_id"] in found:  # already read through its officine
+                continue
+            line = fresh.get(row["order_id"])
+            if line is None:
+                line = fresh[row["order_id"]] = {**row, "deliveries": []}
+            if row["vials"] is not None:
+                day = row["delivery_date"]
+                day = dt.date.fromisoformat(day) if isinstance(day, str) else day  # SQLite gives text
+                line["deliveries"].append((day, int(row["vials"])))
+        found.update(fresh)
     lines = sorted(found.values(), key=lambda line: line["rank"])
-    deliveries = read_rows(c, select(v.c.order_id, v.c.delivery_date, v.c.vials).where(
-        v.c.run_id == run.id, v.c.order_id.in_([line["order_id"] for line in lines] or [""])))
-    days = defaultdict(list)
-    for row in deliveries:
-        day = row["delivery_date"]
-        day = dt.date.fromisoformat(day) if isinstance(day, str) else day  # SQLite gives text
-        days[row["order_id"]].append((day, int(row["vials"])))
-    for pieces in days.values():
-        pieces.sort(key=lambda piece: (piece[0] is None, piece[0] or dt.date.min))
     for line in lines:
-        line["deliveries"] = tuple(days.get(line["order_id"], ()))
+        line["deliveries"] = tuple(sorted(line["deliveries"], key=lambda piece: (piece[0] is None, piece[0] or dt.date.min)))
     return lines
 
 
