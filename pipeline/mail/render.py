@@ -6,20 +6,20 @@ MIME tree directly and is checked against the standard library's parser in the t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import datetime as dt
 import hashlib
 import io
 import re
 from dataclasses import dataclass
-from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
+
+from . import mime
+from .mime import clean
 
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
@@ -53,17 +53,6 @@ REASONS = {
     "cancelled": "La commande a été annulée lors d'une réattribution des vaccins.",
 }
 
-# C0, DEL, C1 and the Unicode line/paragraph separators: none may reach a header or a body line.
-_CONTROLS = {code: " " for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
-_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII without < > and one @
-_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
-_ATOM_WORD = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
-_TEXT_WORD = re.compile(r"[!-~]+")
-_MAILBOX = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*")
-_WORD_BYTES = 45  # 60 base64 characters: an encoded-word of at most 75 characters (RFC 2047)
 
 
 @dataclass(frozen=True)
@@ -116,23 +105,6 @@ def vials(count: int) -> str:
     return f"{count} flacon" if -2 < count < 2 else f"{count} flacons"
 
 
-def clean(text: str) -> str:
-    """The text on one line: control characters (and line or paragraph separators) become spaces, runs of
-    spaces one space, no space at either end."""
-    text = str(text)
-    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
-        return text
-    return " ".join(text.translate(_CONTROLS).split())
-
-
-def check_address(address: str) -> str:
-    """One ASCII addr-spec (`local@domain`), or ValueError: no display name, comma, bracket or space."""
-    if (not isinstance(address, str) or len(address) > 254 or not _ADDRESS.fullmatch(address)
-            or len(address.partition("@")[0]) > 64):
-        raise ValueError(f"invalid email address {address!r}")
-    return address
-
-
 def subject(confirmation: Confirmation) -> str:
     """`Confirmation de votre commande de vaccins – session du 14 juin 2021`, `Annule et remplace : …`."""
     return _subject(confirmation.session_id, confirmation.session_title, bool(confirmation.replaces))
@@ -141,9 +113,9 @@ def subject(confirmation: Confirmation) -> str:
 def render(confirmation: Confirmation) -> bytes:
     """The full message (headers, text and HTML parts, confirmation.csv, livraisons.ics), CRLF line ends."""
     c = confirmation
-    to = mailbox(c.name, c.email)
-    message_id = _message_id(c.message_id)
-    replaces = _message_id(c.replaces) if c.replaces else None
+    to = mime.mailbox(c.name, c.email)
+    message_id = mime.message_id(c.message_id)
+    replaces = mime.message_id(c.replaces) if c.replaces else None
     officine = c.recipient_kind == "officine"
     lines = [_line_view(line, officine) for line in c.lines]
     view = _view(c, lines)
@@ -152,12 +124,12 @@ def render(confirmation: Confirmation) -> bytes:
     # happened to contain the token is sent in base64 instead (see _part).
     token = hashlib.blake2s(message_id.encode(), digest_size=12).hexdigest()
     mixed, alternative = f"=_mixed_{token}", f"=_alt_{token}"
-    headers = [f"From: {_sender(c.sender)}", f"To: {to}", f"Subject: {_header_text(subject(c))}"]
+    headers = [f"From: {mime.sender(c.sender)}", f"To: {to}", f"Subject: {mime.header_text(subject(c))}"]
     if c.date is not None:
-        headers.append(f"Date: {_date(c.date)}")
-    headers += [f"Message-ID: {message_id}", f"X-Vialflow-Session: {_header_text(clean(c.session_id))}",
+        headers.append(f"Date: {mime.date(c.date)}")
+    headers += [f"Message-ID: {message_id}", f"X-Vialflow-Session: {mime.header_text(clean(c.session_id))}",
                 f"X-Vialflow-Run: {int(c.run_version)}",
-                f"X-Vialflow-Recipient: {_header_text(clean(c.recipient_id))}"]
+                f"X-Vialflow-Recipient: {mime.header_text(clean(c.recipient_id))}"]
     if replaces:
         headers += [f"Supersedes: {replaces}", f"References: {replaces}"]
     headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{mixed}"', "", ""]
@@ -165,11 +137,11 @@ def render(confirmation: Confirmation) -> bytes:
     return b"".join((
         "\r\n".join(headers).encode("ascii"),
         f'--{mixed}\r\nContent-Type: multipart/alternative; boundary="{alternative}"\r\n\r\n'.encode(),
-        _part(alternative, 'text/plain; charset="utf-8"', None, text.encode("utf-8"), marker),
-        _part(alternative, 'text/html; charset="utf-8"', None, html.encode("utf-8"), marker),
+        mime.part(alternative, 'text/plain; charset="utf-8"', None, text.encode("utf-8"), marker),
+        mime.part(alternative, 'text/html; charset="utf-8"', None, html.encode("utf-8"), marker),
         f"--{alternative}--\r\n".encode(),
-        _part(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c), marker),
-        _part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", _calendar(c, lines),
+        mime.part(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c), marker),
+        mime.part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", _calendar(c, lines),
               marker),
         f"--{mixed}--\r\n".encode(),
     ))
@@ -209,18 +181,6 @@ def calendar(confirmation: Confirmation) -> bytes:
     """livraisons.ics: one all-day VEVENT per scheduled delivery date."""
     officine = confirmation.recipient_kind == "officine"
     return _calendar(confirmation, [_line_view(line, officine) for line in confirmation.lines])
-
-
-def mailbox(name: str, address: str) -> str:
-    """`Display Name <local@domain>` for a header: the name cleaned and quoted or RFC 2047-encoded."""
-    address = check_address(address)
-    name = clean(name)[:200].rstrip()
-    if not name:
-        return address
-    phrase = _phrase(name)
-    last = len(phrase.rsplit("\n", 1)[-1]) if "\n" in phrase else 6 + len(phrase)  # after "From: "
-    separator = " " if last + len(address) + 3 <= 78 else "\r\n "
-    return f"{phrase}{separator}<{address}>"
 
 
 # -- the view handed to both templates (dicts, read with `x["key"]`: Jinja's fastest lookup) -----------
@@ -347,115 +307,6 @@ def _calendar(c: Confirmation, lines: list[dict]) -> bytes:
 _ICS_HEAD = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vialflow//confirmation//FR\r\nCALSCALE:GREGORIAN\r\n"
              "METHOD:PUBLISH\r\n")
 _ONE_DAY = dt.timedelta(days=1)
-
-
-# -- MIME by hand --------------------------------------------------------------------------------------
-
-def _part(boundary: str, content_type: str, filename: str | None, body: bytes, marker: bytes) -> bytes:
-    """A text part as 8bit (readable and greppable in the .eml; the sender announces BODY=8BITMIME), or
-    base64 when a line would pass SMTP's 998 octets or the body holds the boundaries' token."""
-    if max(map(len, body.split(b"\r\n"))) <= 998 and marker not in body:
-        encoding = "7bit" if body.isascii() else "8bit"
-        body += b"\r\n"  # this CRLF belongs to the next boundary line (RFC 2046 5.1.1), not to the content
-    else:
-        encoded = binascii.b2a_base64(body, newline=False)
-        body = b"\r\n".join([encoded[start:start + 76] for start in range(0, len(encoded), 76)]) + b"\r\n"
-        encoding = "base64"
-    disposition = f'; name="{filename}"\r\nContent-Disposition: attachment; filename="{filename}"' if filename else ""
-    return b"".join((f"--{boundary}\r\nContent-Type: {content_type}{disposition}\r\n"
-                     f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(), body))
-
-
-@lru_cache(maxsize=1024)
-def _header_text(text: str) -> str:
-    """Unstructured header text: as is when plain ASCII, else folded RFC 2047 encoded-words."""
-    text = clean(text)
-    if text.isascii() and len(text) < 900 and "=?" not in text:
-        return text
-    return _words(text, _TEXT_WORD)
-
-
-@lru_cache(maxsize=1024)
-def _phrase(name: str) -> str:
-    """A display name: as is when made of atoms, else a quoted-string (ASCII) or, around the words that
-    need it, RFC 2047 encoded-words (the plain words stay readable)."""
-    if name.isascii() and "=?" not in name:  # "=?" would read as an encoded-word, even quoted
-        if _PHRASE.fullmatch(name):
-            return name
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return _words(name, _ATOM_WORD)
-
-
-def _words(text: str, plain: re.Pattern) -> str:
-    """The text's words as they are where `plain` allows, else as RFC 2047 encoded-words, folded."""
-    pieces: list[str] = []
-    run: list[str] = []  # consecutive words to encode together, so that their spaces survive
-    for word in text.split(" "):
-        if plain.fullmatch(word) and "=?" not in word:
-            if run:
-                pieces.append(_encoded_words(" ".join(run)))
-                run = []
-            pieces.append(word)
-        else:
-            run.append(word)
-    if run:
-        pieces.append(_encoded_words(" ".join(run)))
-    return _fold_words(pieces)
-
-
-def _fold_words(pieces: list[str]) -> str:
-    """Pieces joined by spaces, or by a fold (CRLF, space) where a line would pass 70 characters."""
-    out = [pieces[0]]
-    width = len(pieces[0].rsplit("\n", 1)[-1]) if "\n" in pieces[0] else 6 + len(pieces[0])  # after "From: "
-    for piece in pieces[1:]:
-        if width + 1 + len(piece.split("\r\n", 1)[0]) > 70:
-            out.append("\r\n ")
-            width = 1
-        else:
-            out.append(" ")
-            width += 1
-        out.append(piece)
-        width = width + len(piece) if "\n" not in piece else len(piece.rsplit("\n", 1)[-1])
-    return "".join(out)
-
-
-def _encoded_words(text: str) -> str:
-    """Folded B-encoded words of at most 75 characters, never splitting a UTF-8 sequence and, where it
-    can, cutting after a space (whitespace between encoded-words is not part of the text)."""
-    data, words, start = text.encode("utf-8"), [], 0
-    while start < len(data):
-        end = min(start + _WORD_BYTES, len(data))
-        if end < len(data):
-            space = data.rfind(b" ", start + 15, end)
-            if space != -1:
-                end = space + 1
-        while end < len(data) and data[end] & 0xC0 == 0x80:
-            end -= 1
-        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode()}?=")
-        start = end
-    return "\r\n ".join(words)
-
-
-@lru_cache(maxsize=64)
-def _sender(sender: str) -> str:
-    sender = clean(sender)
-    match = _MAILBOX.fullmatch(sender)
-    if match:
-        return mailbox(match.group(1).strip('"'), match.group(2).strip())
-    return check_address(sender)
-
-
-def _message_id(value: str) -> str:
-    if not isinstance(value, str) or not _MESSAGE_ID.fullmatch(value) or value.count("@") != 1:
-        raise ValueError(f"invalid Message-ID {value!r}")
-    return value
-
-
-@lru_cache(maxsize=64)
-def _date(when: dt.datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError("the Date of a message must be an aware datetime")
-    return format_datetime(when)
 
 
 def _utc(when: dt.datetime) -> str:
