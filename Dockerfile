@@ -1,10 +1,10 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY pipeline ./pipeline
 COPY workers ./workers
 COPY schedules ./schedules
 COPY fixtures ./fixtures
-RUN pip install --no-cache-dir -e . flower && useradd --create-home vialflow
+RUN pip install --no-cache-dir -c constraints.txt -e . flower && useradd --create-home vialflow
 USER vialflow
 CMD ["celery", "-A", "workers", "worker", "--loglevel", "INFO"]

@@ -318,20 +318,16 @@ def _utc(when: dt.datetime) -> str:
 def _ics_text(name: str, text: str) -> str:
     """A TEXT property, escaped and folded at 75 octets, never inside a UTF-8 sequence (RFC 5545 3.1, 3.3.11)."""
     line = name + ":" + text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
-    if len(line) <= 75 and (line.isascii() or len(line.encode("utf-8")) <= 75):
+    data = line.encode("utf-8")
+    if len(data) <= 75:
         return line + "\r\n"
     pieces, start, width = [], 0, 75
-    while start < len(line):
-        end = min(start + width, len(line))
-        piece = line[start:end]
-        if not piece.isascii():
-            size = len(piece.encode("utf-8"))
-            while size > width:  # give back whole characters until the octets fit
-                end -= 1
-                size -= len(line[end].encode("utf-8"))
-            piece = line[start:end]
-        pieces.append(piece)
-        start, width = start + len(piece), 74
+    while start < len(data):
+        end = min(start + width, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1
+        pieces.append(data[start:end].decode("utf-8"))
+        start, width = end, 74
     return "\r\n ".join(pieces) + "\r\n"
 
 
