@@ -342,8 +342,12 @@ def _lines(c: Connection, run, officines: list[str], people: list[str]) -> list[
         found.update(fresh)
     lines = sorted(found.values(), key=lambda line: line["rank"])
     for line in lines:
-        line["deliveries"] = tuple(sorted(line["deliveries"], key=lambda piece: (piece[0] is None, piece[0] or dt.date.min)))
+        line["deliveries"] = tuple(sorted(line["deliveries"], key=_by_date_pending_last))
     return lines
+
+
+def _by_date_pending_last(piece: tuple[dt.date | None, int]) -> tuple:
+    return piece[0] is None, piece[0] or dt.date.min
 
 
 def _register(c: Connection, name: str, key: str, session_id: str, ids: list[str]) -> dict[str, dict]:

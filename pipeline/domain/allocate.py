@@ -212,13 +212,8 @@ def _pro_rata(units: np.ndarray, supply: int) -> np.ndarray:
 
 
 def _positions(values: pd.Series, keys, where: np.ndarray | None = None) -> np.ndarray:
-    """Position of each value (of the rows `where`, if given) among `keys`; -1 when it is not one of
-    them. A categorical column costs one look-up per category rather than one per row."""
+    """Position of each value (of the rows `where`, if given) among `keys`; -1 when it is not one of them."""
     index = pd.Index(np.asarray(keys, dtype=object), dtype=object)
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        found = np.append(index.get_indexer(values.cat.categories.to_numpy(object)), -1)
-        codes = values.cat.codes.to_numpy()
-        return found[codes if where is None else codes[where]].astype(np.int64)
     text = values.to_numpy(object)
     return index.get_indexer(text if where is None else text[where]).astype(np.int64)
 
