@@ -68,10 +68,11 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
 
     # Registers are read by position; position -1 (not found) lands on a trailing sentinel.
     # Only named lines (R2) look up their professional; attachment compares officine positions.
-    pharmacy_at = _positions(orders["finess"], pharmacies["finess"])
+    register = pd.Index(pharmacies["finess"].to_numpy(object), dtype=object)  # built once, read three times
+    pharmacy_at = _positions(orders["finess"], register)
     professional_at = np.full(n, -1, np.int64)
     professional_at[named] = _positions(orders["rpps"], professionals["rpps"], named)
-    attached_to = np.append(_positions(professionals["finess"], pharmacies["finess"]), -1)
+    attached_to = np.append(_positions(professionals["finess"], register), -1)
     attached_elsewhere = named & (attached_to[professional_at] != pharmacy_at)
 
     vaccine = _positions(orders["vaccine"], list(session.vaccines))[order]
@@ -142,9 +143,8 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     # are sorted once, from the register plus the few unknown ones, rather than once per line.
     finess = orders["finess"].to_numpy(object)
     unknown = finess[order[pharmacy_at < 0]]
-    officines = pd.Index(pharmacies["finess"], dtype=object).append(pd.Index(unknown, dtype=object)).unique()
-    officines = officines.sort_values()
-    officine_rank = np.append(officines.get_indexer(pharmacies["finess"].to_numpy(object)), -1)[pharmacy_at]
+    officines = register.append(pd.Index(unknown, dtype=object)).unique().sort_values()
+    officine_rank = np.append(officines.get_indexer(register), -1)[pharmacy_at]
     officine_rank[pharmacy_at < 0] = officines.get_indexer(unknown)
     by_officine = _stable_argsort(officine_rank)
     rows = order[by_officine]
@@ -213,7 +213,7 @@ def _pro_rata(units: np.ndarray, supply: int) -> np.ndarray:
 
 def _positions(values: pd.Series, keys, where: np.ndarray | None = None) -> np.ndarray:
     """Position of each value (of the rows `where`, if given) among `keys`; -1 when it is not one of them."""
-    index = pd.Index(np.asarray(keys, dtype=object), dtype=object)
+    index = keys if isinstance(keys, pd.Index) else pd.Index(np.asarray(keys, dtype=object), dtype=object)
     text = values.to_numpy(object)
     return index.get_indexer(text if where is None else text[where]).astype(np.int64)
 

@@ -48,6 +48,7 @@ class Connection(asyncio.Protocol):
         self.pipelining, self.eight_bit = pipelining, eight_bit
         self._transport = transport
         self._buffer = bytearray()
+        self._lines: list[str] = []  # the lines read so far of a reply that spans several
         self._replies: collections.deque[tuple[int, str]] = collections.deque()
         self._waiter: asyncio.Future | None = None
         self._lost: BaseException | None = None
@@ -104,10 +105,10 @@ class Connection(asyncio.Protocol):
                         raise
                     break  # a server that refused, then hung up (421): its refusal is the answer
             return replies
-        for line, digit in zip(lines, expected):
+        for line in lines:
             self.write(line)
             replies.append(await self.reply())
-            if replies[-1][0] // 100 != digit:
+            if _unexpected(replies, expected) is not None:
                 break
         return replies
 
@@ -132,16 +133,12 @@ class Connection(asyncio.Protocol):
         try:
             while (end := self._buffer.find(b"\n")) != -1:
                 line = bytes(self._buffer[:end + 1])
-                code = int(line[:3])
-                if line[3:4] == b"-":  # more lines of the same reply follow: wait for the last one
-                    last = re.search(rb"(?m)^\d{3}(?: |\r?$)", self._buffer)
-                    if last is None or self._buffer.find(b"\n", last.start()) == -1:
-                        break
-                    end = self._buffer.find(b"\n", last.start())
-                text = "\n".join(part[4:].strip().decode("utf-8", "replace")
-                                 for part in bytes(self._buffer[:end + 1]).splitlines())
                 del self._buffer[:end + 1]
-                self._replies.append((code, text))
+                code = int(line[:3])  # ValueError: not an SMTP reply line
+                self._lines.append(line[4:].strip().decode("utf-8", "replace"))
+                if line[3:4] != b"-":  # the last line of a reply ("250 ok"; "250-..." lines come before it)
+                    self._replies.append((code, "\n".join(self._lines)))
+                    self._lines = []
             if len(self._buffer) > 65536:
                 raise ValueError("reply line too long")
         except ValueError as error:  # not an SMTP reply: this connection cannot be trusted any more
@@ -219,7 +216,8 @@ async def _reset(connection: Connection, timeout: float) -> None:
     """End a refused transaction so the connection can carry the next one (or drop it)."""
     try:
         async with asyncio.timeout(timeout):
-            if _unexpected(await connection.commands((b"RSET\r\n",), (2,)), (2,)) is None:
+            connection.write(b"RSET\r\n")
+            if (await connection.reply())[0] // 100 == 2:
                 return
     except Exception:  # noqa: BLE001 - a connection that cannot RSET is not reused
         pass
