@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from email.headerregistry import Address
 from email.message import EmailMessage
 
-from pipeline.mail import render as mail
-from pipeline.mail.render import Confirmation, Line
-from pipeline.mail.sink import MailSink
-from pipeline.mail.smtp import Outcome, SmtpTarget, send_all_sync
+from pipeline.adapters.mail import render as mail
+from pipeline.adapters.mail.render import Confirmation, Line
+from pipeline.adapters.mail.sink import MailSink
+from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 
 SENDER = "Vaccination <noreply@vialflow.example.fr>"
 ENVELOPE_SENDER = "noreply@vialflow.example.fr"
@@ -180,10 +180,10 @@ def _through_the_outbox(target: SmtpTarget, pharmacies: int) -> tuple[float, int
     import tempfile
     from pathlib import Path
 
-    from pipeline import confirmations as outbox, services
-    from pipeline.generate import generate_scenario
-    from pipeline.runner import load_into
-    from pipeline.store import make_engine
+    from pipeline.services import confirmations as outbox, steps as services
+    from pipeline.generator.generate import generate_scenario
+    from pipeline.entrypoints.runner import load_into
+    from pipeline.adapters.db import make_engine
     from workers.tasks import CHUNK
 
     now = dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc)

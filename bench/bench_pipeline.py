@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
-from pipeline import services
-from pipeline.generate import generate_scenario
-from pipeline.runner import load_into
-from pipeline.store import make_engine, migrate
-from pipeline.store.frames import insert_frame
-from pipeline.store.tables import Base
+from pipeline.services import steps as services
+from pipeline.generator.generate import generate_scenario
+from pipeline.entrypoints.runner import load_into
+from pipeline.adapters.db import make_engine, migrate
+from pipeline.adapters.db.frames import insert_frame
+from pipeline.adapters.db.tables import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("VIALFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -75,7 +75,7 @@ def queued(scenario: Path, log: Path) -> float:
         engine = make_engine(url)
         while "ready" not in log.read_text():
             time.sleep(0.1)
-        from workers.app import app
+        from pipeline.entrypoints.celery_app import app
 
         app.conf.broker_url = broker
         start = time.perf_counter()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline import confirmations, services
-from workers.app import app
+from pipeline.services import confirmations, steps as services
+from pipeline.entrypoints.celery_app import app
 from workers.context import engine, now as clock
 from workers.tasks import TRANSIENT, close_session, fan_out
 

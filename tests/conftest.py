@@ -9,8 +9,8 @@ import pandas as pd
 
 from pipeline.domain.rules import Session, Vaccine
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXAMPLES = SHARED / "examples"
+# The two conformance scenarios, with the outputs an independent implementation gives for them.
+EXAMPLES = Path(__file__).resolve().parent / "conformance"
 
 # The notice's window, in Paris time: 14 June 08:00 (06:00 UTC) to 15 June 23:00 (21:00 UTC).
 OPENS = pd.Timestamp("2021-06-14T06:00:00Z")

@@ -1,4 +1,4 @@
-"""Conformance on the shared example scenarios: allocations exact, rejections at the right lines."""
+"""Conformance on the conformance scenarios (tests/conformance): allocations exact, rejections at the right lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.domain.allocate import DECISION_COLUMNS, allocate
-from pipeline.scenario import load_scenario
+from pipeline.adapters.files.scenario import load_scenario
 from tests.conftest import EXAMPLES
 
 SCENARIOS = ["notice-small", "mixed-small"]

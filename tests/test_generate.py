@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.domain.rules import Session
-from pipeline.generate import generate_scenario
+from pipeline.generator.generate import generate_scenario
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
 HEADERS = {  # CONTRACT.md, "A scenario: one session's inputs, as a folder"

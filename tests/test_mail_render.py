@@ -12,8 +12,8 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.mail.mime import check_address, clean
-from pipeline.mail.render import CSV_COLUMNS, REASONS, Confirmation, Line, confirmation_csv, french_date, render
+from pipeline.adapters.mail.mime import check_address, clean
+from pipeline.adapters.mail.render import CSV_COLUMNS, REASONS, Confirmation, Line, confirmation_csv, french_date, render
 
 D, DAY = dt.date, dt.timedelta(days=1)
 OFFICINE, DOCTOR, OCCUPATIONAL, MIDWIFE = "690012345", "10018938356", "10451394570", "10999999999"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from pipeline.mail.render import render
-from pipeline.mail.sink import LoopbackController, MailSink, advertise_pipelining, save_message
-from pipeline.mail.smtp import Outcome, SmtpTarget, send_all, send_all_sync
+from pipeline.adapters.mail.render import render
+from pipeline.adapters.mail.sink import LoopbackController, MailSink, advertise_pipelining, save_message
+from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all, send_all_sync
 from tests.test_mail_render import confirmation
 
 SENDER = "noreply@vialflow.example.fr"
@@ -238,12 +238,12 @@ def test_the_sink_refuses_a_message_over_its_size_limit():
 
 def test_addresses_never_reach_the_logs(caplog):
     batch = messages(3)
-    with caplog.at_level(logging.DEBUG, logger="pipeline.mail"):
+    with caplog.at_level(logging.DEBUG, logger="pipeline.adapters.mail"):
         with MailSink(None, script=lambda data: "550 5.1.1 <x@example.org> unknown" if data == batch[0][3] else None) \
                 as sink:
             send_all_sync(target(sink), batch)
         send_all_sync(SmtpTarget("127.0.0.1", 9, "none", None, None), batch)
-    records = [record for record in caplog.records if record.name.startswith("pipeline.mail")]
+    records = [record for record in caplog.records if record.name.startswith("pipeline.adapters.mail")]
     assert records and all("@" not in record.getMessage() for record in records)
 
 

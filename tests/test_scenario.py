@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.scenario import ScenarioError, load_scenario
+from pipeline.adapters.files.scenario import ScenarioError, load_scenario
 from tests.conftest import EXAMPLES
 
 HEADER = "order_id,submitted_at,finess,effector,rpps,vaccine,injection,vials\n"

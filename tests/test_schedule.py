@@ -1,5 +1,5 @@
 """The delivery scheduler (R8, R11) on hand-built frames, with properties, a brute-force optimum
-and the shared example scenarios."""
+and the conformance scenarios (tests/conformance)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pipeline.domain.rules import Vaccine
 from pipeline.domain.schedule import DELIVERY_COLUMNS, parse_weekdays, schedule_deliveries
+from tests.conftest import EXAMPLES
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MON, TUE, WED, THU, FRI, SAT = (dt.date(2021, 6, 21) + dt.timedelta(days=k) for k in range(6))
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -471,10 +471,10 @@ def test_r11_rescheduling_after_start_keeps_frozen_rows_invariants_and_optimum(s
     assert on_time(schedule) - int(kept_of_still["vials"].sum()) == best
 
 
-# ---- the shared example scenarios -------------------------------------------------------------
+# ---- the conformance scenarios (tests/conformance) -------------------------------------------------------------
 
 def example(name: str):
-    folder = SHARED / "examples" / name
+    folder = EXAMPLES / name
     session = tomllib.loads((folder / "session.toml").read_text(encoding="utf-8"))
     vaccines = {key: Vaccine(**rules) for key, rules in session["vaccines"].items()}
     text = {"order_id": str, "finess": str, "depot_id": str}

@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from pipeline import confirmations, services
-from pipeline.scenario import load_scenario
-from pipeline.store import make_engine, migrate
-from pipeline.store.tables import Base
-from pipeline.support import list_runs, lookup, lookup_table, runs_table
+from pipeline.services import confirmations, steps as services
+from pipeline.adapters.files.scenario import load_scenario
+from pipeline.adapters.db import make_engine, migrate
+from pipeline.adapters.db.tables import Base
+from tests.conftest import EXAMPLES
+from pipeline.services.support import list_runs, lookup, lookup_table, runs_table
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "examples" / "notice-small"
+EXAMPLE = EXAMPLES / "notice-small"
 S1 = "2021-06-14-notice-s1"
 S2 = "2021-06-16-notice-s2"  # a later session without the officine GARE
 FINESS = "091009232"  # split deliveries, pending remainders, named professionals, refused lines

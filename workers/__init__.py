@@ -1,5 +1,5 @@
 """`celery -A workers worker|beat`: the deployed form of the pipeline."""
 
-from .app import app
+from pipeline.entrypoints.celery_app import app
 
 __all__ = ["app"]

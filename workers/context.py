@@ -8,7 +8,7 @@ from celery.signals import worker_process_init
 from sqlalchemy import Engine
 
 from pipeline.settings import Settings
-from pipeline.store import make_engine
+from pipeline.adapters.db import make_engine
 
 _engine: Engine | None = None
 _database_url: str | None = None
@@ -31,7 +31,7 @@ def use_smtp(url: str) -> None:
 
 
 def smtp_target():
-    from pipeline.mail.smtp import SmtpTarget
+    from pipeline.adapters.mail.smtp import SmtpTarget
 
     url = _smtp_url or Settings.from_env().smtp_url
     if not url:

@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 
 from celery import group
 
-from pipeline import confirmations, services
+from pipeline.services import confirmations, steps as services
 
-from .app import app
+from pipeline.entrypoints.celery_app import app
 from pipeline.settings import Settings
 
 from .context import engine, now, smtp_target

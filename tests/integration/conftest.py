@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipeline.mail.sink import MailSink
+from pipeline.adapters.mail.sink import MailSink
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("VIALFLOW_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

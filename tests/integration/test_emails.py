@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipeline.mail.sink import DISCONNECT
-from pipeline.runner import load_into
-from pipeline.store import make_engine
-from pipeline.store.tables import Base
+from pipeline.adapters.mail.sink import DISCONNECT
+from pipeline.entrypoints.runner import load_into
+from pipeline.adapters.db import make_engine
+from pipeline.adapters.db.tables import Base
 
 from .conftest import ROOT, wait_for
 from .test_pipeline import EXAMPLE
@@ -108,9 +108,9 @@ def test_r9_a_permanent_error_is_failed_and_not_retried_and_a_cut_after_data_is_
 
 def test_r9_a_worker_killed_in_the_middle_of_a_fan_out_sends_nothing_twice(
         workers, mail_sink, database_url, broker_url, tmp_path):
-    from pipeline.generate import generate_scenario
-    from pipeline import confirmations, services
-    from workers.app import app
+    from pipeline.generator.generate import generate_scenario
+    from pipeline.services import confirmations, steps as services
+    from pipeline.entrypoints.celery_app import app
 
     mail_sink.keep = True
     scenario = tmp_path / "scenario"

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from pipeline.runner import load_into
-from pipeline.store import make_engine
-from pipeline.store.tables import Base
+from pipeline.entrypoints.runner import load_into
+from pipeline.adapters.db import make_engine
+from pipeline.adapters.db.tables import Base
+
+from tests.conftest import EXAMPLES
 
 from .conftest import ROOT, wait_for
 
 T = Base.metadata.tables
-SHARED = ROOT.parent / "shared"
-EXAMPLE = SHARED / "examples" / "notice-small"
+EXAMPLE = EXAMPLES / "notice-small"
 pytestmark = pytest.mark.integration
 UTC = dt.timezone.utc
 
@@ -91,7 +92,7 @@ def test_r1_beat_tick_closes_a_session_whose_window_has_passed_and_leaves_a_futu
     load_into(past, database_url, now)
     load_into(future, database_url, now)
     workers.start()
-    from workers.app import app
+    from pipeline.entrypoints.celery_app import app
 
     app.conf.broker_url = broker_url
     with app.connection_for_write() as connection:
@@ -110,7 +111,7 @@ def test_r1_the_same_close_triggered_twice_concurrently_gives_one_run(workers, d
     session_id = load_into(EXAMPLE, database_url, now)
     workers.start(concurrency=2)
     workers.start(concurrency=1)
-    from workers.app import app
+    from pipeline.entrypoints.celery_app import app
 
     app.conf.broker_url = broker_url
     with app.connection_for_write() as connection:
@@ -130,7 +131,7 @@ def test_r1_the_same_close_triggered_twice_concurrently_gives_one_run(workers, d
 
 def test_a_worker_killed_in_the_middle_of_a_step_is_recovered_with_the_same_result(
         workers, database_url, broker_url, tmp_path):
-    from pipeline.generate import generate_scenario
+    from pipeline.generator.generate import generate_scenario
 
     scenario = tmp_path / "large"
     generate_scenario(scenario, seed=7, pharmacies=6000, depots=40)
@@ -138,7 +139,7 @@ def test_a_worker_killed_in_the_middle_of_a_step_is_recovered_with_the_same_resu
     session_id = load_into(scenario, database_url, now)
     engine = make_engine(database_url)
     first = workers.start()
-    from workers.app import app
+    from pipeline.entrypoints.celery_app import app
 
     app.conf.broker_url = broker_url
     with app.connection_for_write() as connection:

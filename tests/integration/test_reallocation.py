@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipeline import confirmations, services
-from pipeline.mail.smtp import SmtpTarget
-from pipeline.reallocation import Changes, request_reallocation
-from pipeline.runner import load_into
+from pipeline.services import confirmations, steps as services
+from pipeline.adapters.mail.smtp import SmtpTarget
+from pipeline.services.reallocation import Changes, request_reallocation
+from pipeline.entrypoints.runner import load_into
 from pipeline.services import ServiceError
-from pipeline.store import make_engine
-from pipeline.store.tables import Base
+from pipeline.adapters.db import make_engine
+from pipeline.adapters.db.tables import Base
 
 from .conftest import ROOT
 from .test_pipeline import EXAMPLE
@@ -164,8 +164,8 @@ def test_r11_a_bad_request_says_why_and_changes_nothing(session, session_id, cha
 
 
 def test_r11_negative_supply_is_refused_by_the_changes_file(tmp_path):
-    from pipeline.reallocation import read_changes
-    from pipeline.scenario import ScenarioError
+    from pipeline.services.reallocation import read_changes
+    from pipeline.adapters.files.scenario import ScenarioError
 
     path = tmp_path / "changes.toml"
     path.write_text('effective = "2021-06-17"\nsupply = { moderna = -5 }\n', encoding="utf-8")

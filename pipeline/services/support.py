@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Connection, Engine, and_, func, select, union
 
-from .store.frames import read_frame
-from .store.tables import Base
+from pipeline.adapters.db.frames import read_frame
+from pipeline.adapters.db.tables import Base
 
 T = Base.metadata.tables
 PENDING = "en attente"  # a remainder without a date yet (R8)

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from .france import DEPARTMENTS, FIRST_NAMES, OFFICINE_NAMES, SURNAMES, WHOLESALERS
-from .scenario import HEADERS
+from pipeline.adapters.files.scenario import HEADERS
 
-DEFAULT_SESSION = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14" / "session.toml"
+DEFAULT_SESSION = Path(__file__).resolve().parents[2] / "fixtures" / "2021-06-14" / "session.toml"
 
 
 # Register and ordering habits (shares and probabilities, all synthetic).

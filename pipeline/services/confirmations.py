@@ -15,12 +15,12 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
-from .domain.rules import NAMED_KINDS, Session
-from .mail.render import Confirmation, Line, render
-from .mail.smtp import Outcome, SmtpTarget, send_all_sync
-from .settings import Settings
-from .services import DONE, T, _gate, _stamp, previous_run, session_rules
-from .store.frames import insert_frame, read_frame, read_rows
+from pipeline.domain.rules import NAMED_KINDS, Session
+from pipeline.adapters.mail.render import Confirmation, Line, render
+from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
+from pipeline.settings import Settings
+from pipeline.services.steps import DONE, T, _gate, _stamp, previous_run, session_rules
+from pipeline.adapters.db.frames import insert_frame, read_frame, read_rows
 
 RETRY_DELAYS = Settings.retry_delays  # seconds before attempt 2, 3, ...; then it has failed
 BATCH = 32  # messages marked `sending`, or outcomes recorded, at once: a crash leaves at most two batches unknown

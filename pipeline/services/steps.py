@@ -15,12 +15,12 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .domain.allocate import allocate
-from .domain.rules import Session
-from .domain.schedule import schedule_deliveries
-from .scenario import Scenario
-from .store.frames import insert_frame, read_frame
-from .store.tables import Base
+from pipeline.domain.allocate import allocate
+from pipeline.domain.rules import Session
+from pipeline.domain.schedule import schedule_deliveries
+from pipeline.adapters.files.scenario import Scenario
+from pipeline.adapters.db.frames import insert_frame, read_frame
+from pipeline.adapters.db.tables import Base
 
 T = Base.metadata.tables
 REGISTERS = {"pharmacies": ["finess", "name", "email", "department", "depot_id"],

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from . import confirmations, services
-from .outputs import write_mail_copies, write_outputs
-from .reallocation import read_changes, request_reallocation
-from .scenario import load_scenario
-from .services import ServiceError
-from .settings import DATABASE_FILE, Settings
-from .store import make_engine, migrate
+from pipeline.services import confirmations, steps as services
+from pipeline.adapters.files.outputs import write_mail_copies, write_outputs
+from pipeline.services.reallocation import read_changes, request_reallocation
+from pipeline.adapters.files.scenario import load_scenario
+from pipeline.services.steps import ServiceError
+from pipeline.settings import DATABASE_FILE, Settings
+from pipeline.adapters.db import make_engine, migrate
 
 STEPS = {"closing": "closing the session", "allocating": "allocating", "allocated": "scheduling deliveries",
          "scheduled": "preparing the confirmations"}
@@ -105,7 +105,7 @@ def _drive(engine, settings: Settings, database_url: str, out: Path, session_id:
 @contextlib.contextmanager
 def _loopback_sink(folder: Path):
     """The embedded SMTP server, in a child process writing `folder`; yields its URL."""
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.mail.sink", str(folder)], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-m", "pipeline.adapters.mail.sink", str(folder)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         port = child.stdout.readline().strip()
@@ -119,7 +119,7 @@ def _loopback_sink(folder: Path):
 
 @contextlib.contextmanager
 def _workers(settings: Settings, database_url: str, smtp_url: str):
-    from workers.app import app
+    from pipeline.entrypoints.celery_app import app
     from workers.context import use_database, use_smtp
 
     if settings.broker_url:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from .scenario import ScenarioError, describe
-from .services import ServiceError, T, delivered, registers, session_rules
+from pipeline.adapters.files.scenario import ScenarioError, describe
+from pipeline.services.steps import ServiceError, T, delivered, registers, session_rules
 
 
 class _Frozen(BaseModel):

@@ -201,7 +201,7 @@ def save_message(folder: Path, content: bytes, *, overwrite: bool = False) -> Pa
 
 
 def main() -> None:
-    """`python -m pipeline.mail.sink FOLDER`: a sink in a process of its own, so that it does not
+    """`python -m pipeline.adapters.mail.sink FOLDER`: a sink in a process of its own, so that it does not
     share an interpreter lock with the sender. Prints its port, stops when its input closes."""
     import sys
 

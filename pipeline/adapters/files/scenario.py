@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from .domain.rules import INJECTIONS, KINDS, PROFESSIONAL_KINDS, Session
-from .domain.schedule import parse_weekdays
+from pipeline.domain.rules import INJECTIONS, KINDS, PROFESSIONAL_KINDS, Session
+from pipeline.domain.schedule import parse_weekdays
 
 HEADERS = {
     "pharmacies.csv": ["finess", "name", "email", "department", "depot_id"],

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, and_, select
 
-from .domain.rules import Session
-from .services import T, registers, session_rules
-from .store.frames import read_frame
+from pipeline.domain.rules import Session
+from pipeline.services.steps import T, registers, session_rules
+from pipeline.adapters.db.frames import read_frame
 
 ALLOCATION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
                       "requested", "allocated", "status", "reason"]
@@ -74,9 +74,9 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
 
 def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str) -> int:
     """A copy of each email of the run handed to an outside SMTP server, rebuilt from the stored run."""
-    from .confirmations import confirmations
-    from .mail.render import render
-    from .mail.sink import save_message
+    from pipeline.services.confirmations import confirmations
+    from pipeline.adapters.mail.render import render
+    from pipeline.adapters.mail.sink import save_message
 
     box = T["outbox"]
     with engine.connect() as c:
@@ -110,7 +110,7 @@ def write_manifests(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, depots: 
 
 
 def emails_summary(engine: Engine, run: int) -> dict:
-    from .confirmations import outbox_counts
+    from pipeline.services.confirmations import outbox_counts
 
     counts = outbox_counts(engine, run)
     return {"sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "unknown": counts.get("unknown", 0),

@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from .scenario import ScenarioError
-from .services import ServiceError
-from .settings import Settings
+from pipeline.adapters.files.scenario import ScenarioError
+from pipeline.services.steps import ServiceError
+from pipeline.settings import Settings
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "2021-06-14"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "2021-06-14"
 
 app = typer.Typer(help="vialflow: allocation of national vaccine ordering sessions (DGS-URGENT 2021-60).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -39,7 +39,7 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.
         out: Annotated[Path, typer.Option("--out", help="Output folder.")],
         database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
     """Run the whole pipeline on one scenario now: load, close, allocate, schedule, write outputs."""
-    from .runner import run_scenario
+    from pipeline.entrypoints.runner import run_scenario
 
     settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
@@ -57,7 +57,7 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
                out: Annotated[Path, typer.Option("--out", help="Folder of an earlier run.")] = Path("."),
                database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
     """R11: re-run allocation and scheduling of a closed session with changes; a new run version."""
-    from .runner import reallocate as run_reallocation
+    from pipeline.entrypoints.runner import reallocate as run_reallocation
 
     settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
@@ -73,7 +73,7 @@ def runs(session: Annotated[str, typer.Argument(help="Session id.")],
          database_url: DatabaseUrl = None,
          as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False) -> None:
     """The run versions of a session: who, when, why, what changed."""
-    from .support import list_runs, runs_table
+    from pipeline.services.support import list_runs, runs_table
 
     try:
         found = list_runs(_engine(out, database_url), session)
@@ -89,7 +89,7 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
            database_url: DatabaseUrl = None,
            as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False) -> None:
     """R12, for support advisers: an officine's lines, planned deliveries and emails, per run."""
-    from .support import lookup as find, lookup_table
+    from pipeline.services.support import lookup as find, lookup_table
 
     try:
         found = find(_engine(out, database_url), finess, session)
@@ -99,8 +99,8 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
 
 
 def _engine(out: Path | None, database_url: str | None):
-    from .settings import DATABASE_FILE
-    from .store import make_engine
+    from pipeline.settings import DATABASE_FILE
+    from pipeline.adapters.db import make_engine
 
     settings = Settings.from_env().override(database_url=database_url)
     if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
@@ -129,7 +129,7 @@ def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Pa
 def load(scenario: Annotated[Path, typer.Argument(help="Scenario folder.")],
          database_url: DatabaseUrl = None) -> None:
     """Put a session and its orders into the database, for the deployed workers and beat."""
-    from .runner import load_into
+    from pipeline.entrypoints.runner import load_into
 
     settings = Settings.from_env().override(database_url=database_url)
     if not settings.database_url:
@@ -144,7 +144,7 @@ def load(scenario: Annotated[Path, typer.Argument(help="Scenario folder.")],
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
-    from .store import make_engine, migrate as upgrade
+    from pipeline.adapters.db import make_engine, migrate as upgrade
 
     settings = Settings.from_env().override(database_url=database_url)
     if not settings.database_url:
@@ -159,7 +159,7 @@ def fixtures_generate(out: Annotated[Path, typer.Argument(help="Folder to write 
                       pharmacies: Annotated[int, typer.Option(help="Number of officines.")] = 20_500,
                       depots: Annotated[int, typer.Option(help="Number of depots.")] = 185) -> None:
     """Write a realistic synthetic scenario of any size (deterministic)."""
-    from .generate import generate_scenario
+    from pipeline.generator.generate import generate_scenario
 
     counts = generate_scenario(out, seed=seed, pharmacies=pharmacies, depots=depots)
     typer.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))

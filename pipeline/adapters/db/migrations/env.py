@@ -1,9 +1,9 @@
-"""Alembic environment: migrations run on the connection `pipeline.store.migrate` hands over."""
+"""Alembic environment: migrations run on the connection `pipeline.adapters.db.migrate` hands over."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from pipeline.store.tables import Base
+from pipeline.adapters.db.tables import Base
 
 config = context.config
 connection = config.attributes.get("connection")
