@@ -18,7 +18,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from pipeline.services import confirmations, steps as services
 from pipeline.adapters.files.outputs import write_mail_copies, write_outputs
-from pipeline.services.reallocation import read_changes, request_reallocation
+from pipeline.adapters.files.changes import read_changes
+from pipeline.services.reallocation import request_reallocation
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.services.steps import ServiceError
 from pipeline.settings import DATABASE_FILE, Settings

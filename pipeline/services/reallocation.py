@@ -10,66 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import tomllib
-from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.adapters.files.scenario import ScenarioError, describe
+from pipeline.domain.changes import Changes, merged
 from pipeline.services.steps import ServiceError, T, delivered, registers, session_rules
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DepotDay(_Frozen):
-    depot_id: str = Field(min_length=1)
-    date: dt.date
-    capacity_vials: NonNegativeInt
-
-
-class Redistribution(_Frozen):
-    order_id: str = Field(min_length=1)
-    vials: PositiveInt
-    to_rpps: str = Field(pattern=r"^\d{11}$")
-
-
-class Changes(_Frozen):
-    """A changes file (CONTRACT.md, R11)."""
-
-    effective: dt.date
-    supply: dict[str, NonNegativeInt] = Field(default_factory=dict)
-    cancel: tuple[str, ...] = ()
-    depot_days: tuple[DepotDay, ...] = ()
-    redistribution: tuple[Redistribution, ...] = ()
-
-
-def read_changes(path: Path) -> Changes:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{Path(path).name}: missing file (expected at {path})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{Path(path).name}: not valid TOML ({error})") from None
-    try:
-        return Changes.model_validate(data)
-    except ValidationError as error:
-        raise ScenarioError(f"{Path(path).name}: {describe(error)}") from None
-
-
-def merged(earlier: dict, changes: Changes) -> dict:
-    """The cumulative changes of a new version: this request on top of every earlier one."""
-    supply = {**earlier.get("supply", {}), **changes.supply}
-    cancel = sorted(set(earlier.get("cancel", [])) | set(changes.cancel))
-    days = {(d["depot_id"], d["date"]): d for d in earlier.get("depot_days", [])}
-    for day in changes.depot_days:
-        days[(day.depot_id, day.date.isoformat())] = json.loads(day.model_dump_json())
-    redistribution = earlier.get("redistribution", []) + [json.loads(r.model_dump_json()) for r in changes.redistribution]
-    return {"effective": changes.effective.isoformat(), "supply": dict(sorted(supply.items())), "cancel": cancel,
-            "depot_days": [days[k] for k in sorted(days)], "redistribution": redistribution}
 
 
 def request_reallocation(engine: Engine, session_id: str, changes: Changes, operator: str, reason: str,

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from pipeline.services import confirmations, steps as services
 from pipeline.adapters.mail.smtp import SmtpTarget
-from pipeline.services.reallocation import Changes, request_reallocation
+from pipeline.domain.changes import Changes
+from pipeline.services.reallocation import request_reallocation
 from pipeline.entrypoints.runner import load_into
 from pipeline.services import ServiceError
 from pipeline.adapters.db import make_engine
@@ -164,7 +165,7 @@ def test_r11_a_bad_request_says_why_and_changes_nothing(session, session_id, cha
 
 
 def test_r11_negative_supply_is_refused_by_the_changes_file(tmp_path):
-    from pipeline.services.reallocation import read_changes
+    from pipeline.adapters.files.changes import read_changes
     from pipeline.adapters.files.scenario import ScenarioError
 
     path = tmp_path / "changes.toml"

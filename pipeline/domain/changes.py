@@ -1,0 +1,46 @@
+"""A reallocation request (R10, R11) as data: the changes model and how versions accumulate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DepotDay(_Frozen):
+    depot_id: str = Field(min_length=1)
+    date: dt.date
+    capacity_vials: NonNegativeInt
+
+
+class Redistribution(_Frozen):
+    order_id: str = Field(min_length=1)
+    vials: PositiveInt
+    to_rpps: str = Field(pattern=r"^\d{11}$")
+
+
+class Changes(_Frozen):
+    """A changes file (CONTRACT.md, R11)."""
+
+    effective: dt.date
+    supply: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    cancel: tuple[str, ...] = ()
+    depot_days: tuple[DepotDay, ...] = ()
+    redistribution: tuple[Redistribution, ...] = ()
+
+
+def merged(earlier: dict, changes: Changes) -> dict:
+    """The cumulative changes of a new version: this request on top of every earlier one."""
+    supply = {**earlier.get("supply", {}), **changes.supply}
+    cancel = sorted(set(earlier.get("cancel", [])) | set(changes.cancel))
+    days = {(d["depot_id"], d["date"]): d for d in earlier.get("depot_days", [])}
+    for day in changes.depot_days:
+        days[(day.depot_id, day.date.isoformat())] = json.loads(day.model_dump_json())
+    redistribution = earlier.get("redistribution", []) + [json.loads(r.model_dump_json()) for r in changes.redistribution]
+    return {"effective": changes.effective.isoformat(), "supply": dict(sorted(supply.items())), "cancel": cancel,
+            "depot_days": [days[k] for k in sorted(days)], "redistribution": redistribution}
