@@ -13,6 +13,8 @@ from typing import Callable, NamedTuple
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
+from pipeline.adapters.files.safety import inside
+
 DISCONNECT = "disconnect"
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs envelope addresses at DEBUG
 _HEADER = re.compile(rb"(?im)^X-Vialflow-(Session|Run|Recipient):[ \t]*([^\r\n]*)")
@@ -177,7 +179,7 @@ def _write_new(folder: Path, stem: str, content: bytes) -> Path:
     """Write to `stem.eml`, or `stem-2.eml`, `stem-3.eml`… when taken: a message never replaces another."""
     number = 1
     while True:
-        path = folder / (f"{stem}.eml" if number == 1 else f"{stem}-{number}.eml")
+        path = inside(folder, f"{stem}.eml" if number == 1 else f"{stem}-{number}.eml")
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -190,11 +192,14 @@ def _write_new(folder: Path, stem: str, content: bytes) -> Path:
 
 def save_message(folder: Path, content: bytes, *, overwrite: bool = False) -> Path:
     """Keep a message as `<session>-r<run>-<recipient>.eml` in `folder`; with `overwrite`, a copy
-    of the same message replaces the earlier copy instead of standing beside it."""
+    of the same message replaces the earlier copy instead of standing beside it.
+
+    The name comes from the message's own headers: `_file_stem` keeps only safe characters, and
+    `inside` still refuses it (UnsafePath) should it reach out of `folder`, by a symlink for one."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = _file_stem(content)
     if overwrite:
-        path = folder / f"{stem}.eml"
+        path = inside(folder, f"{stem}.eml")
         path.write_bytes(content)
         return path
     return _write_new(folder, stem, content)
