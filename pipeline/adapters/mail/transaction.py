@@ -2,7 +2,8 @@
 sent again.
 
 RETRY only when the server cannot have accepted the message (a 4xx reply, or the connection lost before
-the data went out); UNKNOWN when the data went out but no final reply came back: never resent blindly.
+the data went out); UNKNOWN when the data went out but no 250, 4xx or 5xx reply came back: never resent
+blindly. A reply that breaks RFC 5321 ends the connection: what follows it cannot be trusted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _ADDRESSES = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+# RFC 5321 4.2: three digits, 2 to 5 first, then a space and text, a hyphen (more lines follow) or the end.
+_REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([^\r\n]*))?\r?\n")
+_MAX_REPLY = 65536  # bytes: a reply (all its lines) this long is no server's honest answer
 _ENVELOPE_REPLIES = (2, 2, 3)  # MAIL, RCPT, DATA
 
 
@@ -49,6 +53,8 @@ class Connection(asyncio.Protocol):
         self._transport = transport
         self._buffer = bytearray()
         self._lines: list[str] = []  # the lines read so far of a reply that spans several
+        self._code, self._size = 0, 0  # that reply's code and length so far
+        self._awaited = 0  # replies due to commands written and not yet read: any other byte is a fault
         self._replies: collections.deque[tuple[int, str]] = collections.deque()
         self._waiter: asyncio.Future | None = None
         self._lost: BaseException | None = None
@@ -61,21 +67,29 @@ class Connection(asyncio.Protocol):
                                validate_certs=True, username=target.username, password=target.password,
                                local_hostname=_local_hostname())
         await smtp.connect()
-        if smtp.is_ehlo_or_helo_needed:
-            try:
-                await smtp.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await smtp.helo()
-        return cls(smtp.transport, pipelining=smtp.supports_extension("pipelining"),
-                   eight_bit=smtp.supports_extension("8bitmime"))
+        try:
+            if smtp.is_ehlo_or_helo_needed:
+                try:
+                    await smtp.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
+            if smtp.transport is None:
+                raise ConnectionResetError("the server closed the connection after its greeting")
+            return cls(smtp.transport, pipelining=smtp.supports_extension("pipelining"),
+                       eight_bit=smtp.supports_extension("8bitmime"))
+        except BaseException:  # a reply too long, a timeout, a cancel: the connection is not left open
+            smtp.close()
+            raise
 
     @property
     def is_open(self) -> bool:
         return self._lost is None and not self._transport.is_closing()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, replies: int) -> None:
+        """Send `data`, due to bring `replies` replies back."""
         if not self.is_open:
             raise ConnectionResetError("the connection is closed")
+        self._awaited += replies
         self._transport.write(data)
 
     async def reply(self) -> tuple[int, str]:
@@ -96,7 +110,7 @@ class Connection(asyncio.Protocol):
         stopping after the first unexpected reply."""
         replies: list[tuple[int, str]] = []
         if self.pipelining:
-            self.write(b"".join(lines))
+            self.write(b"".join(lines), replies=len(lines))
             for _ in lines:
                 try:
                     replies.append(await self.reply())
@@ -106,7 +120,7 @@ class Connection(asyncio.Protocol):
                     break  # a server that refused, then hung up (421): its refusal is the answer
             return replies
         for line in lines:
-            self.write(line)
+            self.write(line, replies=1)
             replies.append(await self.reply())
             if _unexpected(replies, expected) is not None:
                 break
@@ -116,7 +130,7 @@ class Connection(asyncio.Protocol):
         if self.is_open:
             try:
                 async with asyncio.timeout(timeout):
-                    self.write(b"QUIT\r\n")
+                    self.write(b"QUIT\r\n", replies=1)
                     await self.reply()
             except Exception:  # noqa: BLE001 - the messages are done; a failed QUIT changes nothing
                 pass
@@ -134,17 +148,34 @@ class Connection(asyncio.Protocol):
             while (end := self._buffer.find(b"\n")) != -1:
                 line = bytes(self._buffer[:end + 1])
                 del self._buffer[:end + 1]
-                code = int(line[:3])  # ValueError: not an SMTP reply line
-                self._lines.append(line[4:].strip().decode("utf-8", "replace"))
-                if line[3:4] != b"-":  # the last line of a reply ("250 ok"; "250-..." lines come before it)
-                    self._replies.append((code, "\n".join(self._lines)))
-                    self._lines = []
-            if len(self._buffer) > 65536:
-                raise ValueError("reply line too long")
+                self._read_line(line)
+            if self._buffer and not self._awaited:
+                raise ValueError("bytes after the last reply awaited")
+            if self._size + len(self._buffer) > _MAX_REPLY:
+                raise ValueError("reply too long")
         except ValueError as error:  # not an SMTP reply: this connection cannot be trusted any more
             self._lost = ConnectionResetError(f"malformed reply from the server ({error})")
             self._transport.close()
         self._wake()
+
+    def _read_line(self, line: bytes) -> None:
+        """One line of a reply; the reply queued at its last line ("250 ok"; "250-..." lines come before).
+        A reply that no command asked for would be taken for the next command's: it is a fault, like a
+        line that is not a reply line or a reply whose lines disagree on the code."""
+        if not self._awaited:
+            raise ValueError("a reply to no command")
+        if (match := _REPLY_LINE.fullmatch(line)) is None:
+            raise ValueError("not an SMTP reply line")
+        code = int(match[1])
+        if self._lines and code != self._code:
+            raise ValueError("a reply whose lines have different codes")
+        self._code, self._size = code, self._size + len(line)
+        if self._size > _MAX_REPLY:
+            raise ValueError("reply too long")
+        self._lines.append((match[3] or b"").strip().decode("utf-8", "replace"))
+        if match[2] != b"-":
+            self._replies.append((code, "\n".join(self._lines)))
+            self._lines, self._size, self._awaited = [], 0, self._awaited - 1
 
     def eof_received(self) -> bool:
         self._lost = ConnectionResetError("the server closed the connection")
@@ -180,9 +211,14 @@ async def transaction(connection: Connection, sender: str, recipient: str, data:
                 (b"MAIL FROM:<%s>%s\r\n" % (sender_bytes, body), b"RCPT TO:<%s>\r\n" % recipient_bytes, b"DATA\r\n"),
                 _ENVELOPE_REPLIES)  # 2xx (251, 252 too), then 354
             refused = _unexpected(replies, _ENVELOPE_REPLIES)
+            if refused is not None and refused[0] // 100 not in (4, 5):
+                # neither yes nor no (a 250 to DATA, a 354 to RCPT): the replies no longer match the commands
+                raise ConnectionResetError(f"a reply out of step with the commands: {_detail(*refused)}")
             if refused is None:
+                if not connection.is_open:  # a fault found in the replies already: nothing went out
+                    raise ConnectionResetError("the connection was closed before the message data")
                 data_sent = True  # from here on the server may hold the whole message
-                connection.write(payload)
+                connection.write(payload, replies=1)
                 code, text = await connection.reply()
     except (ConnectionError, OSError, TimeoutError) as error:
         connection.close()
@@ -190,14 +226,19 @@ async def transaction(connection: Connection, sender: str, recipient: str, data:
             raise Dropped(describe(error)) from error
         return Outcome.UNKNOWN, f"no reply after the message data: {describe(error)}"
     if refused is not None:
-        if replies[-1][0] == 354:  # a pipelined DATA accepted after a refusal: the server awaits data
+        if replies[-1][0] // 100 == 3:  # a pipelined DATA accepted after a refusal: the server awaits data
             connection.close()
         else:
             await _reset(connection, timeout)
         return _refused(*refused)
-    if code == 421:
-        connection.close()
-    return (Outcome.SENT, _detail(code, text)) if 200 <= code < 300 else _refused(code, text)
+    if code == 250:  # RFC 5321 4.3.2: the one reply by which a server takes a message
+        return Outcome.SENT, _detail(code, text)
+    if code // 100 in (4, 5):
+        if code == 421:
+            connection.close()
+        return _refused(code, text)
+    connection.close()  # any other reply: out of step with the commands, and it may hold the message
+    return Outcome.UNKNOWN, f"an unexpected reply after the message data: {_detail(code, text)}"
 
 
 def _payload(data: bytes) -> bytes:
@@ -216,7 +257,7 @@ async def _reset(connection: Connection, timeout: float) -> None:
     """End a refused transaction so the connection can carry the next one (or drop it)."""
     try:
         async with asyncio.timeout(timeout):
-            connection.write(b"RSET\r\n")
+            connection.write(b"RSET\r\n", replies=1)
             if (await connection.reply())[0] // 100 == 2:
                 return
     except Exception:  # noqa: BLE001 - a connection that cannot RSET is not reused
