@@ -9,7 +9,7 @@ $(BIN)/vialflow: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fuzz
 setup: $(BIN)/vialflow
 
 demo: setup
@@ -20,3 +20,6 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+fuzz: setup
+	$(BIN)/python -m bench fuzz --seconds 60

@@ -5,13 +5,16 @@ is shared and its absolute speed varies from run to run.
 """
 
 import importlib
+import itertools
 import sys
 
-BENCHES = ("allocate", "schedule", "mail", "pipeline")
+BENCHES = ("allocate", "schedule", "mail", "pipeline")  # `fuzz` runs only when named: it runs as long as asked
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or BENCHES:
+    names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))
+    options = sys.argv[1 + len(names):]  # `python -m bench fuzz --seconds 60`: the options of the benches named
+    for name in names or BENCHES:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.bench_{name}")
-        sys.argv = [f"bench.bench_{name}"]
+        sys.argv = [f"bench.bench_{name}", *options]
         module.main()
