@@ -95,12 +95,12 @@ def test_typo_in_a_kind_of_the_caps_names_the_kind(folder):
 
 def test_typo_in_the_zone_names_the_field(folder):
     edit(folder, "session.toml", 'zone = "national"', 'zone = "nationale"')
-    assert error(folder).startswith("session.toml: field zone: Input should be 'national' (got 'nationale')")
+    assert error(folder) == "session.toml: field zone (line 9): Input should be 'national' (got 'nationale')"
 
 
 def test_missing_session_field_names_it(folder):
     edit(folder, "session.toml", 'deliver_by = "2021-07-02"\n', "")
-    assert error(folder) == "session.toml: field vaccines.moderna.deliver_by is missing"
+    assert error(folder) == "session.toml: field vaccines.moderna.deliver_by is missing (in the table at line 11)"
 
 
 def test_session_closing_before_it_opens_gives_a_short_message(folder):
@@ -110,12 +110,12 @@ def test_session_closing_before_it_opens_gives_a_short_message(folder):
 
 def test_session_time_with_offset_is_refused_as_not_local(folder):
     edit(folder, "session.toml", 'opens_at = "2021-06-14T08:00:00"', 'opens_at = "2021-06-14T08:00:00+02:00"')
-    assert error(folder).startswith("session.toml: field opens_at: a local time without offset is expected")
+    assert error(folder).startswith("session.toml: field opens_at (line 6): a local time without offset is expected")
 
 
 def test_unknown_time_zone_names_the_field(folder):
     edit(folder, "session.toml", "Europe/Paris", "Europe/Pariss")
-    assert error(folder).startswith("session.toml: field timezone: unknown time zone 'Europe/Pariss'")
+    assert error(folder) == "session.toml: field timezone (line 5): unknown time zone 'Europe/Pariss'"
 
 
 def test_missing_orders_csv_names_the_file(folder):
@@ -166,7 +166,7 @@ def test_latin1_session_toml_names_the_file(folder):
 
 @pytest.mark.parametrize("name, old, new, message", [
     ("pharmacies.csv", "053203210,", "05320321,",
-     "pharmacies.csv: line 5, field finess: '05320321' is not a FINESS number (9 digits)"),
+     "pharmacies.csv: line 5, field finess: '05320321' is not a FINESS number (9 digits, A or B allowed second)"),
     ("pharmacies.csv", "053203210,", "010763615,",
      "pharmacies.csv: line 5, field finess: '010763615' is not unique (already listed)"),
     ("pharmacies.csv", "05,D-PHX-2A", "05,D-NOPE",
@@ -178,7 +178,7 @@ def test_latin1_session_toml_names_the_file(folder):
     ("professionals.csv", "10922322563,medecin,", "10922322563,medecin,Dr,",
      "professionals.csv: line 3 has 6 fields, the header 5"),
     ("depots.csv", ",34,Mon-Fri", ",trente,Mon-Fri",
-     "depots.csv: line 2, field capacity_vials: 'trente' is not a whole number of vials"),
+     "depots.csv: line 2, field capacity_vials: 'trente' is not a whole number of vials (ASCII digits, at most 9)"),
     ("depots.csv", ",34,Mon-Fri", ",34,Lun-Ven",
      "depots.csv: line 2, field weekdays: 'Lun-Ven' is not weekdays like Mon-Fri or Mon,Wed,Fri"),
     ("depot_days.csv", "D-ALL-43,2021-06-25,18", "D-ALL-43,25/06/2021,18",
@@ -262,12 +262,13 @@ def test_duplicate_order_id_names_the_first_line(folder):
     assert found["order_id"].tolist() == ["A-1", "A-2"]
 
 
-def test_quoted_field_with_a_newline_keeps_later_line_numbers_right(folder):
+def test_a_quoted_field_never_runs_over_a_line_end_so_later_lines_keep_their_numbers(folder):
     found, rejections = orders(folder, GOOD.format(id="A-1"),
                                'A-2,2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,"1\n2"\n',
                                "A-3,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n",
                                GOOD.format(id="A-4"))
-    assert {line: order_id for line, (order_id, _) in rejected(rejections).items()} == {3: "A-2", 5: "A-3"}
+    assert {line: order_id for line, (order_id, _) in rejected(rejections).items()} == {3: "A-2", 4: '2"', 5: "A-3"}
+    assert rejected(rejections)[3][1].startswith("a quoted field does not close on its line")
     assert found.set_index("order_id")["line"].to_dict() == {"A-1": 2, "A-4": 6}
 
 
@@ -316,3 +317,154 @@ def test_every_bad_row_of_a_mixed_file_is_rejected_and_every_good_row_kept(folde
     assert len(found) + len(rejections) == 30
     assert rejected(rejections).keys() == {number + 1 for number in range(1, 31) if number % 3 == 0}
     assert found["order_id"].is_unique
+
+
+# One set of limits on every backend: what loads fits tables.py's columns and holds no control character
+
+def test_order_row_with_33_character_order_id_is_rejected_with_its_line(folder):
+    long_id = "A" * 33
+    found, rejections = orders(folder, GOOD.format(id=long_id), GOOD.format(id="A" * 32))
+    assert rejected(rejections) == {2: (long_id, f"bad order_id: '{long_id}' (1 to 32 ASCII letters, digits, "
+                                                 "'-', '_' or '.', starting with a letter or digit)")}
+    assert found["order_id"].tolist() == ["A" * 32]
+
+
+@pytest.mark.parametrize("order_id", ["-A1", ".A1", "A 1", "A/1", "Ä-1", "A-1\x00"])
+def test_order_id_outside_the_identifier_alphabet_is_rejected(folder, order_id):
+    found, rejections = orders(folder, GOOD.format(id=order_id), GOOD.format(id="A-2"))
+    assert list(rejected(rejections)) == [2] and rejected(rejections)[2][1].startswith("bad order_id")
+    assert found["order_id"].tolist() == ["A-2"]
+
+
+def test_order_row_with_a_nul_byte_is_rejected_naming_the_field_and_the_id_kept_storable(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace("010763615", "0107\x0063615"),
+                               GOOD.format(id="A-\x002"), GOOD.format(id="A-3"))
+    assert rejected(rejections) == {
+        2: ("A-1", "bad finess: '0107\\x0063615' (9 digits expected, A or B allowed second)"),
+        3: ("A-\ufffd2", "bad order_id: 'A-\\x002' (1 to 32 ASCII letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit)")}
+    assert found["order_id"].tolist() == ["A-3"]
+
+
+def test_order_field_over_csvs_131072_character_limit_is_rejected_in_a_short_message(folder):
+    huge = "9" * 200_000
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{huge}\n"), GOOD.format(id="A-2"))
+    assert rejected(rejections) == {2: ("A-1", f"bad number in vials: '{'9' * 40}'… (200000 characters) "
+                                               "(positive integer expected)")}
+    assert found["order_id"].tolist() == ["A-2"]
+
+
+@pytest.mark.parametrize("field, old, new", [
+    ("finess", "010763615", "01076361"), ("finess", "010763615", "A10763615"), ("rpps", ",,janssen", ",1234,janssen"),
+    ("rpps", ",,janssen", ",1092232256３,janssen"),
+])
+def test_order_row_with_a_malformed_finess_or_rpps_is_rejected_naming_the_field(folder, field, old, new):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace(old, new), GOOD.format(id="A-2"))
+    assert rejected(rejections)[2][1].startswith(f"bad {field}: ")
+    assert found["order_id"].tolist() == ["A-2"]
+
+
+def test_corsican_finess_and_empty_rpps_are_read(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace("010763615", "2A0763615"))
+    assert rejections.empty and found["finess"].tolist() == ["2A0763615"]
+
+
+@pytest.mark.parametrize("name, old, new, message", [
+    ("pharmacies.csv", "Pharmacie de la Gare Martinez", "Pharmacie\x00 de la Gare",
+     "pharmacies.csv: line 4, field name: 'Pharmacie\\x00 de la Gare' is not text of at most 500 characters "
+     "without control characters"),
+    ("pharmacies.csv", ",01,D-PHX-2A", ",20,D-PHX-2A",
+     "pharmacies.csv: line 4, field department: '20' is not a French department code "
+     "(01 to 95 without 20, 2A, 2B, 971 to 976)"),
+    ("pharmacies.csv", ",01,D-PHX-2A", ",2a,D-PHX-2A",
+     "pharmacies.csv: line 4, field department: '2a' is not a French department code "
+     "(01 to 95 without 20, 2A, 2B, 971 to 976)"),
+    ("depots.csv", "D-OCP-34,OCP", "D OCP 34,OCP",
+     "depots.csv: line 3, field depot_id: 'D OCP 34' is not a depot id "
+     "(1 to 32 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit)"),
+    ("depots.csv", '"Mon,Wed,Fri"', '"Mon,Wed,Fri' + ",Mon" * 20 + '"',
+     "depots.csv: line 3, field weekdays: 'Mon,Wed,Fri,Mon,Mon,Mon,Mon,Mon,Mon,Mon,'… (91 characters) "
+     "is not text of at most 64 characters without control characters"),
+    ("professionals.csv", "10922322563,", "1092232256３,",
+     "professionals.csv: line 3, field rpps: '1092232256３' is not an RPPS number (11 digits)"),
+    ("professionals.csv", ",208476350\n", ',"208476350\n',
+     "professionals.csv: line 2: a quoted field does not close on its line, "
+     "or its closing quote is not followed by a comma"),
+])
+def test_register_row_breaking_a_limit_stops_the_run_naming_file_line_and_field(folder, name, old, new, message):
+    edit(folder, name, old, new)
+    assert error(folder) == message
+
+
+def test_register_field_over_csvs_131072_character_limit_stops_in_one_short_line(folder):
+    edit(folder, "professionals.csv", "Dr Jade Morel", "Dr " + "J" * 200_000)
+    assert error(folder) == (f"professionals.csv: line 3, field name: 'Dr {'J' * 37}'… (200003 characters) "
+                             "is not text of at most 500 characters without control characters")
+
+
+def test_unclosed_quote_costs_its_own_order_row_only(folder):
+    found, rejections = orders(folder, GOOD.format(id="A-1"), GOOD.format(id='"A-2'), GOOD.format(id="A-3"))
+    assert list(rejected(rejections)) == [3] and found["order_id"].tolist() == ["A-1", "A-3"]
+
+
+# One integer rule in every file: ASCII digits, surrounding spaces and tabs stripped
+
+@pytest.mark.parametrize("vials", ["５", "𝟓", "٥", "5.", "\u00a05", "1234567890"])
+def test_vials_in_other_digits_or_too_long_are_rejected(folder, vials):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{vials}\n"))
+    assert rejected(rejections)[2][1].startswith("bad number in vials") and found.empty
+
+
+@pytest.mark.parametrize("vials", [" 5", "5 ", "\t5", "05"])
+def test_vials_with_surrounding_spaces_or_a_leading_zero_are_read(folder, vials):
+    found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{vials}\n"))
+    assert rejections.empty and found["vials"].tolist() == [5]
+
+
+@pytest.mark.parametrize("name, old, new", [
+    ("depots.csv", ",34,Mon-Fri", ",３４,Mon-Fri"), ("depots.csv", ",34,Mon-Fri", ",+34,Mon-Fri"),
+    ("depots.csv", ",34,Mon-Fri", ",99999999999999999999,Mon-Fri"), ("depot_days.csv", "2021-06-25,18", "2021-06-25,-1"),
+])
+def test_register_capacity_not_in_ascii_digits_stops_the_run(folder, name, old, new):
+    edit(folder, name, old, new)
+    assert "field capacity_vials" in error(folder)
+
+
+def test_register_capacity_with_surrounding_spaces_is_read(folder):
+    edit(folder, "depots.csv", ",34,Mon-Fri", ", 34 ,Mon-Fri")
+    assert load_scenario(folder).depots["capacity_vials"].iloc[0] == 34
+
+
+# session.toml: identifiers, zone, times, strict numbers
+
+@pytest.mark.parametrize("old, new, message", [
+    ('id = "2021-06-14-notice-s1"', 'id = "2021/06/14"',
+     "session.toml: field id (line 2): '2021/06/14' is not an identifier"),
+    ('id = "2021-06-14-notice-s1"', f'id = "{"s" * 33}"', "session.toml: field id (line 2): "),
+    ('zone = "national"', 'zone = ["2a"]',
+     "session.toml: field zone (line 9): '2a' is not a French department code (01 to 95 without 20, 2A, 2B, 971 to 976)"),
+    ('zone = "national"', 'zone = ["999"]', "session.toml: field zone (line 9): '999' is not a French department code"),
+    ('zone = "national"', 'zone = []', "session.toml: field zone (line 9): an empty list of departments; "
+                                       'write zone = "national" or list the codes'),
+    ('zone = "national"', 'zone = [75, 92]', "session.toml: field zone (line 9): department codes are quoted strings: "
+                                             "write '75' for 75"),
+    ('confirmation_at = "2021-06-18T09:00:00"', 'confirmation_at = "2021-06-15T09:00:00"',
+     "session.toml: field (top level): confirmation_at is before closes_at"),
+    ("supply_vials = 170", 'supply_vials = "170"',
+     "session.toml: field vaccines.moderna.supply_vials (line 15): Input should be a valid integer (got '170')"),
+    ("doses_per_vial = 10\nbox_vials = 10", "doses_per_vial = 10.0\nbox_vials = 10",
+     "session.toml: field vaccines.moderna.doses_per_vial (line 13): Input should be a valid integer"),
+    ("remainders = false", 'remainders = "false"', "session.toml: field vaccines.moderna.remainders (line 17): "),
+    ("supply_vials = 170", "supply_vials = 10000000000",
+     "session.toml: field vaccines.moderna.supply_vials (line 15): Input should be less than or equal to 999999999"),
+    ("[vaccines.janssen]", '[vaccines."jans sen"]', "session.toml: field vaccines.'jans sen' (line 22): "),
+    ('label = "Moderna"', 'label = "Mod\\u0000erna"', "session.toml: field vaccines.moderna.label (line 12): 'Mod\\x00erna'"),
+])
+def test_bad_session_value_is_one_line_naming_field_and_line(folder, old, new, message):
+    edit(folder, "session.toml", old, new)
+    assert error(folder).startswith(message)
+
+
+def test_zone_of_quoted_department_codes_is_read(folder):
+    edit(folder, "session.toml", 'zone = "national"', 'zone = ["75", "2A", "971", "01"]')
+    assert load_scenario(folder).session.zone == ("75", "2A", "971", "01")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
+
+from .identifiers import Count, Identifier, PositiveCount, Rpps
 
 
 class _Frozen(BaseModel):
@@ -13,23 +15,23 @@ class _Frozen(BaseModel):
 
 
 class DepotDay(_Frozen):
-    depot_id: str = Field(min_length=1)
+    depot_id: Identifier
     date: dt.date
-    capacity_vials: NonNegativeInt
+    capacity_vials: Count
 
 
 class Redistribution(_Frozen):
-    order_id: str = Field(min_length=1)
-    vials: PositiveInt
-    to_rpps: str = Field(pattern=r"^\d{11}$")
+    order_id: Identifier
+    vials: PositiveCount
+    to_rpps: Rpps
 
 
 class Changes(_Frozen):
     """A changes file (CONTRACT.md, R11)."""
 
     effective: dt.date
-    supply: dict[str, NonNegativeInt] = Field(default_factory=dict)
-    cancel: tuple[str, ...] = ()
+    supply: dict[Identifier, Count] = Field(default_factory=dict)
+    cancel: tuple[Identifier, ...] = ()
     depot_days: tuple[DepotDay, ...] = ()
     redistribution: tuple[Redistribution, ...] = ()
 

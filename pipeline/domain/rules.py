@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, NonNegativeInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationInfo, field_validator, model_validator
+
+from .identifiers import DEPARTMENT, DEPARTMENT_RULE, Count, Identifier, PositiveCount, Text, shown
 
 KINDS = ("pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier")
 PROFESSIONAL_KINDS = ("medecin", "medecin_travail", "sage_femme", "infirmier")
@@ -26,16 +29,16 @@ class _Frozen(BaseModel):
 class Vaccine(_Frozen):
     """One vaccine of the session (notice parts III–V)."""
 
-    label: str
-    doses_per_vial: PositiveInt
-    box_vials: PositiveInt = 1
-    supply_vials: NonNegativeInt | None = None
+    label: Text
+    doses_per_vial: PositiveCount
+    box_vials: PositiveCount = 1
+    supply_vials: Count | None = None
     allocation: Literal["fcfs", "fcfs_fill", "pro_rata"] = "fcfs"
-    remainders: bool = True
+    remainders: StrictBool = True
     deliver_from: dt.date
     deliver_by: dt.date
     # kind -> injection -> vials per beneficiary (per attached nurse for `infirmier`)
-    caps: dict[Kind, dict[Injection, NonNegativeInt]] = Field(default_factory=dict)
+    caps: dict[Kind, dict[Injection, Count]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _window(self) -> "Vaccine":
@@ -51,15 +54,32 @@ class Vaccine(_Frozen):
 class Session(_Frozen):
     """A session file: `session.toml` of CONTRACT.md."""
 
-    id: str = Field(min_length=1)
-    reference: str = ""
-    title: str = ""
-    timezone: str
+    id: Identifier
+    reference: Text = ""
+    title: Text = ""
+    timezone: StrictStr
     opens_at: dt.datetime
     closes_at: dt.datetime
     confirmation_at: dt.datetime
     zone: Literal["national"] | tuple[str, ...] = "national"
-    vaccines: dict[str, Vaccine] = Field(min_length=1)
+    vaccines: dict[Identifier, Vaccine] = Field(min_length=1)
+
+    @field_validator("zone", mode="before")
+    @classmethod
+    def _departments(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, (list, tuple)):
+            return value  # "national", or the Literal's own message
+        # Built in code, an empty zone is a session open to no department; written in a file
+        # (validated with context {"file": ...}), it is a slip that would refuse every line.
+        if not value and (info.context or {}).get("file"):
+            raise ValueError('an empty list of departments; write zone = "national" or list the codes')
+        for code in value:
+            if not isinstance(code, str):
+                raise ValueError(f'department codes are quoted strings: write {shown(str(code))} for {shown(code)} '
+                                 '(e.g. zone = ["75", "92", "2A"])')
+            if not re.fullmatch(DEPARTMENT, code):
+                raise ValueError(f"{shown(code)} is not {DEPARTMENT_RULE}")
+        return tuple(value)
 
     @field_validator("timezone")
     @classmethod
@@ -81,6 +101,8 @@ class Session(_Frozen):
     def _order(self) -> "Session":
         if self.closes_at <= self.opens_at:
             raise ValueError("closes_at is not after opens_at")
+        if self.confirmation_at < self.closes_at:
+            raise ValueError("confirmation_at is before closes_at (emails go out after the session closes)")
         return self
 
     def instant(self, local: dt.datetime) -> dt.datetime:

@@ -1,9 +1,12 @@
-"""Read one session's scenario folder (CONTRACT.md): a broken file stops, a bad order row is rejected."""
+"""Read one session's scenario folder (CONTRACT.md): a broken file stops, a bad order row is rejected.
+
+What loads fits the database on every backend: each text field within its column of
+adapters/db/tables.py and free of control characters, each integer by one rule (identifiers.WHOLE).
+"""
 
 from __future__ import annotations
 
 import csv
-import io
 import re
 import tomllib
 from dataclasses import dataclass
@@ -13,8 +16,14 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from pipeline.domain.identifiers import (CONTROL, DEPARTMENT, DEPARTMENT_RULE, EMAIL_LIMIT, FINESS, FINESS_RULE,
+                                         IDENTIFIER, IDENTIFIER_RULE, RPPS, RPPS_RULE, TEXT_LIMIT, WHOLE, shown)
 from pipeline.domain.rules import INJECTIONS, KINDS, PROFESSIONAL_KINDS, Session
 from pipeline.domain.schedule import parse_weekdays
+
+# The whole file is in memory before csv sees it: the module's 131,072-character guard against
+# runaway streams protects nothing here, and a longer field must be reported, not raised.
+csv.field_size_limit(2**31 - 1)
 
 HEADERS = {
     "pharmacies.csv": ["finess", "name", "email", "department", "depot_id"],
@@ -25,9 +34,22 @@ HEADERS = {
 }
 REJECTION_COLUMNS = ["line", "order_id", "message"]
 _REQUIRED = ["order_id", "submitted_at", "finess", "effector", "vaccine", "injection", "vials"]
-_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
-_DATE = r"^\d{4}-\d\d-\d\d$"
-_PYDANTIC_LOC = re.compile(r"\[key\]|(?:literal|tuple|list|dict|str|int)\[.*\]")
+_OFFSET = r"(?:Z|[+-][0-9][0-9]:?[0-9][0-9])$"
+_DATE = r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]"
+# Only spaces and tabs around a cell are the writer's slack; any other character is content.
+_SPACES = " \t"
+_QUOTING = "a quoted field does not close on its line, or its closing quote is not followed by a comma"
+# A register cell's shape, by column, and the words for a cell that misses it.
+_SHAPES = {
+    "finess": (FINESS, FINESS_RULE), "rpps": (RPPS, RPPS_RULE),
+    "depot_id": (IDENTIFIER, f"a depot id ({IDENTIFIER_RULE})"), "department": (DEPARTMENT, DEPARTMENT_RULE),
+    "capacity_vials": (WHOLE, "a whole number of vials (ASCII digits, at most 9)"),
+    "kind": ("|".join(PROFESSIONAL_KINDS), f"one of {', '.join(PROFESSIONAL_KINDS)}"),
+    "date": (_DATE, "a date like 2021-06-22"),
+}
+# Free-text register columns and their longest value (weekdays: String(64) in tables.py).
+_TEXTS = {"name": TEXT_LIMIT, "email": EMAIL_LIMIT, "wholesaler": TEXT_LIMIT, "weekdays": 64}
+_PYDANTIC_LOC = re.compile(r"\[key\]|(?:literal|tuple|list|dict|str|int)\[.*\]|function-after\[.*\]")
 
 
 class ScenarioError(Exception):
@@ -59,40 +81,69 @@ def load_scenario(folder: Path) -> Scenario:
 
 
 def load_session(path: Path) -> Session:
-    data = _toml(path)
-    try:
-        return Session.model_validate(data)
-    except ValidationError as error:
-        raise ScenarioError(f"{path.name}: {describe(error)}") from None
+    return read_toml(path, lambda data: Session.model_validate(data, context={"file": path.name}))
 
 
-def _toml(path: Path) -> dict:
+def read_toml(path: Path, validate):
+    """`validate` applied to a TOML file; any problem is one ScenarioError line naming file, field and line."""
+    text = read_text(path)
     try:
-        text = _text(path)
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path.name}: not valid TOML ({error})") from None
+    try:
+        return validate(data)
+    except ValidationError as error:
+        raise ScenarioError(f"{path.name}: {describe(error, text)}") from None
 
 
-def describe(error: ValidationError) -> str:
-    """The first problem of a validation error as '<field>: <what is wrong>'."""
+def describe(error: ValidationError, text: str = "") -> str:
+    """The first problem of a validation error as 'field <field> (line N): <what is wrong>'."""
     first = error.errors()[0]
     # Union branches ("literal['national']") and dict-key markers ("[key]") are pydantic's, not the file's.
-    field = ".".join(str(part) for part in first["loc"] if not _PYDANTIC_LOC.fullmatch(str(part))) or "(top level)"
+    loc = [str(part) for part in first["loc"] if not _PYDANTIC_LOC.fullmatch(str(part))]
+    field = ".".join(part if re.fullmatch(r"[\w-]{1,40}", part, re.ASCII) else shown(part) for part in loc) \
+        or "(top level)"
+    line, whole = _toml_line(text, loc) if loc else (None, False)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
-        return f"field {field} is missing"
+        return f"field {field} is missing" + (f" (in the table at line {line})" if line else "")
+    where = f"field {field}" + (f" (line {line})" if line and whole else "")
     # A whole table as input (a model-level check) would dump the file into the message.
-    if "input" in first and first["type"] != "extra_forbidden" and not isinstance(first["input"], dict):
-        return f"field {field}: {message} (got {first['input']!r})"
-    return f"field {field}: {message}"
+    if "input" in first and first["type"] != "extra_forbidden" and not isinstance(first["input"], dict) \
+            and shown(first["input"]) not in message:
+        return f"{where}: {message} (got {shown(first['input'])})"
+    return f"{where}: {message}"
 
 
-def _text(path: Path) -> str:
+def _toml_line(text: str, loc: list[str]) -> tuple[int | None, bool]:
+    """The line of the deepest table or key of `text` on the path `loc`, and whether it is all of it."""
+    best, depth, table, arrays = None, 0, [], {}
+    for number, line in enumerate(text.split("\n"), 1):
+        header = re.match(r"\s*(\[\[?)\s*([^\]#]+?)\s*\]", line)
+        assigned = re.match(r"\s*([\w\-.\"' ]+?)\s*=", line)
+        if header:
+            table = [key.strip().strip("\"'") for key in header.group(2).split(".")]
+            if header.group(1) == "[[":  # an array of tables: its items are numbered in loc
+                arrays[tuple(table)] = arrays.get(tuple(table), -1) + 1
+                table = table + [str(arrays[tuple(table)])]
+            path = table
+        elif assigned:
+            path = table + [key.strip().strip("\"'") for key in assigned.group(1).split(".")]
+        else:
+            continue
+        if depth < len(path) <= len(loc) and loc[:len(path)] == path:
+            best, depth = number, len(path)
+    return best, depth == len(loc)
+
+
+def read_text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(f"{path.name}: missing file (expected at {path})") from None
+    except OSError as error:
+        raise ScenarioError(f"{path.name}: cannot be read ({error.strerror})") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -101,37 +152,64 @@ def _text(path: Path) -> str:
                             "save the file as UTF-8") from None
 
 
-def _rows(path: Path) -> tuple[list[int], list[list[str]], list[str]]:
-    """Line numbers, rows and header of a CSV file whose header starts with the contract's."""
+def _records(text: str) -> list[tuple[list[str], bool]]:
+    """Each physical line's cells, and whether its quoting is broken. A record never runs over a
+    line end: no field of these files holds one, and an unclosed quote must cost its own row only,
+    not swallow every later one."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    reader = csv.reader(lines, strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:  # the common case in one pass: no quote runs over a line end
+            if reader.line_num != len(rows) + 1:
+                raise csv.Error("a record over several lines")
+            rows.append(row)
+        return [(row, False) for row in rows]
+    except csv.Error:
+        pass
+    records = []
+    for line in lines:
+        try:
+            records.append((next(csv.reader((line,), strict=True), []), False))
+        except csv.Error:
+            records.append((next(csv.reader((line,)), []), True))
+    return records
+
+
+def _rows(path: Path) -> tuple[list[int], list[list[str]], list[bool], list[str]]:
+    """Line numbers, rows, broken quoting and header of a CSV file whose header starts with the contract's."""
     expected = HEADERS[path.name]
-    reader = csv.reader(io.StringIO(_text(path), newline=""))
-    header = next(reader, None)
-    if not header or not any(cell.strip() for cell in header):
+    records = _records(read_text(path))
+    header = [cell.strip(_SPACES) for cell in records[0][0]]
+    if not any(header):
         raise ScenarioError(f"{path.name}: empty file (a header line is expected: {','.join(expected)})")
-    header = [cell.strip() for cell in header]
     for position, column in enumerate(expected):
         if position >= len(header) or header[position] != column:
-            found = header[position] if position < len(header) else "nothing"
+            found = shown(header[position]) if position < len(header) else "nothing"
             raise ScenarioError(f"{path.name}: column {position + 1} of the header must be "
-                                f"'{column}', found '{found}' (header: {','.join(expected)})")
-    numbers, rows = [], []
-    line = reader.line_num
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            numbers.append(line + 1)
-            rows.append(row)
-        line = reader.line_num
-    return numbers, rows, header
+                                f"'{column}', found {found} (header: {','.join(expected)})")
+    kept = [(number, row, broken) for number, (row, broken) in enumerate(records[1:], 2)
+            if any(cell.strip(_SPACES) for cell in row)]
+    return [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept], header
 
 
 def _frame(path: Path) -> tuple[pd.DataFrame, list[int]]:
     """A register as strings; any malformed row stops the run (registers are reference data)."""
-    numbers, rows, header = _rows(path)
-    for line, row in zip(numbers, rows):
+    numbers, rows, broken, header = _rows(path)
+    for line, row, bad in zip(numbers, rows, broken):
+        if bad:
+            raise ScenarioError(f"{path.name}: line {line}: {_QUOTING}")
         if len(row) != len(header):
             raise ScenarioError(f"{path.name}: line {line} has {len(row)} fields, the header {len(header)}")
-    frame = pd.DataFrame(rows, columns=header, dtype=object).apply(lambda c: c.str.strip()) if rows \
+    frame = pd.DataFrame(rows, columns=header, dtype=object).apply(lambda c: c.str.strip(_SPACES)) if rows \
         else pd.DataFrame({c: pd.Series(dtype=object) for c in header})
+    for column in HEADERS[path.name]:
+        if column in _SHAPES:
+            _check(path, frame, numbers, column, frame[column].str.fullmatch(_SHAPES[column][0]), _SHAPES[column][1])
+        else:
+            limit = _TEXTS[column]
+            ok = frame[column].str.len().le(limit) & ~frame[column].str.contains(CONTROL)
+            _check(path, frame, numbers, column, ok, f"text of at most {limit} characters without control characters")
     return frame, numbers
 
 
@@ -140,7 +218,7 @@ def _check(path: Path, frame: pd.DataFrame, numbers: list[int], column: str, ok:
     if len(bad):
         row = bad[0]
         raise ScenarioError(f"{path.name}: line {numbers[row]}, field {column}: "
-                            f"{frame[column].iloc[row]!r} is not {expected}")
+                            f"{shown(frame[column].iloc[row])} is not {expected}")
 
 
 def _unique(path: Path, frame: pd.DataFrame, numbers: list[int], column: str) -> None:
@@ -150,10 +228,7 @@ def _unique(path: Path, frame: pd.DataFrame, numbers: list[int], column: str) ->
 def _depots(folder: Path) -> pd.DataFrame:
     path = folder / "depots.csv"
     frame, numbers = _frame(path)
-    _check(path, frame, numbers, "depot_id", frame["depot_id"] != "", "a depot id")
     _unique(path, frame, numbers, "depot_id")
-    _check(path, frame, numbers, "capacity_vials", frame["capacity_vials"].str.fullmatch(r"\d+"),
-           "a whole number of vials")
     _check(path, frame, numbers, "weekdays", frame["weekdays"].map(_weekdays_ok), "weekdays like Mon-Fri or Mon,Wed,Fri")
     return frame.assign(capacity_vials=frame["capacity_vials"].astype(np.int64))
 
@@ -168,9 +243,7 @@ def _weekdays_ok(text: str) -> bool:
 def _pharmacies(folder: Path, depots: pd.DataFrame) -> pd.DataFrame:
     path = folder / "pharmacies.csv"
     frame, numbers = _frame(path)
-    _check(path, frame, numbers, "finess", frame["finess"].str.fullmatch(r"\d{9}|2[AB]\d{7}"), "a FINESS number (9 digits)")
     _unique(path, frame, numbers, "finess")
-    _check(path, frame, numbers, "department", frame["department"] != "", "a department code")
     _check(path, frame, numbers, "depot_id", frame["depot_id"].isin(depots["depot_id"]), "a depot of depots.csv")
     return frame
 
@@ -178,9 +251,7 @@ def _pharmacies(folder: Path, depots: pd.DataFrame) -> pd.DataFrame:
 def _professionals(folder: Path) -> pd.DataFrame:
     path = folder / "professionals.csv"
     frame, numbers = _frame(path)
-    _check(path, frame, numbers, "rpps", frame["rpps"].str.fullmatch(r"\d{11}"), "an RPPS number (11 digits)")
     _unique(path, frame, numbers, "rpps")
-    _check(path, frame, numbers, "kind", frame["kind"].isin(PROFESSIONAL_KINDS), f"one of {', '.join(PROFESSIONAL_KINDS)}")
     return frame
 
 
@@ -191,9 +262,8 @@ def _depot_days(folder: Path, depots: pd.DataFrame) -> pd.DataFrame:
                              "capacity_vials": pd.Series(dtype=np.int64)})
     frame, numbers = _frame(path)
     _check(path, frame, numbers, "depot_id", frame["depot_id"].isin(depots["depot_id"]), "a depot of depots.csv")
-    dates = pd.to_datetime(frame["date"].where(frame["date"].str.fullmatch(_DATE)), format="%Y-%m-%d", errors="coerce")
+    dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
     _check(path, frame, numbers, "date", dates.notna(), "a date like 2021-06-22")
-    _check(path, frame, numbers, "capacity_vials", frame["capacity_vials"].str.fullmatch(r"\d+"), "a whole number of vials")
     frame = frame.assign(date=dates.dt.date, capacity_vials=frame["capacity_vials"].astype(np.int64))
     _check(path, frame, numbers, "date", ~frame.duplicated(["depot_id", "date"]), "unique for its depot (already listed)")
     return frame
@@ -204,41 +274,48 @@ def _missing(flags) -> str:
     return f"missing field{'s' if len(names) > 1 else ''}: {', '.join(names)}"
 
 
+def _shaped(cells: pd.Series, pattern: str) -> pd.Series:
+    return cells.str.fullmatch(pattern).astype(bool)
+
+
 def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readable order rows and the rejections of the others, each with its line number."""
-    numbers, rows, header = _rows(path)
+    numbers, rows, broken, header = _rows(path)
     width = len(HEADERS["orders.csv"])
-    cells = [[cell.strip() for cell in (row + [""] * width)[:width]] for row in rows]
+    cells = [[cell.strip(_SPACES) for cell in (row + [""] * width)[:width]] for row in rows]
     frame = pd.DataFrame(cells, columns=HEADERS["orders.csv"], dtype=object)
     frame.insert(0, "line", np.asarray(numbers, np.int64))
     message = pd.Series("", index=frame.index, dtype=object)
 
-    def reject(mask: pd.Series, explain) -> None:
+    def reject(mask, explain) -> None:
         """The first problem of a row is its message; `explain` words it for the rows concerned."""
-        fresh = (mask & (message == "")).to_numpy(bool)
+        fresh = (np.asarray(mask, bool) & (message == "").to_numpy(bool))
         if fresh.any():
-            rows = frame[fresh]
-            message[fresh] = [explain(row) for row in rows.itertuples(index=False)]
+            message[fresh] = [explain(row) for row in frame[fresh].itertuples(index=False)]
 
-    reject(pd.Series([len(row) > len(header) for row in rows], index=frame.index, dtype=bool),
-           lambda row: f"more fields than the {len(header)} of the header")
+    reject(broken, lambda row: _QUOTING)
+    reject([len(row) > len(header) for row in rows], lambda row: f"more fields than the {len(header)} of the header")
     missing = frame[_REQUIRED].eq("")
     reject(missing.any(axis=1), lambda row: _missing([getattr(row, c) == "" for c in _REQUIRED]))
+    reject(~_shaped(frame["order_id"], IDENTIFIER), lambda row: f"bad order_id: {shown(row.order_id)} ({IDENTIFIER_RULE})")
     submitted = frame["submitted_at"]
-    instants = pd.to_datetime(submitted.where(submitted.str.contains(_OFFSET, regex=True)),
+    instants = pd.to_datetime(submitted.where(_shaped(submitted, _DATE + r"T.*" + _OFFSET)),
                               utc=True, format="ISO8601", errors="coerce")
     reject(instants.isna(),
-           lambda row: f"bad date in submitted_at: '{row.submitted_at}' (ISO 8601 with offset expected)")
+           lambda row: f"bad date in submitted_at: {shown(row.submitted_at)} (ISO 8601 with offset expected)")
+    reject(~_shaped(frame["finess"], FINESS),
+           lambda row: f"bad finess: {shown(row.finess)} (9 digits expected, A or B allowed second)")
+    reject(~_shaped(frame["rpps"], f"|{RPPS}"), lambda row: f"bad rpps: {shown(row.rpps)} (11 digits or empty expected)")
     vials = frame["vials"]
-    whole = vials.str.fullmatch(r"\d{1,9}")
+    whole = _shaped(vials, WHOLE)
     reject(~whole | (vials.where(whole, "0").astype(np.int64) <= 0),
-           lambda row: f"bad number in vials: '{row.vials}' (positive integer expected)")
+           lambda row: f"bad number in vials: {shown(row.vials)} (positive integer expected)")
     reject(~frame["effector"].isin(KINDS),
-           lambda row: f"unknown effector '{row.effector}' (one of {', '.join(KINDS)})")
+           lambda row: f"unknown effector {shown(row.effector)} (one of {', '.join(KINDS)})")
     reject(~frame["injection"].isin(INJECTIONS),
-           lambda row: f"unknown injection '{row.injection}' (first or second expected)")
+           lambda row: f"unknown injection {shown(row.injection)} (first or second expected)")
     reject(~frame["vaccine"].isin(list(session.vaccines)),
-           lambda row: f"unknown vaccine key '{row.vaccine}' (this session has {', '.join(session.vaccines)})")
+           lambda row: f"unknown vaccine key {shown(row.vaccine)} (this session has {', '.join(session.vaccines)})")
     first_line = dict(zip(frame["order_id"][::-1], frame["line"][::-1]))
     reject((frame["order_id"] != "") & frame["order_id"].duplicated(),
            lambda row: f"duplicate order_id {row.order_id} (first on line {first_line[row.order_id]})")
@@ -246,6 +323,8 @@ def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFram
     good = message == ""
     orders = frame[good].assign(
         submitted_at=instants[good], vials=vials[good].astype(np.int64)).reset_index(drop=True)
-    rejections = pd.DataFrame({"line": frame["line"][~good], "order_id": frame["order_id"][~good],
+    # A rejected order_id is kept as written, less what no database column can hold.
+    kept_id = frame["order_id"][~good].str.replace(CONTROL, "\ufffd", regex=True).str.slice(0, 64)
+    rejections = pd.DataFrame({"line": frame["line"][~good], "order_id": kept_id,
                                "message": message[~good]}).reset_index(drop=True)
     return orders, rejections
