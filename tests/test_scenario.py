@@ -90,7 +90,7 @@ def test_bad_policy_value_names_the_field_and_the_choices(folder):
 
 def test_typo_in_a_kind_of_the_caps_names_the_kind(folder):
     edit(folder, "session.toml", "medecin_travail = { first = 10 }", "medecin_travial = { first = 10 }")
-    assert error(folder).startswith("session.toml: field vaccines.moderna.caps.medecin_travial: Input should be")
+    assert error(folder).startswith("session.toml: field vaccines.moderna.caps.medecin_travial (line 20): Input should be")
 
 
 def test_typo_in_the_zone_names_the_field(folder):

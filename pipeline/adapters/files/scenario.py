@@ -104,11 +104,11 @@ def describe(error: ValidationError, text: str = "") -> str:
     loc = [str(part) for part in first["loc"] if not _PYDANTIC_LOC.fullmatch(str(part))]
     field = ".".join(part if re.fullmatch(r"[\w-]{1,40}", part, re.ASCII) else shown(part) for part in loc) \
         or "(top level)"
-    line, whole = _toml_line(text, loc) if loc else (None, False)
+    line = _toml_line(text, loc) if loc else None
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         return f"field {field} is missing" + (f" (in the table at line {line})" if line else "")
-    where = f"field {field}" + (f" (line {line})" if line and whole else "")
+    where = f"field {field}" + (f" (line {line})" if line else "")
     # A whole table as input (a model-level check) would dump the file into the message.
     if "input" in first and first["type"] != "extra_forbidden" and not isinstance(first["input"], dict) \
             and shown(first["input"]) not in message:
@@ -116,8 +116,9 @@ def describe(error: ValidationError, text: str = "") -> str:
     return f"{where}: {message}"
 
 
-def _toml_line(text: str, loc: list[str]) -> tuple[int | None, bool]:
-    """The line of the deepest table or key of `text` on the path `loc`, and whether it is all of it."""
+def _toml_line(text: str, loc: list[str]) -> int | None:
+    """The line of the deepest table or key of `text` on the path `loc` (an item of an inline
+    array or table is on its key's line; a missing key's table is where to add it)."""
     best, depth, table, arrays = None, 0, [], {}
     for number, line in enumerate(text.split("\n"), 1):
         header = re.match(r"\s*(\[\[?)\s*([^\]#]+?)\s*\]", line)
@@ -134,7 +135,7 @@ def _toml_line(text: str, loc: list[str]) -> tuple[int | None, bool]:
             continue
         if depth < len(path) <= len(loc) and loc[:len(path)] == path:
             best, depth = number, len(path)
-    return best, depth == len(loc)
+    return best
 
 
 def read_text(path: Path) -> str:
