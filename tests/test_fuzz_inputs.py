@@ -11,7 +11,7 @@ from tests.fuzz.inputs import TARGETS
 
 # Inputs per target and run: the file's whole budget is about 25 s on a 2-core machine; the
 # changes target costs a millisecond an input, a scenario target some 40.
-RUNS = {"orders": 180, "registers": 200, "session": 300, "changes": 500}
+RUNS = {"orders": 150, "registers": 180, "session": 300, "changes": 500}
 
 
 def inputs(name: str):
