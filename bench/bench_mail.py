@@ -180,7 +180,7 @@ def _through_the_outbox(target: SmtpTarget, pharmacies: int) -> tuple[float, int
     import tempfile
     from pathlib import Path
 
-    from pipeline.services import confirmations as outbox, steps as services
+    from pipeline.services import confirmations as outbox, runs as services
     from pipeline.generator.generate import generate_scenario
     from pipeline.entrypoints.runner import load_into
     from pipeline.adapters.db import make_engine

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
-from pipeline.services import steps as services
+from pipeline.services import runs as services
 from pipeline.generator.generate import generate_scenario
 from pipeline.entrypoints.runner import load_into
 from pipeline.adapters.db import make_engine, migrate

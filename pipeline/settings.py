@@ -1,4 +1,4 @@
-"""Configuration, read once from the environment or the command line."""
+"""Configuration: read once per process, from the environment and then the command line's flags."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ DATABASE_FILE = "vialflow.db"  # the embedded default's database, in the run fol
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None  # None: SQLite in the run folder
-    broker_url: str | None = None    # None: an in-process worker over an in-memory transport
+    broker_url: str | None = None    # None or memory://: an in-process worker over an in-memory transport
     smtp_url: str | None = None      # None: an SMTP server on loopback writing DIR/mail/
     mail_from: str = "Vaccination COVID-19 <ne-pas-repondre@vialflow.example.fr>"
     retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600)  # seconds before each new SMTP attempt
@@ -28,8 +28,17 @@ class Settings:
         """Command-line options win over the environment."""
         return replace(self, **{k: v for k, v in values.items() if v})
 
+    @property
+    def in_process(self) -> bool:
+        """No broker, or an in-memory one: the tasks run in this process's own worker."""
+        return not self.broker_url or self.broker_url.startswith("memory://")
+
     def database_for(self, out: Path) -> str:
         return self.database_url or f"sqlite:///{Path(out).resolve() / DATABASE_FILE}"
+
+    def in_folder(self, out: Path) -> "Settings":
+        """These settings with the run folder's database when no other is named."""
+        return replace(self, database_url=self.database_for(out))
 
 
 def _seconds(text: str | None) -> tuple[int, ...] | None:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.services import confirmations, steps as services
+from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
-from workers.context import engine, now as clock
-from workers.tasks import TRANSIENT, close_session, fan_out
+from pipeline.services import confirmations, runs
+from workers.tasks import TRANSIENT, close_session, fan_out, now as clock
 
 
 @app.task(name="schedules.tick", autoretry_for=TRANSIENT, retry_backoff=2, max_retries=3)
 def tick(now: str | None = None) -> list[str]:
     """`now` (ISO 8601) stands in for the clock in tests and replays."""
     at = dt.datetime.fromisoformat(now) if now else clock()
-    due = services.sessions_due(engine(), at)
+    engine = bootstrap.current().engine
+    due = runs.sessions_due(engine, at)
     for session_id in due:
         close_session.delay(session_id)
-    for run in confirmations.runs_to_confirm(engine(), at):
-        confirmations.start_sending(engine(), run, at)
+    for run in confirmations.runs_to_confirm(engine, at):
+        confirmations.start_sending(engine, run, at)
         fan_out.delay(run)
     return due

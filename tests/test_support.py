@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from pipeline.services import confirmations, steps as services
+from pipeline.services import confirmations, runs as services
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.adapters.db import make_engine, migrate
 from pipeline.adapters.db.tables import Base
 from tests.conftest import EXAMPLES
-from pipeline.services.support import list_runs, lookup, lookup_table, runs_table
+from pipeline.domain.outbox import message_id
+from pipeline.entrypoints.views import lookup_table, runs_table
+from pipeline.services.support import list_runs, lookup
 
 EXAMPLE = EXAMPLES / "notice-small"
 S1 = "2021-06-14-notice-s1"
@@ -121,11 +123,11 @@ def test_r12_lookup_names_the_professional_of_a_line_and_no_one_for_the_officine
 def test_r12_lookup_lists_the_email_of_the_run_sent_to_the_officine(engine):
     data = lookup(engine, FINESS, S1)
     assert run_of(data, S1, 1)["emails"] == [{
-        "message_id": confirmations.message_id(S1, 1, FINESS), "state": "pending", "attempts": 0,
+        "message_id": message_id(S1, 1, FINESS), "state": "pending", "attempts": 0,
         "sent_at": None, "replaces": None, "detail": None}]
     assert run_of(data, S1, 2)["emails"] == [{  # R11: its lines changed, so "annule et remplace"
-        "message_id": confirmations.message_id(S1, 2, FINESS), "state": "pending", "attempts": 0,
-        "sent_at": None, "replaces": confirmations.message_id(S1, 1, FINESS), "detail": None}]
+        "message_id": message_id(S1, 2, FINESS), "state": "pending", "attempts": 0,
+        "sent_at": None, "replaces": message_id(S1, 1, FINESS), "detail": None}]
     assert run_of(lookup(engine, GARE, S1), S1, 2)["emails"] == []  # nothing changed for it
 
 
@@ -207,7 +209,7 @@ def test_r12_lookup_table_shows_dates_volumes_pending_and_emails_uncut_in_80_col
     text = rendered(lookup_table(lookup(engine, FINESS, S1)))
     for shown in (NAME, "Phoenix Pharma", "A-743616", "2021-06-23: 4", "2021-06-24: 2", "en attente: 2",
                   "6 of 6", "0 of 20", "Dr Théo Le Goff", "10911160950", "Camille (support)", "Run 1", "Run 2",
-                  confirmations.message_id(S1, 1, FINESS), confirmations.message_id(S1, 2, FINESS),
+                  message_id(S1, 1, FINESS), message_id(S1, 2, FINESS),
                   "annule et remplace"):
         assert shown in text, shown
     assert max(len(row) for row in text.splitlines()) <= 80

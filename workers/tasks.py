@@ -8,33 +8,37 @@ back a little later rather than dropping the baton.
 
 from __future__ import annotations
 
+import datetime as dt
+
+from celery import group
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from celery import group
-
-from pipeline.services import confirmations, steps as services
-
+from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
-from pipeline.settings import Settings
-
-from .context import engine, now, smtp_target
+from pipeline.services import confirmations, runs
 
 TRANSIENT = (DatabaseError, BrokerError, ConnectionError)
 STEP = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=8)
 COME_BACK = dict(countdown=3, max_retries=600)  # up to half an hour behind a long step
+CHUNK = 500  # recipients per email task
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 class Step(app.Task):
     """On a failure for good, write the reason where the operator and `vialflow run` will see it."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        services.record_failure(engine(), self.name, args[0] if args else None, f"{type(exc).__name__}: {exc}")
+        runs.record_failure(bootstrap.current().engine, self.name, args[0] if args else None,
+                            f"{type(exc).__name__}: {exc}")
 
 
 def _step(task, service, run: int, then=None) -> None:
-    outcome = service(engine(), run, now())
-    if outcome not in services.PASS_ON:
+    outcome = service(bootstrap.current().engine, run, now())
+    if outcome not in runs.PASS_ON:
         raise task.retry(**COME_BACK)
     if then is not None:
         then.delay(run)
@@ -42,19 +46,19 @@ def _step(task, service, run: int, then=None) -> None:
 
 @app.task(name="pipeline.close_session", base=Step, **STEP)
 def close_session(self, session_id: str) -> int:
-    run = services.close_session(engine(), session_id, now())
+    run = runs.close_session(bootstrap.current().engine, session_id, now())
     allocate.delay(run)
     return run
 
 
 @app.task(name="pipeline.allocate", base=Step, **STEP)
 def allocate(self, run: int) -> None:
-    _step(self, services.allocate_run, run, then=schedule)
+    _step(self, runs.allocate_run, run, then=schedule)
 
 
 @app.task(name="pipeline.schedule", base=Step, **STEP)
 def schedule(self, run: int) -> None:
-    _step(self, services.schedule_run, run, then=prepare_confirmations)
+    _step(self, runs.schedule_run, run, then=prepare_confirmations)
 
 
 @app.task(name="pipeline.prepare_confirmations", base=Step, **STEP)
@@ -62,13 +66,10 @@ def prepare_confirmations(self, run: int) -> None:
     _step(self, confirmations.prepare_confirmations, run)
 
 
-CHUNK = 500  # recipients per email task
-
-
 @app.task(name="email.fan_out", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 def fan_out(self, run: int) -> int:
     """Hand the run's due emails to the email workers, in chunks."""
-    ids = confirmations.due(engine(), run, now())
+    ids = confirmations.due(bootstrap.current().engine, run, now())
     if ids:
         group(send_chunk.s(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)).apply_async()
     return len(ids)
@@ -76,6 +77,6 @@ def fan_out(self, run: int) -> int:
 
 @app.task(name="email.send_chunk", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 def send_chunk(self, ids: list[int]) -> dict:
-    settings = Settings.from_env()
-    return confirmations.send_chunk(engine(), ids, self.request.id, now(), smtp_target(), settings.mail_from,
-                                    delays=settings.retry_delays)
+    wiring = bootstrap.current()
+    return confirmations.send_chunk(wiring.engine, ids, self.request.id, now(), wiring.smtp_target(),
+                                    wiring.settings.mail_from, delays=wiring.settings.retry_delays)

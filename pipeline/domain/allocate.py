@@ -26,11 +26,6 @@ DECISION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "inject
                     "requested", "allocated", "status", "reason"]
 
 
-def submission_order(orders: pd.DataFrame) -> pd.DataFrame:
-    """Orders in first-come-first-served order (R7): `submitted_at`, then `order_id`."""
-    return orders.take(submission_positions(orders)).reset_index(drop=True)
-
-
 def submission_positions(orders: pd.DataFrame) -> np.ndarray:
     """Row positions of `orders` in submission order: `submitted_at`, then `order_id`."""
     instants = pd.DatetimeIndex(pd.to_datetime(orders["submitted_at"], utc=True)).asi8

@@ -3,6 +3,11 @@
 Tasks are idempotent, so a message is acknowledged only once its task is done (`acks_late`)
 and put back when its worker dies; each worker takes one message at a time. Email has its own
 queue so sending never delays allocation.
+
+Only what does not depend on the settings is here: the broker comes from the entry point
+(`workers` reads the environment when the worker starts; the embedded runner sets its own), and
+the tasks register themselves by the modules named in `include`, so this package never imports
+`workers`.
 """
 
 from __future__ import annotations
@@ -10,13 +15,10 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from pipeline.settings import Settings
-
 PIPELINE_QUEUE, EMAIL_QUEUE = "vialflow.pipeline", "vialflow.email"
 
 app = Celery("vialflow", include=["workers.tasks", "schedules"])
 app.conf.update(
-    broker_url=Settings.from_env().broker_url or "memory://localhost/",
     task_serializer="json", result_serializer="json", accept_content=["json"],
     task_ignore_result=True,
     task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,

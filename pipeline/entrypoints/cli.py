@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.adapters.files.scenario import ScenarioError
-from pipeline.services.steps import ServiceError
+from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "2021-06-14"
@@ -23,6 +23,11 @@ app.add_typer(fixtures_app, name="fixtures")
 DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL); default: SQLite in DIR.")]
 BrokerUrl = Annotated[Optional[str], typer.Option(help="Celery broker URL (env VIALFLOW_BROKER_URL); default: in-process worker.")]
 SmtpUrl = Annotated[Optional[str], typer.Option(help="smtp:// or smtps:// URL (env VIALFLOW_SMTP_URL); default: a loopback server writing DIR/mail/.")]
+
+
+def _settings(**flags: str | None) -> Settings:
+    """This invocation's settings: the environment, read once here, under the command's own flags."""
+    return Settings.from_env().override(**flags)
 
 
 def fail(message: str) -> None:
@@ -41,7 +46,7 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.
     """Run the whole pipeline on one scenario now: load, close, allocate, schedule, write outputs."""
     from pipeline.entrypoints.runner import run_scenario
 
-    settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
         summary = run_scenario(scenario, out, settings, now())
     except (ScenarioError, ServiceError) as error:
@@ -59,7 +64,7 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
     """R11: re-run allocation and scheduling of a closed session with changes; a new run version."""
     from pipeline.entrypoints.runner import reallocate as run_reallocation
 
-    settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
         summary = run_reallocation(session, changes, operator, reason, out, settings, now())
     except (ScenarioError, ServiceError) as error:
@@ -73,7 +78,8 @@ def runs(session: Annotated[str, typer.Argument(help="Session id.")],
          database_url: DatabaseUrl = None,
          as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False) -> None:
     """The run versions of a session: who, when, why, what changed."""
-    from pipeline.services.support import list_runs, runs_table
+    from pipeline.entrypoints.views import runs_table
+    from pipeline.services.support import list_runs
 
     try:
         found = list_runs(_engine(out, database_url), session)
@@ -89,7 +95,8 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
            database_url: DatabaseUrl = None,
            as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False) -> None:
     """R12, for support advisers: an officine's lines, planned deliveries and emails, per run."""
-    from pipeline.services.support import lookup as find, lookup_table
+    from pipeline.entrypoints.views import lookup_table
+    from pipeline.services.support import lookup as find
 
     try:
         found = find(_engine(out, database_url), finess, session)
@@ -99,10 +106,10 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
 
 
 def _engine(out: Path | None, database_url: str | None):
-    from pipeline.settings import DATABASE_FILE
     from pipeline.adapters.db import make_engine
+    from pipeline.settings import DATABASE_FILE
 
-    settings = Settings.from_env().override(database_url=database_url)
+    settings = _settings(database_url=database_url)
     if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
         fail("no database: give --out with the folder of a run, or --database-url")
     return make_engine(settings.database_for(out or Path(".")))
@@ -131,7 +138,7 @@ def load(scenario: Annotated[Path, typer.Argument(help="Scenario folder.")],
     """Put a session and its orders into the database, for the deployed workers and beat."""
     from pipeline.entrypoints.runner import load_into
 
-    settings = Settings.from_env().override(database_url=database_url)
+    settings = _settings(database_url=database_url)
     if not settings.database_url:
         fail("no database: give --database-url or set VIALFLOW_DATABASE_URL")
     try:
@@ -146,7 +153,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     from pipeline.adapters.db import make_engine, migrate as upgrade
 
-    settings = Settings.from_env().override(database_url=database_url)
+    settings = _settings(database_url=database_url)
     if not settings.database_url:
         fail("no database: give --database-url or set VIALFLOW_DATABASE_URL")
     upgrade(make_engine(settings.database_url))

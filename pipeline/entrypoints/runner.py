@@ -12,18 +12,25 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from pipeline.services import confirmations, steps as services
-from pipeline.adapters.files.outputs import write_mail_copies, write_outputs
-from pipeline.adapters.files.changes import read_changes
-from pipeline.services.reallocation import request_reallocation
-from pipeline.adapters.files.scenario import load_scenario
-from pipeline.services.steps import ServiceError
-from pipeline.settings import DATABASE_FILE, Settings
+from pipeline import bootstrap
 from pipeline.adapters.db import make_engine, migrate
+from pipeline.adapters.files.changes import read_changes
+from pipeline.adapters.files.scenario import load_scenario
+from pipeline.services import ServiceError, confirmations, runs
+from pipeline.services.outputs import write_mail_copies, write_outputs
+from pipeline.services.reallocation import request_reallocation
+from pipeline.settings import DATABASE_FILE, Settings
+
+from .celery_app import app
+
+# The tasks are sent by their stable names: this package never imports `workers`, which
+# registers them in the worker that runs them.
+CLOSE, ALLOCATE, FAN_OUT = "pipeline.close_session", "pipeline.allocate", "email.fan_out"
 
 STEPS = {"closing": "closing the session", "allocating": "allocating", "allocated": "scheduling deliveries",
          "scheduled": "preparing the confirmations"}
@@ -33,25 +40,19 @@ def load_into(scenario: Path, database_url: str, now: dt.datetime) -> str:
     loaded = load_scenario(scenario)  # a broken scenario stops here, before anything is written
     engine = make_engine(database_url)
     migrate(engine)
-    return services.store_scenario(engine, loaded, now)
+    return runs.store_scenario(engine, loaded, now)
 
 
 def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime, timeout: float = 3600) -> dict:
-    if settings.broker_url and not settings.database_url:
+    if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
     loaded = load_scenario(scenario)
     out.mkdir(parents=True, exist_ok=True)
-    database_url = settings.database_for(out)
-    engine = make_engine(database_url)
+    settings = settings.in_folder(out)
+    engine = make_engine(settings.database_url)
     migrate(engine)
-    session_id = services.store_scenario(engine, loaded, now)
-
-    def close():
-        from workers.tasks import close_session
-
-        close_session.delay(session_id)
-
-    return _drive(engine, settings, database_url, out, session_id, close, now, timeout)
+    session_id = runs.store_scenario(engine, loaded, now)
+    return _drive(engine, settings, out, session_id, (CLOSE, session_id), now, timeout)
 
 
 def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, out: Path, settings: Settings,
@@ -60,40 +61,36 @@ def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, 
     changes = read_changes(changes_file)
     if not settings.database_url and not (out / DATABASE_FILE).exists():
         raise ServiceError(f"{out} holds no run: give the folder of an earlier `vialflow run`, or --database-url")
-    if settings.broker_url and not settings.database_url:
+    if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
-    database_url = settings.database_for(out)
-    engine = make_engine(database_url)
+    settings = settings.in_folder(out)
+    engine = make_engine(settings.database_url)
     migrate(engine)
     run, _ = request_reallocation(engine, session_id, changes, operator, reason, now)
-
-    def allocate():
-        from workers.tasks import allocate
-
-        allocate.delay(run)
-
-    return _drive(engine, settings, database_url, out, session_id, allocate, now, timeout)
+    return _drive(engine, settings, out, session_id, (ALLOCATE, run), now, timeout)
 
 
-def _drive(engine, settings: Settings, database_url: str, out: Path, session_id: str, kick, now: dt.datetime,
+def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[str, object], now: dt.datetime,
            timeout: float) -> dict:
-    """Start the pipeline with `kick`, wait for the run and its emails, then write its outputs."""
+    """Send the `first` task (name, argument), wait for the run and its emails, then write its outputs."""
     with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task("starting the workers", total=None)
         show = lambda text: progress.update(step, description=text)  # noqa: E731
-        smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
-        stack.enter_context(_workers(settings, database_url, smtp_url))
-        from workers.tasks import fan_out
-
-        kick()
+        if settings.in_process:
+            smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
+            stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
+        else:
+            app.conf.broker_url = settings.broker_url
+        fan_out = lambda run: app.send_task(FAN_OUT, args=[run])  # noqa: E731
+        app.send_task(first[0], args=[first[1]])
         run = _wait(engine, session_id, show, timeout)
         if confirmations.start_sending(engine, run, now):
-            fan_out.delay(run)
+            fan_out(run)
         _wait_for_mail(engine, run, show, fan_out, timeout)
         show("writing outputs")
         if settings.smtp_url:
             write_mail_copies(engine, run, out / "mail", settings.mail_from)
-        summary = write_outputs(engine, run, out / "runs" / str(services.version_of(engine, run)))
+        summary = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
     for item in (out / "runs" / str(summary["run"])).iterdir():
         target = out / item.name
         if item.is_dir():
@@ -119,20 +116,13 @@ def _loopback_sink(folder: Path):
 
 
 @contextlib.contextmanager
-def _workers(settings: Settings, database_url: str, smtp_url: str):
-    from pipeline.entrypoints.celery_app import app
-    from workers.context import use_database, use_smtp
-
-    if settings.broker_url:
-        app.conf.broker_url = settings.broker_url
-        yield
-        return
+def _in_process_worker(settings: Settings):
+    """A Celery worker in a thread of this process, over an in-memory transport, wired to `settings`."""
     from celery.contrib.testing.worker import start_worker
 
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
-    use_database(database_url)
-    use_smtp(smtp_url)
+    bootstrap.wire(settings)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
                       shutdown_timeout=30) as worker:
         yield
@@ -142,7 +132,7 @@ def _workers(settings: Settings, database_url: str, smtp_url: str):
 def _wait(engine, session_id: str, show, timeout: float) -> int:
     """Until the session's latest run has its emails prepared; the run id."""
     def prepared():
-        state = services.progress(engine, session_id)
+        state = runs.progress(engine, session_id)
         if state["error"]:
             raise ServiceError(f"the pipeline failed: {state['error']}")
         show(STEPS.get(state["step"], "done"))
@@ -159,7 +149,7 @@ def _wait_for_mail(engine, run: int, show, fan_out, timeout: float) -> None:
         waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
         show(f"sending emails: {counts.get('sent', 0)} sent, {waiting} to go")
         if counts.get("retry") and confirmations.due(engine, run, dt.datetime.now(dt.timezone.utc)):
-            fan_out.delay(run)
+            fan_out(run)
         return not waiting
 
     _poll(settled, timeout, 0.2, "the emails were not all sent", "email workers")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .france import DEPARTMENTS, FIRST_NAMES, OFFICINE_NAMES, SURNAMES, WHOLESALERS
 from pipeline.adapters.files.scenario import HEADERS
+from pipeline.domain.calendar import parse_weekdays
 
 DEFAULT_SESSION = Path(__file__).resolve().parents[2] / "fixtures" / "2021-06-14" / "session.toml"
 
@@ -408,18 +409,6 @@ def _with_supply(text: str, supply: dict, demand: dict) -> str:
     return result
 
 
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _weekdays(spec: str) -> set[int]:
-    """`Mon-Fri` or `Mon,Wed,Fri` as weekday numbers."""
-    days: set[int] = set()
-    for part in spec.split(","):
-        first, _, last = part.strip().partition("-")
-        days.update(range(_DAY_NAMES.index(first), _DAY_NAMES.index(last or first) + 1))
-    return days
-
-
 def _dates(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
 
@@ -443,7 +432,7 @@ def _capacities(rng: np.random.Generator, session: dict, depot: dict, officines:
             if end < start or not inside:
                 continue
             span = _dates(start, end)
-            days = np.array([sum(d.weekday() in _weekdays(spec) for d in span) for spec in depot["weekdays"]])
+            days = np.array([sum(d.weekday() in parse_weekdays(spec) for d in span) for spec in depot["weekdays"]])
             need = np.maximum(need, sum(load[k] for k in inside) / np.maximum(days, 1))
     return np.maximum(10, np.ceil(need * rng.uniform(0.7, 1.4, size=len(need)))).astype(np.int64)
 
@@ -456,7 +445,7 @@ def _depot_days(rng: np.random.Generator, session: dict, depot: dict) -> list[tu
     n = min(len(depot["depot_id"]), max(2, len(depot["depot_id"]) // 20))
     rows = []
     for k, j in enumerate(rng.choice(len(depot["depot_id"]), size=n, replace=False)):
-        usual = _weekdays(depot["weekdays"][j])
+        usual = parse_weekdays(depot["weekdays"][j])
         open_days = [d for d in span if d.weekday() in usual]
         shut_days = [d for d in span if d.weekday() not in usual and d.weekday() < 6]
         capacity = int(depot["capacity_vials"][j])

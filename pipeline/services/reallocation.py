@@ -11,11 +11,14 @@ import datetime as dt
 import hashlib
 import json
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.adapters.db import queries
+
 from pipeline.domain.changes import Changes, merged
-from pipeline.services.steps import ServiceError, T, delivered, registers, session_rules
+
+from . import ServiceError
 
 
 def request_reallocation(engine: Engine, session_id: str, changes: Changes, operator: str, reason: str,
@@ -26,32 +29,26 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
         raise ServiceError("an operator name is required (--operator)")
     if not reason.strip():
         raise ServiceError("a reason is required (--reason)")
-    runs = T["runs"]
     with engine.begin() as c:
-        session = c.execute(select(T["sessions"]).where(T["sessions"].c.id == session_id)).first()
+        session = queries.session_row(c, session_id)
         if session is None:
             raise ServiceError(f"unknown session {session_id}")
-        latest = c.execute(select(runs).where(runs.c.session_id == session_id)
-                           .order_by(runs.c.version.desc()).limit(1)).first()
+        latest = queries.latest_run(c, session_id)
         if latest is None:
             raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
-        if latest.version > 1:
-            before = c.execute(select(runs.c.changes).where(runs.c.session_id == session_id,
-                                                             runs.c.version == latest.version - 1)).scalar_one()
-            if merged(before or {}, changes) == latest.changes:
-                return latest.id, False  # the request that made the latest version, sent again
+        if latest.version > 1 and merged(queries.previous_run(c, latest).changes or {}, changes) == latest.changes:
+            return latest.id, False  # the request that made the latest version, sent again
         if latest.prepared_at is None:
             raise ServiceError(f"session {session_id}: run {latest.version} is still under way; try again when it is done")
         _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes or {}, changes)
         digest = hashlib.sha256((session.input_hash + json.dumps(cumulative, sort_keys=True)).encode()).hexdigest()
-        known = c.execute(select(runs.c.id).where(runs.c.session_id == session_id, runs.c.input_hash == digest)).scalar()
+        known = queries.run_with_hash(c, session_id, digest)
         if known is not None:
             return known, False
         try:
-            created = c.execute(runs.insert().values(
-                session_id=session_id, version=latest.version + 1, operator=operator.strip(), reason=reason.strip(),
-                changes=cumulative, input_hash=digest, created_at=now).returning(runs.c.id)).scalar_one()
+            created = queries.insert_run(c, session_id, latest.version + 1, operator.strip(), reason.strip(),
+                                         cumulative, digest, now)
         except IntegrityError:
             raise ServiceError(f"another reallocation of session {session_id} was recorded at the same time; "
                                "run `vialflow runs` and try again") from None
@@ -59,21 +56,19 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
 
 
 def _check(c: Connection, session_id: str, latest, changes: Changes) -> None:
-    session = session_rules(c, session_id)
+    session = queries.session_rules(c, session_id)
     for key, vials in changes.supply.items():
         if key not in session.vaccines:
             raise ServiceError(f"supply: unknown vaccine {key!r} (this session has {', '.join(session.vaccines)})")
-    orders = T["orders"]
     wanted = set(changes.cancel) | {r.order_id for r in changes.redistribution}
-    found = set(c.execute(select(orders.c.order_id).where(orders.c.session_id == session_id,
-                                                          orders.c.order_id.in_(sorted(wanted) or [""]))).scalars())
+    found = queries.known_orders(c, session_id, sorted(wanted))
     for order_id in sorted(wanted - found):
         raise ServiceError(f"unknown order {order_id} in session {session_id}")
-    depots = set(registers(c, session_id, "depots")["depot_id"])
+    depots = set(queries.registers(c, session_id, "depots")["depot_id"])
     for day in changes.depot_days:
         if day.depot_id not in depots:
             raise ServiceError(f"depot_days: unknown depot {day.depot_id}")
-    gone_out = delivered(c, latest.id, changes.effective)
+    gone_out = queries.delivered(c, latest.id, changes.effective)
     for order_id in changes.cancel:
         if order_id in set(gone_out["order_id"]):
             raise ServiceError(f"cancel: order {order_id} has a delivery dated on or before {changes.effective}: "
@@ -90,8 +85,8 @@ def _check_redistributions(c: Connection, session_id: str, latest, changes: Chan
     """R10: unclaimed vials may go to another professional one week after their delivery."""
     if not changes.redistribution:
         return
-    professionals = set(registers(c, session_id, "professionals")["rpps"])
-    week_old = delivered(c, latest.id, changes.effective - dt.timedelta(days=7))
+    professionals = set(queries.registers(c, session_id, "professionals")["rpps"])
+    week_old = queries.delivered(c, latest.id, changes.effective - dt.timedelta(days=7))
     already = {}
     for earlier in (latest.changes or {}).get("redistribution", []):
         already[earlier["order_id"]] = already.get(earlier["order_id"], 0) + earlier["vials"]

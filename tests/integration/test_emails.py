@@ -30,7 +30,7 @@ def recipient_of(content: bytes) -> str:
 
 
 def run_deployed(workers, database_url, broker_url, out) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(EXAMPLE), "--out", str(out),
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "run", str(EXAMPLE), "--out", str(out),
                            "--database-url", database_url, "--broker-url", broker_url],
                           cwd=ROOT, env=workers.env, capture_output=True, text=True, timeout=600)
 
@@ -109,7 +109,7 @@ def test_r9_a_permanent_error_is_failed_and_not_retried_and_a_cut_after_data_is_
 def test_r9_a_worker_killed_in_the_middle_of_a_fan_out_sends_nothing_twice(
         workers, mail_sink, database_url, broker_url, tmp_path):
     from pipeline.generator.generate import generate_scenario
-    from pipeline.services import confirmations, steps as services
+    from pipeline.services import confirmations, runs as services
     from pipeline.entrypoints.celery_app import app
 
     mail_sink.keep = True

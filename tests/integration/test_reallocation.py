@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from pipeline.services import confirmations, steps as services
+from pipeline.services import confirmations, runs as services
 from pipeline.adapters.mail.smtp import SmtpTarget
 from pipeline.domain.changes import Changes
 from pipeline.services.reallocation import request_reallocation
@@ -178,7 +178,7 @@ def test_r11_vialflow_reallocate_goes_through_the_queue_and_keeps_every_run(work
                                                                             mail_sink, tmp_path):
     workers.start()
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pipeline.cli"]
+    command = [sys.executable, "-m", "pipeline.entrypoints.cli"]
     urls = ["--database-url", database_url, "--broker-url", broker_url]
     first = subprocess.run([*command, "run", str(EXAMPLE), "--out", str(out), *urls], cwd=ROOT, env=workers.env,
                            capture_output=True, text=True, timeout=600)

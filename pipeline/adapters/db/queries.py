@@ -1,0 +1,396 @@
+"""Every query of the pipeline: what the services read and write, and nothing else does.
+
+One module, over 300 lines, on purpose: the tables are shared by every use case, and keeping
+each statement beside the others is what lets a reader see every index a query needs, every
+lock a step takes and the one read model of a line with its deliveries (`lines`) that emails,
+support and the output files all use. Functions take an open connection; the services own the
+transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, true, union, update
+
+from pipeline.domain.rules import NAMED_KINDS, Session
+
+from .frames import insert_frame, read_frame
+from .tables import Base
+
+T = Base.metadata.tables
+REGISTERS = {"pharmacies": ["finess", "name", "email", "department", "depot_id"],
+             "professionals": ["rpps", "kind", "name", "email", "finess"],
+             "depots": ["depot_id", "wholesaler", "name", "capacity_vials", "weekdays"],
+             "depot_days": ["depot_id", "date", "capacity_vials"]}
+ORDER_COLUMNS = ["order_id", "line", "submitted_at", "finess", "effector", "rpps", "vaccine", "injection", "vials"]
+STORED_DECISION_COLUMNS = ["order_id", "rank", "requested", "capped", "allocated", "status", "reason"]
+STORED_DELIVERY_COLUMNS = ["order_id", "depot_id", "vaccine", "delivery_date", "vials", "status"]
+LINE_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection", "requested", "allocated",
+                "status", "reason", "rank"]
+STAMPS = ("allocated_at", "scheduled_at", "prepared_at", "sending_at")
+
+
+# Sessions and their inputs.
+
+def session_hash(c: Connection, session_id: str) -> str | None:
+    return c.execute(select(T["sessions"].c.input_hash).where(T["sessions"].c.id == session_id)).scalar()
+
+
+def insert_session(c: Connection, scenario, digest: str, now: dt.datetime, rules: dict) -> None:
+    """The session row, its registers, orders and rejections, as loaded."""
+    session = scenario.session
+    c.execute(T["sessions"].insert().values(
+        id=session.id, rules=rules, input_hash=digest, closes_at=session.closes,
+        confirmation_at=session.confirms, state="open", loaded_at=now))
+    for name, columns in REGISTERS.items():
+        insert_frame(c, T[name], getattr(scenario, name)[columns], session_id=session.id)
+    insert_frame(c, T["orders"], scenario.orders[ORDER_COLUMNS], session_id=session.id)
+    insert_frame(c, T["rejections"], scenario.rejections, session_id=session.id)
+
+
+def session_row(c: Connection, session_id: str, lock: bool = False):
+    query = select(T["sessions"]).where(T["sessions"].c.id == session_id)
+    return c.execute(query.with_for_update() if lock else query).first()
+
+
+def session_rules(c: Connection, session_id: str) -> Session:
+    rules = c.execute(select(T["sessions"].c.rules).where(T["sessions"].c.id == session_id)).scalar_one()
+    return Session.model_validate(rules)
+
+
+def close(c: Connection, session_id: str, input_hash: str, now: dt.datetime) -> None:
+    """R1: the session closed and its first run opened."""
+    sessions, runs = T["sessions"], T["runs"]
+    c.execute(runs.insert().values(session_id=session_id, version=1, operator="scheduler", reason="session close",
+                                   changes={}, input_hash=input_hash, created_at=now))
+    c.execute(update(sessions).where(sessions.c.id == session_id).values(state="closed", closed_at=now))
+
+
+def sessions_due(c: Connection, now: dt.datetime) -> list[str]:
+    sessions = T["sessions"]
+    return list(c.execute(select(sessions.c.id).where(sessions.c.state == "open",
+                                                      sessions.c.closes_at <= now.astimezone(dt.timezone.utc))
+                          .order_by(sessions.c.closes_at, sessions.c.id)).scalars())
+
+
+def registers(c: Connection, session_id: str, name: str) -> pd.DataFrame:
+    table = T[name]
+    frame = read_frame(c, select(*[table.c[col] for col in REGISTERS[name]])
+                       .where(table.c.session_id == session_id).order_by(*table.primary_key.columns))
+    return frame if len(frame) else pd.DataFrame(columns=REGISTERS[name])
+
+
+def session_orders(c: Connection, session_id: str) -> pd.DataFrame:
+    orders = T["orders"]
+    frame = read_frame(c, select(*[orders.c[col] for col in ORDER_COLUMNS]).where(orders.c.session_id == session_id))
+    frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
+    return frame
+
+
+def known_orders(c: Connection, session_id: str, order_ids: list[str]) -> set[str]:
+    orders = T["orders"]
+    return set(c.execute(select(orders.c.order_id).where(orders.c.session_id == session_id,
+                                                         orders.c.order_id.in_(order_ids or [""]))).scalars())
+
+
+def rejections(c: Connection, session_id: str) -> pd.DataFrame:
+    rj = T["rejections"]
+    frame = read_frame(c, select(rj.c.line, rj.c.order_id, rj.c.message)
+                       .where(rj.c.session_id == session_id).order_by(rj.c.line))
+    return frame if len(frame) else pd.DataFrame(columns=["line", "order_id", "message"])
+
+
+def contacts(c: Connection, name: str, session_id: str, ids: list[str]) -> dict[str, dict]:
+    """Name and address of these officines (`pharmacies`) or professionals, by FINESS or RPPS."""
+    table = T[name]
+    key = table.c["finess" if name == "pharmacies" else "rpps"]
+    frame = read_frame(c, select(key.label("id"), table.c.name, table.c.email).where(
+        table.c.session_id == session_id, key.in_(ids or [""])))
+    return {row["id"]: row for row in frame.to_dict("records")}
+
+
+# Runs.
+
+def run_row(c: Connection, run: int):
+    return c.execute(select(T["runs"]).where(T["runs"].c.id == run)).one()
+
+
+def run_id(c: Connection, session_id: str, version: int | None = None) -> int | None:
+    runs = T["runs"]
+    query = select(runs.c.id).where(runs.c.session_id == session_id)
+    query = query.where(runs.c.version == version) if version else query.order_by(runs.c.version.desc()).limit(1)
+    return c.execute(query).scalar()
+
+
+def latest_run(c: Connection, session_id: str):
+    runs = T["runs"]
+    return c.execute(select(runs).where(runs.c.session_id == session_id)
+                     .order_by(runs.c.version.desc()).limit(1)).first()
+
+
+def previous_run(c: Connection, run):
+    runs = T["runs"]
+    return c.execute(select(runs).where(runs.c.session_id == run.session_id, runs.c.version == run.version - 1)).first()
+
+
+def run_with_hash(c: Connection, session_id: str, digest: str) -> int | None:
+    runs = T["runs"]
+    return c.execute(select(runs.c.id).where(runs.c.session_id == session_id, runs.c.input_hash == digest)).scalar()
+
+
+def insert_run(c: Connection, session_id: str, version: int, operator: str, reason: str, changes: dict,
+               digest: str, now: dt.datetime) -> int:
+    """A new run version (IntegrityError when another took the same version meanwhile)."""
+    runs = T["runs"]
+    return c.execute(runs.insert().values(
+        session_id=session_id, version=version, operator=operator, reason=reason, changes=changes,
+        input_hash=digest, created_at=now).returning(runs.c.id)).scalar_one()
+
+
+def lock_run(c: Connection, run: int):
+    """The run's row, locked for this transaction; None when another transaction holds it.
+    Raises LookupError for a run that does not exist."""
+    runs = T["runs"]
+    row = c.execute(select(runs).where(runs.c.id == run).with_for_update(skip_locked=True)).first()
+    if row is None and c.execute(select(runs.c.id).where(runs.c.id == run)).first() is None:
+        raise LookupError(f"unknown run {run}")
+    return row
+
+
+def stamp(c: Connection, run: int, **values) -> None:
+    c.execute(update(T["runs"]).where(T["runs"].c.id == run).values(**values))
+
+
+def record_failure(c: Connection, target: int | str | None, message: str) -> None:
+    """A step failed for good: why, on the run (or on the session, for the close)."""
+    table = T["sessions"] if isinstance(target, str) else T["runs"]
+    c.execute(update(table).where(table.c.id == target).values(error=message[:2000]))
+
+
+def session_runs(c: Connection, session_ids: list[str]) -> pd.DataFrame:
+    r = T["runs"]
+    return read_frame(c, select(r.c.id, r.c.session_id, r.c.version, r.c.created_at, r.c.operator, r.c.reason,
+                                r.c.input_hash, *[r.c[n] for n in STAMPS], r.c.error)
+                      .where(r.c.session_id.in_(session_ids)).order_by(r.c.session_id, r.c.version))
+
+
+def run_changes(c: Connection, session_ids: list[str]) -> dict[int, dict]:
+    r = T["runs"]  # JSON decoded by SQLAlchemy, which read_frame's driver values are not
+    return dict(c.execute(select(r.c.id, r.c.changes).where(r.c.session_id.in_(session_ids))).all())
+
+
+def run_counts(c: Connection, session_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per run of the session: lines and allocated vials; vials per delivery status; emails per state."""
+    r, d, v, b = T["runs"], T["decisions"], T["deliveries"], T["outbox"]
+    of_session = r.c.session_id == session_id
+    lines = read_frame(c, select(d.c.run_id, func.count().label("lines"), func.sum(d.c.allocated).label("vials"))
+                       .join(r, r.c.id == d.c.run_id).where(of_session).group_by(d.c.run_id))
+    vials = read_frame(c, select(v.c.run_id, v.c.status, func.sum(v.c.vials).label("vials"))
+                       .join(r, r.c.id == v.c.run_id).where(of_session).group_by(v.c.run_id, v.c.status))
+    emails = read_frame(c, select(b.c.run_id, b.c.state, func.count().label("n"))
+                        .join(r, r.c.id == b.c.run_id).where(of_session).group_by(b.c.run_id, b.c.state))
+    return lines, vials, emails
+
+
+# Decisions and deliveries.
+
+def insert_decisions(c: Connection, run: int, decisions: pd.DataFrame) -> None:
+    insert_frame(c, T["decisions"], decisions[STORED_DECISION_COLUMNS], run_id=run)
+
+
+def insert_deliveries(c: Connection, run: int, deliveries: pd.DataFrame) -> None:
+    insert_frame(c, T["deliveries"], deliveries[STORED_DELIVERY_COLUMNS], run_id=run)
+
+
+def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:
+    """Lines with vials to deliver: order_id, finess, depot_id, vaccine, allocated, rank."""
+    d, o, p = T["decisions"], T["orders"], T["pharmacies"]
+    return read_frame(c, select(d.c.order_id, o.c.finess, p.c.depot_id, o.c.vaccine, d.c.allocated, d.c.rank)
+                      .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
+                      .join(p, and_(p.c.session_id == session_id, p.c.finess == o.c.finess))
+                      .where(d.c.run_id == run, d.c.allocated > 0))
+
+
+def delivered(c: Connection, run: int, day: dt.date) -> pd.DataFrame:
+    """A run's deliveries dated on or before `day`: order_id, depot_id, vaccine, delivery_date, vials."""
+    v = T["deliveries"]
+    return read_frame(c, select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials).where(
+        v.c.run_id == run, v.c.status == "scheduled", v.c.delivery_date <= day))
+
+
+@dataclass(frozen=True)
+class Lines:
+    """The read model of a run's lines: each line (LINE_COLUMNS) and its deliveries
+    (order_id, depot_id, vaccine, delivery_date, vials, status; `delivery_date` None when pending)."""
+
+    lines: pd.DataFrame
+    deliveries: pd.DataFrame
+
+
+def lines(c: Connection, run: int, session_id: str, *, order_ids: list[str] | None = None,
+          officines: list[str] | None = None, people: list[str] | None = None) -> Lines:
+    """The run's lines, all of them or only those of `order_ids`, or of these officines and of
+    these professionals (a doctor's, occupational doctor's or midwife's own lines), with their
+    deliveries. Officines and people are two look-ups on their own index rather than one OR that
+    scans every line."""
+    o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    base = (select(*[o.c[n] for n in LINE_COLUMNS[1:6]], d.c.order_id, d.c.requested, d.c.allocated, d.c.status,
+                   d.c.reason, d.c.rank)
+            .join(d, and_(d.c.run_id == run, d.c.order_id == o.c.order_id)).where(o.c.session_id == session_id))
+    if officines is None and people is None:
+        wheres = [d.c.order_id.in_(order_ids or [""])] if order_ids is not None else [true()]
+    else:
+        wheres = ([o.c.finess.in_(officines or [""])] if officines is not None else []) + (
+            [and_(o.c.rpps.in_(people or [""]), o.c.effector.in_(NAMED_KINDS))] if people is not None else [])
+    found = pd.concat([read_frame(c, base.where(where)) for where in wheres], ignore_index=True)
+    found = found.drop_duplicates("order_id")[LINE_COLUMNS].reset_index(drop=True)
+    days = select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials, v.c.status).where(v.c.run_id == run)
+    if order_ids is None and officines is None and people is None:
+        deliveries = read_frame(c, days)
+    else:  # the deliveries of the lines found, through the (run, order) index
+        deliveries = read_frame(c, days.where(v.c.order_id.in_(found["order_id"].tolist() or [""])))
+    return Lines(found, deliveries)
+
+
+def officine_sessions(c: Connection, finess: str, session_id: str | None) -> pd.DataFrame:
+    """The sessions the officine appears in, in the register or only on orders (refused as
+    `unknown_pharmacy`), newest first: id, closes_at, state, rules."""
+    s, p, o = T["sessions"], T["pharmacies"], T["orders"]
+    present = union(select(p.c.session_id).where(p.c.finess == finess),
+                    select(o.c.session_id).where(o.c.finess == finess))
+    query = select(s.c.id, s.c.closes_at, s.c.state).where(s.c.id.in_(present))
+    if session_id is not None:
+        query = query.where(s.c.id == session_id)
+    return read_frame(c, query.order_by(s.c.closes_at.desc(), s.c.id))
+
+
+def session_titles(c: Connection, session_ids: list[str]) -> dict[str, str]:
+    s = T["sessions"]
+    return {k: (rules or {}).get("title", "")
+            for k, rules in c.execute(select(s.c.id, s.c.rules).where(s.c.id.in_(session_ids))).all()}
+
+
+def officine(c: Connection, finess: str, session_ids: list[str]) -> pd.DataFrame:
+    """The officine in each session's register, with its depot's name and wholesaler."""
+    p, dp = T["pharmacies"], T["depots"]
+    return read_frame(c, select(p.c.session_id, p.c.finess, p.c.name, p.c.email, p.c.department, p.c.depot_id,
+                                dp.c.name.label("depot_name"), dp.c.wholesaler)
+                      .outerjoin(dp, and_(dp.c.session_id == p.c.session_id, dp.c.depot_id == p.c.depot_id))
+                      .where(p.c.session_id.in_(session_ids), p.c.finess == finess))
+
+
+# The outbox.
+
+def recipients(c: Connection, session_id: str, run: int) -> pd.DataFrame:
+    """R9: every officine that ordered, and every doctor, occupational doctor and midwife named
+    on a line, when the register gives an address. Columns recipient_id, recipient_kind."""
+    o, d, p, pr = T["orders"], T["decisions"], T["pharmacies"], T["professionals"]
+    of_run = and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id, d.c.run_id == run)
+    officines = select(p.c.finess.label("recipient_id")).where(
+        p.c.session_id == session_id, p.c.finess.in_(select(o.c.finess).join(d, of_run)))
+    named = select(pr.c.rpps.label("recipient_id"), pr.c.kind.label("recipient_kind")).where(
+        pr.c.session_id == session_id,
+        pr.c.rpps.in_(select(o.c.rpps).join(d, of_run).where(o.c.effector.in_(NAMED_KINDS))))
+    frame = pd.concat([read_frame(c, officines).assign(recipient_kind="officine"), read_frame(c, named)])
+    return frame.sort_values("recipient_id", kind="stable").reset_index(drop=True)
+
+
+def professionals_kinds(c: Connection, session_id: str, rpps: list[str]) -> pd.DataFrame:
+    pr = T["professionals"]
+    return read_frame(c, select(pr.c.rpps.label("recipient_id"), pr.c.kind.label("recipient_kind"))
+                      .where(pr.c.session_id == session_id, pr.c.rpps.in_(rpps)))
+
+
+def earlier_messages(c: Connection, session_id: str, version: int) -> pd.Series:
+    """Each recipient's last Message-ID before this version (what a new email cancels and replaces)."""
+    box, runs = T["outbox"], T["runs"]
+    earlier = read_frame(c, select(box.c.recipient_id, box.c.message_id).join(runs, runs.c.id == box.c.run_id)
+                         .where(runs.c.session_id == session_id, runs.c.version < version)
+                         .order_by(runs.c.version))
+    return earlier.drop_duplicates("recipient_id", keep="last").set_index("recipient_id")["message_id"]
+
+
+def insert_outbox(c: Connection, run: int, outbox: pd.DataFrame) -> None:
+    insert_frame(c, T["outbox"], outbox.assign(state="pending", attempts=0), run_id=run)
+
+
+def start_sending(c: Connection, run: int, now: dt.datetime) -> bool:
+    runs = T["runs"]
+    return c.execute(update(runs).where(runs.c.id == run, runs.c.sending_at.is_(None),
+                                        runs.c.prepared_at.is_not(None)).values(sending_at=now)).rowcount == 1
+
+
+def runs_to_confirm(c: Connection, now: dt.datetime) -> list[int]:
+    runs, sessions, box = T["runs"], T["sessions"], T["outbox"]
+    now = now.astimezone(dt.timezone.utc)
+    starting = c.execute(select(runs.c.id).join(sessions, sessions.c.id == runs.c.session_id).where(
+        runs.c.prepared_at.is_not(None), runs.c.sending_at.is_(None), sessions.c.confirmation_at <= now)
+        .order_by(runs.c.id)).scalars().all()
+    retrying = c.execute(select(box.c.run_id).where(box.c.state == "retry", box.c.next_attempt_at <= now)
+                         .distinct().order_by(box.c.run_id)).scalars().all()
+    return sorted(set(starting) | set(retrying))
+
+
+def due(c: Connection, run: int, now: dt.datetime) -> list[int]:
+    box = T["outbox"]
+    return list(c.execute(select(box.c.id).where(
+        box.c.run_id == run, or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now)))
+        .order_by(box.c.id)).scalars())
+
+
+def outbox_counts(c: Connection, run: int) -> dict[str, int]:
+    box = T["outbox"]
+    rows = c.execute(select(box.c.state, func.count()).where(box.c.run_id == run).group_by(box.c.state)).all()
+    return {state: int(count) for state, count in rows}
+
+
+def claim(c: Connection, ids: list[int], claimant: str, now: dt.datetime) -> pd.DataFrame:
+    """Claim the rows of `ids` still due for `claimant` and return them. Rows this same claimant
+    left `sending` (it died while sending) become unknown: they may have gone out."""
+    box = T["outbox"]
+    c.execute(update(box).where(box.c.id.in_(ids), box.c.state == "sending", box.c.claimed_by == claimant)
+              .values(state="unknown", detail="the sending worker was lost while sending"))
+    c.execute(update(box).where(
+        box.c.id.in_(ids),
+        or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now),
+            and_(box.c.state == "claimed", box.c.claimed_by == claimant)))
+        .values(state="claimed", claimed_by=claimant))
+    return read_frame(c, select(box).where(box.c.id.in_(ids), box.c.state == "claimed",
+                                           box.c.claimed_by == claimant).order_by(box.c.id))
+
+
+def mark_sending(c: Connection, ids: list[int]) -> None:
+    box = T["outbox"]
+    c.execute(update(box).where(box.c.id.in_(ids)).values(state="sending"))
+
+
+def record_outcomes(c: Connection, outcomes: list[dict]) -> None:
+    """Each dict: outbox_id and the columns to set."""
+    box = T["outbox"]
+    c.execute(update(box).where(box.c.id == bindparam("outbox_id")), outcomes)
+
+
+def release(c: Connection, ids: list[int], claimant: str, retry_at: dt.datetime) -> None:
+    box = T["outbox"]
+    mine = and_(box.c.id.in_(ids), box.c.claimed_by == claimant)
+    c.execute(update(box).where(mine, box.c.state == "claimed").values(state="retry", next_attempt_at=retry_at))
+    c.execute(update(box).where(mine, box.c.state == "sending").values(
+        state="unknown", detail="no reply was recorded for this message"))
+
+
+def outbox_rows(c: Connection, run: int, state: str | None = None) -> pd.DataFrame:
+    box = T["outbox"]
+    query = select(box).where(box.c.run_id == run)
+    return read_frame(c, (query.where(box.c.state == state) if state else query).order_by(box.c.id))
+
+
+def officine_emails(c: Connection, finess: str, session_ids: list[str]) -> pd.DataFrame:
+    b, r = T["outbox"], T["runs"]
+    return read_frame(c, select(b.c.run_id, b.c.message_id, b.c.state, b.c.attempts, b.c.sent_at, b.c.replaces,
+                                b.c.detail).join(r, r.c.id == b.c.run_id)
+                      .where(r.c.session_id.in_(session_ids), b.c.recipient_id == finess,
+                             b.c.recipient_kind == "officine")
+                      .order_by(b.c.run_id, b.c.id))

@@ -1,0 +1,93 @@
+"""The outbox's decisions (R9–R11): who a new run writes to, what changed for them, an email's next state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+
+import pandas as pd
+
+from .rules import NAMED_KINDS
+
+TERMINAL = ("sent", "failed", "unknown")  # an outbox row in one of these is settled for good
+
+
+def message_id(session_id: str, version: int, recipient_id: str) -> str:
+    return f"<{re.sub(r'[^A-Za-z0-9.-]', '-', session_id)}.r{version}.{recipient_id}@vialflow>"
+
+
+def next_state(outcome: str, detail: str, attempt: int, now: dt.datetime, delays: tuple[int, ...]) -> dict:
+    """The row's columns after attempt number `attempt` ended in `outcome` (sent, retry, failed or
+    unknown, as the SMTP adapter reports it): a temporary refusal is tried again after
+    `delays[attempt - 1]` seconds while delays remain, then it has failed."""
+    values = {"attempts": attempt, "detail": detail[:500]}
+    if outcome == "sent":
+        return {**values, "state": "sent", "sent_at": now}
+    if outcome == "retry" and attempt <= len(delays):
+        return {**values, "state": "retry", "next_attempt_at": now + dt.timedelta(seconds=delays[attempt - 1])}
+    if outcome == "unknown":
+        return {**values, "state": "unknown"}
+    return {**values, "state": "failed"}
+
+
+def line_states(lines: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
+    """Each line with what its recipients read of it, as one comparable text: `state` beside
+    order_id, finess, effector, rpps and allocated."""
+    pieces = deliveries.assign(piece=[f"{day or 'pending'}:{vials}"
+                                      for day, vials in zip(deliveries["delivery_date"], deliveries["vials"])])
+    joined = pieces.sort_values(["order_id", "piece"]).groupby("order_id")["piece"].agg(",".join)
+    found = lines[["order_id", "finess", "effector", "rpps", "allocated"]].copy()
+    found["state"] = (lines["allocated"].astype(str) + "|" + lines["status"] + "|" + lines["reason"] + "|"
+                      + lines["order_id"].map(joined).fillna(""))
+    return found
+
+
+def new_redistributions(changes: dict, before: dict) -> list[dict]:
+    """The redistributions (R10) this version adds to the previous one's."""
+    done = len((before or {}).get("redistribution", []))
+    return (changes or {}).get("redistribution", [])[done:]
+
+
+def _parties(line: dict) -> set[str]:
+    return {line["finess"]} | ({line["rpps"]} if line["effector"] in NAMED_KINDS else set())
+
+
+def changed_recipients(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]) -> set[str]:
+    """R11: the recipients (FINESS or RPPS) of the lines whose state changed between two versions
+    (`line_states` of each), and the parties of each new redistribution (R10)."""
+    was = old.set_index("order_id")["state"]
+    touched: set[str] = set()
+    for line in new[new["order_id"].map(was) != new["state"]].to_dict("records"):
+        touched |= _parties(line)
+    by_order = new.set_index("order_id")
+    for item in redistributed:
+        touched |= _parties({"order_id": item["order_id"], **by_order.loc[item["order_id"]].to_dict()})
+        touched.add(item["to_rpps"])
+    return touched
+
+
+def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]) -> dict[str, list[str]]:
+    """Per recipient, short French sentences saying what changed (R11) between the `line_states`
+    of two versions, with the new redistributions (R10)."""
+    was = old.set_index("order_id")
+    said: dict[str, list[str]] = defaultdict(list)
+
+    def tell(line: dict, sentence: str) -> None:
+        for party in sorted(_parties(line), key=lambda p: p != line["finess"]):
+            said[party].append(sentence)
+
+    for line in new[new["order_id"].map(was["state"]) != new["state"]].to_dict("records"):
+        before = int(was.loc[line["order_id"], "allocated"])
+        if before != line["allocated"]:
+            tell(line, f"Commande {line['order_id']} : {before} → {line['allocated']} flacon(s) servi(s).")
+        else:
+            tell(line, f"Commande {line['order_id']} : dates de livraison modifiées.")
+    by_order = new.set_index("order_id")
+    for item in redistributed:
+        line = {"order_id": item["order_id"], **by_order.loc[item["order_id"]].to_dict()}
+        tell(line, f"Commande {item['order_id']} : {item['vials']} flacon(s) non récupéré(s) redistribué(s) "
+                   "à un autre professionnel de santé.")
+        said[item["to_rpps"]].append(f"{item['vials']} flacon(s) de la commande {item['order_id']} vous sont "
+                                     f"redistribués : à retirer à l'officine {line['finess']}.")
+    return said

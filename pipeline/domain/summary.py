@@ -1,0 +1,57 @@
+"""What a run comes to, from its allocations and deliveries: the summary and the depots' rounds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .rules import Session
+from .outbox import TERMINAL
+
+MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "boxes"]
+
+
+def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.DataFrame) -> dict:
+    """Per vaccine: lines, vials requested and allocated, lines by status and reason, vials
+    scheduled and pending; per depot: vials per day and pending vials."""
+    vaccines = {}
+    for key in session.vaccines:
+        lines = allocations[allocations["vaccine"] == key]
+        refused = lines[lines["status"] == "refused"]["reason"].value_counts().sort_index()
+        cut = lines[lines["status"] == "partial"]["reason"].value_counts().sort_index()
+        rows = deliveries[deliveries["vaccine"] == key]
+        vaccines[key] = {
+            "lines": int(len(lines)), "requested": int(lines["requested"].sum()),
+            "allocated": int(lines["allocated"].sum()),
+            "served_lines": int((lines["status"] == "served").sum()),
+            "partial_lines": {k: int(n) for k, n in cut.items()},
+            "refused_lines": {k: int(n) for k, n in refused.items()},
+            "scheduled_vials": int(rows.loc[rows["status"] == "scheduled", "vials"].sum()),
+            "pending_vials": int(rows.loc[rows["status"] == "pending", "vials"].sum()),
+        }
+    scheduled = deliveries[deliveries["status"] == "scheduled"]
+    use = scheduled.groupby(["depot_id", "delivery_date"])["vials"].sum()
+    capacity = {}
+    for (depot, day), vials in use.items():
+        capacity.setdefault(depot, {})[day] = int(vials)
+    pending = deliveries[deliveries["status"] == "pending"].groupby("depot_id")["vials"].sum()
+    return {
+        "session": session.id, "run": int(run.version), "operator": run.operator, "reason": run.reason,
+        "vaccines": vaccines,
+        "deliveries": {"capacity_used": capacity, "pending_vials_by_depot": {k: int(v) for k, v in pending.items()}},
+    }
+
+
+def emails_summary(counts: dict[str, int]) -> dict:
+    """Outbox rows per state as the summary gives them: sent, failed, unknown, and still waiting."""
+    return {"sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "unknown": counts.get("unknown", 0),
+            "waiting": sum(n for state, n in counts.items() if state not in TERMINAL)}
+
+
+def manifest_rounds(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, session: Session) -> pd.DataFrame:
+    """What each depot's rounds carry, day by day: depot_id and MANIFEST_COLUMNS."""
+    scheduled = deliveries[deliveries["status"] == "scheduled"]
+    box = scheduled["vaccine"].map({k: v.box_vials for k, v in session.vaccines.items()})
+    lines = scheduled.assign(boxes=scheduled["vials"] // box,
+                             officine=scheduled["finess"].map(pharmacies.set_index("finess")["name"]))
+    return (lines.groupby(["depot_id", "delivery_date", "finess", "officine", "vaccine"], as_index=False)
+            [["vials", "boxes"]].sum())

@@ -1,0 +1,65 @@
+"""A stored run written out as the output folder of CONTRACT.md; everything is read back from the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from pipeline.adapters.db import queries
+from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
+from pipeline.adapters.mail.render import render
+from pipeline.adapters.mail.sink import save_message
+from pipeline.domain.allocate import DECISION_COLUMNS
+from pipeline.domain.schedule import DELIVERY_COLUMNS
+from pipeline.domain.summary import emails_summary, manifest_rounds, summarise
+
+from .letters import confirmations
+
+MAIL_CHUNK = 500  # outbox rows whose emails are rebuilt at once
+
+
+def write_outputs(engine: Engine, run: int, out: Path) -> dict:
+    """allocations.csv, deliveries.csv, rejections.csv, manifests/ and summary.json of one run."""
+    out.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as c:
+        row = queries.run_row(c, run)
+        session = queries.session_rules(c, row.session_id)
+        pharmacies = queries.registers(c, row.session_id, "pharmacies")
+        depots = queries.registers(c, row.session_id, "depots")
+        read = queries.lines(c, run, row.session_id)
+        rejections = queries.rejections(c, row.session_id)
+        counts = queries.outbox_counts(c, run)
+    allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[DECISION_COLUMNS].reset_index(drop=True)
+    deliveries = _deliveries(read)
+    write_csv(allocations, out / "allocations.csv")
+    write_csv(deliveries, out / "deliveries.csv")
+    write_csv(rejections, out / "rejections.csv")
+    write_manifests(manifest_rounds(deliveries, pharmacies, session), depots, out / "manifests")
+    summary = summarise(session, row, allocations, deliveries)
+    summary["emails"] = emails_summary(counts)
+    write_json(summary, out / "summary.json")
+    return summary
+
+
+def _deliveries(read: queries.Lines) -> pd.DataFrame:
+    """deliveries.csv: by order id, each line's dated days first in date order, then its pending remainder."""
+    frame = read.deliveries.assign(finess=read.deliveries["order_id"].map(read.lines.set_index("order_id")["finess"]))
+    frame["delivery_date"] = pd.to_datetime(frame["delivery_date"]).dt.strftime("%Y-%m-%d").fillna("")
+    pending_last = frame["delivery_date"].replace("", "9999-12-31")
+    order = frame.assign(_key=pending_last).sort_values(["order_id", "_key"], kind="stable").index
+    return frame.loc[order, DELIVERY_COLUMNS].reset_index(drop=True)
+
+
+def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str) -> int:
+    """A copy of each email of the run handed to an outside SMTP server, rebuilt from the stored run."""
+    written = 0
+    with engine.connect() as c:
+        row = queries.run_row(c, run)
+        sent = queries.outbox_rows(c, run, "sent")
+        for start in range(0, len(sent), MAIL_CHUNK):
+            for confirmation in confirmations(c, row, sent.iloc[start:start + MAIL_CHUNK], sender):
+                save_message(folder, render(confirmation), overwrite=True)
+                written += 1
+    return written

@@ -1,0 +1,174 @@
+"""The pipeline's steps as use cases: load a session, close it (R1), allocate (R1–R7), schedule (R8).
+
+Each step checks its run's stamp under a row lock and stores its results and its stamp in one
+transaction: running a step twice (a redelivered task, two workers) does nothing the second time,
+and a crash before the commit leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.adapters.db import queries
+from pipeline.adapters.files.scenario import Scenario
+from pipeline.domain.allocate import allocate
+from pipeline.domain.schedule import schedule_deliveries
+
+from . import ServiceError
+
+# What a step did: its work now, or found it done before; or it left the run alone because
+# another worker holds it or the step before has not finished. Only the first two pass the baton.
+DONE, ALREADY, BUSY, WAITING = "done", "already", "busy", "waiting"
+PASS_ON = (DONE, ALREADY)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    digest = hashlib.sha256(scenario.session.model_dump_json().encode())
+    for name in ("pharmacies", "professionals", "depots", "depot_days", "orders", "rejections"):
+        frame = getattr(scenario, name)
+        digest.update(",".join([name, *frame.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def store_scenario(engine: Engine, scenario: Scenario, now: dt.datetime) -> str:
+    """Load a session, its registers and its orders (`vialflow load`). Loading the same inputs
+    again is a no-op; other inputs under the same session id are refused."""
+    session = scenario.session
+    digest = scenario_hash(scenario)
+    with engine.begin() as c:
+        known = queries.session_hash(c, session.id)
+        if known is not None:
+            if known != digest:
+                raise ServiceError(f"session {session.id} is already loaded with other inputs: "
+                                   "use `vialflow reallocate` to change it, or another database")
+            return session.id
+        queries.insert_session(c, scenario, digest, now, json.loads(session.model_dump_json()))
+    return session.id
+
+
+def close_session(engine: Engine, session_id: str, now: dt.datetime) -> int:
+    """R1: freeze the session's orders and open its first run. Returns the run id (the same
+    one however often it is called)."""
+    try:
+        with engine.begin() as c:
+            row = queries.session_row(c, session_id, lock=True)
+            if row is None:
+                raise ServiceError(f"unknown session {session_id}")
+            if row.state == "open":
+                queries.close(c, session_id, row.input_hash, now)
+    except IntegrityError:
+        pass  # another worker closed it first: its run is the run
+    return run_id(engine, session_id, 1)
+
+
+def sessions_due(engine: Engine, now: dt.datetime) -> list[str]:
+    """Open sessions whose window has closed at `now`."""
+    with engine.connect() as c:
+        return queries.sessions_due(c, now)
+
+
+def run_id(engine: Engine, session_id: str, version: int | None = None) -> int:
+    with engine.connect() as c:
+        found = queries.run_id(c, session_id, version)
+    if found is None:
+        raise ServiceError(f"session {session_id} has no run{f' version {version}' if version else ''} yet")
+    return found
+
+
+def version_of(engine: Engine, run: int) -> int:
+    with engine.connect() as c:
+        return queries.run_row(c, run).version
+
+
+def gate(c: Connection, run: int, stamp: str, after: str | None = None):
+    """Lock the run for a step that stamps `stamp` once `after` is stamped. Returns (outcome, row):
+    an outcome when the step has nothing to do now, else None and the locked row."""
+    try:
+        row = queries.lock_run(c, run)
+    except LookupError as error:
+        raise ServiceError(str(error)) from None
+    if row is None:
+        return BUSY, None
+    if row._mapping[stamp] is not None:
+        return ALREADY, row
+    if after is not None and row._mapping[after] is None:
+        return WAITING, row
+    return None, row
+
+
+def record_failure(engine: Engine, step: str, target: int | str | None, message: str) -> None:
+    """A step failed for good: keep why, on the run (or the session for the close)."""
+    with engine.begin() as c:
+        queries.record_failure(c, target, f"{step}: {message}")
+
+
+def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
+    """R1–R7 on the run's session."""
+    with engine.begin() as c:
+        outcome, row = gate(c, run, "allocated_at")
+        if outcome:
+            return outcome
+        changes = row.changes or {}
+        decisions = allocate(queries.session_rules(c, row.session_id), queries.session_orders(c, row.session_id),
+                             queries.registers(c, row.session_id, "pharmacies"),
+                             queries.registers(c, row.session_id, "professionals"),
+                             cancelled=changes.get("cancel", ()), supply=changes.get("supply"))
+        queries.insert_decisions(c, run, decisions)
+        queries.stamp(c, run, allocated_at=now)
+    return DONE
+
+
+def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
+    """R8 on the run's served lines."""
+    with engine.begin() as c:
+        outcome, row = gate(c, run, "scheduled_at", after="allocated_at")
+        if outcome:
+            return outcome
+        session = queries.session_rules(c, row.session_id)
+        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
+        frozen, start = frozen_deliveries(c, row)
+        deliveries = schedule_deliveries(queries.served_lines(c, row.session_id, run),
+                                         queries.registers(c, row.session_id, "depots"), depot_days,
+                                         session.vaccines, start=start, frozen=frozen)
+        queries.insert_deliveries(c, run, deliveries)
+        queries.stamp(c, run, scheduled_at=now)
+    return DONE
+
+
+def frozen_deliveries(c: Connection, run) -> tuple[pd.DataFrame | None, dt.date | None]:
+    """R11: the previous version's deliveries dated on or before the change's effective date stay."""
+    effective = (run.changes or {}).get("effective")
+    before = queries.previous_run(c, run)
+    if before is None or effective is None:
+        return None, None
+    day = dt.date.fromisoformat(effective)
+    return queries.delivered(c, before.id, day), day
+
+
+def depot_days_with_changes(depot_days: pd.DataFrame, changes: dict | None) -> pd.DataFrame:
+    """The session's day overrides with the operator's on top (theirs win for the same day)."""
+    extra = pd.DataFrame((changes or {}).get("depot_days", []), columns=["depot_id", "date", "capacity_vials"])
+    if extra.empty:
+        return depot_days
+    extra["date"] = [dt.date.fromisoformat(d) for d in extra["date"]]
+    both = pd.concat([depot_days, extra], ignore_index=True)
+    return both.drop_duplicates(["depot_id", "date"], keep="last").reset_index(drop=True)
+
+
+def progress(engine: Engine, session_id: str) -> dict:
+    """Where a session's latest run stands, for those who wait on it."""
+    with engine.connect() as c:
+        session = queries.session_row(c, session_id)
+        run = queries.latest_run(c, session_id)
+    if run is None:
+        return {"step": "closing", "error": session.error, "run": None}
+    step = ("prepared" if run.prepared_at else "scheduled" if run.scheduled_at
+            else "allocated" if run.allocated_at else "allocating")
+    return {"step": step, "error": run.error, "run": run.id}
