@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pipeline.domain
-from pipeline.domain.allocate import DECISION_COLUMNS, OUTRIGHT, allocate
+from pipeline.domain.allocate import ALLOCATION_COLUMNS, OUTRIGHT, allocate
 from pipeline.domain.rules import INJECTIONS, KINDS, NAMED_KINDS, PROFESSIONAL_KINDS
 from tests.conftest import OPENS, by_order, orders, pharmacies, professionals, session, vaccine
 
@@ -470,7 +470,7 @@ def test_output_has_the_contract_columns_sorted_by_officine_then_submission_orde
     lines = orders({"finess": OTHER}, {"finess": OFFICINE, "submitted_at": "2021-06-14T12:00:00+02:00"},
                    {"finess": OFFICINE, "submitted_at": "2021-06-14T09:00:00+02:00"})
     decisions = allocate(NOTICE, lines, PHARMACIES, PROFESSIONALS)
-    assert list(decisions.columns[:len(DECISION_COLUMNS)]) == DECISION_COLUMNS
+    assert list(decisions.columns[:len(ALLOCATION_COLUMNS)]) == ALLOCATION_COLUMNS
     assert decisions["order_id"].tolist() == ["A-003", "A-002", "A-001"]
     assert decisions["rank"].tolist() == [1, 2, 0]
     assert decisions.index.tolist() == [0, 1, 2]
@@ -486,7 +486,7 @@ def test_allocate_does_not_mutate_its_inputs():
 
 def test_no_orders_give_no_decisions():
     decisions = allocate(NOTICE, orders(), PHARMACIES, PROFESSIONALS, supply={"moderna": 0})
-    assert len(decisions) == 0 and list(decisions.columns[:len(DECISION_COLUMNS)]) == DECISION_COLUMNS
+    assert len(decisions) == 0 and list(decisions.columns[:len(ALLOCATION_COLUMNS)]) == ALLOCATION_COLUMNS
 
 
 # Properties on random small scenarios, against a literal per-line reference
@@ -671,10 +671,10 @@ def test_r4_per_beneficiary_caps_are_never_exceeded(scenario):
     rules, _, _, register, _, _ = scenario
     decisions = allocate(*scenario)
     total, caps = defaultdict(int), {}
-    for beneficiary, cap, given in _beneficiary_caps(rules, decisions, register):
-        total[beneficiary] += given
+    for beneficiary, cap, allocated in _beneficiary_caps(rules, decisions, register):
+        total[beneficiary] += allocated
         caps[beneficiary] = cap
-    assert all(given == 0 or given <= caps[beneficiary] for beneficiary, given in total.items())
+    assert all(allocated == 0 or allocated <= caps[beneficiary] for beneficiary, allocated in total.items())
 
 
 @PROPERTY

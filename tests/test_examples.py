@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.domain.allocate import DECISION_COLUMNS, allocate
+from pipeline.domain.allocate import ALLOCATION_COLUMNS, allocate
 from pipeline.adapters.files.scenario import load_scenario
 from tests.conftest import EXAMPLES
 
@@ -35,8 +35,8 @@ def test_examples_are_there():
 def test_allocations_equal_the_expected_ones_on_every_column(example):
     name, _, decisions = example
     want = expected(name, "allocations.csv")
-    assert list(want.columns) == DECISION_COLUMNS
-    got = as_text(decisions[DECISION_COLUMNS])
+    assert list(want.columns) == ALLOCATION_COLUMNS
+    got = as_text(decisions[ALLOCATION_COLUMNS])
     want = as_text(want)
     assert got.index.tolist() == want.index.tolist()
     differences = got.compare(want, result_names=("got", "expected"))

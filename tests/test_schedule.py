@@ -7,7 +7,6 @@ import datetime as dt
 import itertools
 import tomllib
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pipeline.domain.rules import Vaccine
-from pipeline.domain.schedule import DELIVERY_COLUMNS, parse_weekdays, schedule_deliveries
+from pipeline.domain.calendar import parse_weekdays
+from pipeline.domain.schedule import DELIVERY_COLUMNS, schedule_deliveries
 from tests.conftest import EXAMPLES
 
 MON, TUE, WED, THU, FRI, SAT = (dt.date(2021, 6, 21) + dt.timedelta(days=k) for k in range(6))

@@ -1,9 +1,11 @@
 """`celery -A workers worker|beat`: the deployed form of the pipeline.
 
-The worker's entry: its settings are read from the environment when Celery first needs its
-configuration (not at import), and each process is wired when the worker starts and again in
-each pool child after the fork.
+The worker's entry: its settings are read from the environment once, when Celery first needs its
+configuration (not at import), and each process is wired from them when the worker starts and
+again in each pool child after the fork.
 """
+
+from functools import cache
 
 from celery.signals import worker_init, worker_process_init
 
@@ -11,17 +13,24 @@ from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
 from pipeline.settings import Settings
 
-app.add_defaults(lambda: bootstrap.celery_settings(Settings.from_env()))
+
+@cache
+def settings() -> Settings:
+    """This process's settings, read once; a forked pool child inherits the parent's reading."""
+    return Settings.from_env()
+
+
+app.add_defaults(lambda: bootstrap.celery_settings(settings()))
 
 
 @worker_init.connect
 def _wire(**_) -> None:
-    bootstrap.wire_once(Settings.from_env)
+    bootstrap.wire_once(settings)
 
 
 @worker_process_init.connect
 def _wire_child(**_) -> None:
-    bootstrap.wire_once(Settings.from_env).after_fork()
+    bootstrap.wire_once(settings).after_fork()
 
 
 __all__ = ["app"]

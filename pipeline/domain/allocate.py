@@ -22,7 +22,8 @@ OK, CAP, UNIT, SUPPLY = 0, 1, 2, 3
 STATUSES = ("served", "refused", "partial")
 _CODE = {name: code for code, name in enumerate(REASONS)}
 
-DECISION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
+# The columns of allocations.csv (CONTRACT.md), in their order.
+ALLOCATION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
                     "requested", "allocated", "status", "reason"]
 
 

@@ -16,7 +16,7 @@ PROFESSIONAL_KINDS = ("medecin", "medecin_travail", "sage_femme", "infirmier")
 # Lines of these effectors name their professional by RPPS; the others are the officine's own.
 NAMED_KINDS = ("medecin", "medecin_travail", "sage_femme")
 INJECTIONS = ("first", "second")
-POLICIES = ("fcfs", "fcfs_fill", "pro_rata")
+Policy = Literal["fcfs", "fcfs_fill", "pro_rata"]  # R7
 
 Kind = Literal["pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier"]
 Injection = Literal["first", "second"]
@@ -33,7 +33,7 @@ class Vaccine(_Frozen):
     doses_per_vial: PositiveCount
     box_vials: PositiveCount = 1
     supply_vials: Count | None = None
-    allocation: Literal["fcfs", "fcfs_fill", "pro_rata"] = "fcfs"
+    allocation: Policy = "fcfs"
     remainders: StrictBool = True
     deliver_from: dt.date
     deliver_by: dt.date

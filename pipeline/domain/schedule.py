@@ -11,11 +11,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .calendar import capacity_grid, epoch_day, epoch_days, from_epoch_day, parse_weekdays
+from .calendar import capacity_grid, epoch_day, epoch_days, from_epoch_day
 from .depot import DepotPlan
 from .rules import Vaccine
 
-__all__ = ["DELIVERY_COLUMNS", "parse_weekdays", "schedule_deliveries"]
+__all__ = ["DELIVERY_COLUMNS", "schedule_deliveries"]
 
 DELIVERY_COLUMNS = ["order_id", "finess", "depot_id", "vaccine", "delivery_date", "vials", "status"]
 _PENDING = np.iinfo(np.int64).max  # the date key of a pending row: after every real date

@@ -88,11 +88,13 @@ def outbox_counts(engine: Engine, run: int) -> dict[str, int]:
 
 
 def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, target: SmtpTarget,
-               sender: str, connections: int = 8, delays: tuple[int, ...] = Settings.retry_delays) -> dict[str, int]:
+               sender: str, connections: int = 8, delays: tuple[int, ...] = Settings.retry_delays,
+               send=send_all_sync) -> dict[str, int]:
     """Send the outbox rows `ids` that are still due; returns how many ended in each state.
 
     Rows are marked `sending` a batch at a time just before they go out, and outcomes are recorded
-    a batch at a time as they come back: a crash leaves at most two batches in `sending`.
+    a batch at a time as they come back: a crash leaves at most two batches in `sending`. `send` is
+    the SMTP port (`send_all_sync`'s shape); the service tests give it a fake.
     """
     with engine.begin() as c:
         mine = queries.claim(c, ids, claimant, now)
@@ -127,7 +129,7 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
             yield from batch
 
     try:
-        send_all_sync(target, feed(), connections=connections, on_result=on_result)
+        send(target, feed(), connections=connections, on_result=on_result)
     finally:
         if outcomes:
             record()

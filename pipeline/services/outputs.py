@@ -11,7 +11,7 @@ from pipeline.adapters.db import queries
 from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.sink import save_message
-from pipeline.domain.allocate import DECISION_COLUMNS
+from pipeline.domain.allocate import ALLOCATION_COLUMNS
 from pipeline.domain.schedule import DELIVERY_COLUMNS
 from pipeline.domain.summary import emails_summary, manifest_rounds, summarise
 
@@ -31,7 +31,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
         read = queries.lines(c, run, row.session_id)
         rejections = queries.rejections(c, row.session_id)
         counts = queries.outbox_counts(c, run)
-    allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[DECISION_COLUMNS].reset_index(drop=True)
+    allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
     write_csv(deliveries, out / "deliveries.csv")

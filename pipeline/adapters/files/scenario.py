@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pipeline.domain.identifiers import (CONTROL, DEPARTMENT, DEPARTMENT_RULE, EMAIL_LIMIT, FINESS, FINESS_RULE,
                                          IDENTIFIER, IDENTIFIER_RULE, RPPS, RPPS_RULE, TEXT_LIMIT, WHOLE, shown)
 from pipeline.domain.rules import INJECTIONS, KINDS, PROFESSIONAL_KINDS, Session
-from pipeline.domain.schedule import parse_weekdays
+from pipeline.domain.calendar import parse_weekdays
 
 # The whole file is in memory before csv sees it: the module's 131,072-character guard against
 # runaway streams protects nothing here, and a longer field must be reported, not raised.
@@ -326,6 +326,6 @@ def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFram
         submitted_at=instants[good], vials=vials[good].astype(np.int64)).reset_index(drop=True)
     # A rejected order_id is kept as written, less what no database column can hold.
     kept_id = frame["order_id"][~good].str.replace(CONTROL, "\ufffd", regex=True).str.slice(0, 64)
-    rejections = pd.DataFrame({"line": frame["line"][~good], "order_id": kept_id,
-                               "message": message[~good]}).reset_index(drop=True)
+    rejections = pd.DataFrame(dict(zip(REJECTION_COLUMNS, (frame["line"][~good], kept_id, message[~good]))),
+                              columns=REJECTION_COLUMNS).reset_index(drop=True)
     return orders, rejections

@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import logging
-from pathlib import Path
 
 import pandas as pd
 import pytest
