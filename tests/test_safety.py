@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.adapters.files.outputs import write_manifests
 from pipeline.adapters.files.safety import UnsafePath, inside, spreadsheet_text
 from pipeline.adapters.mail.sink import save_message
 
@@ -127,3 +134,76 @@ def test_a_symlink_planted_in_the_mail_folder_is_not_written_through(tmp_path):
         with pytest.raises(UnsafePath):
             save_message(folder, message("s", "1", "x"), overwrite=overwrite)
     assert target.read_text() == "kept"
+
+
+# -- the manifests, and the whole run ------------------------------------------------------------------------
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
+
+
+def rounds(*officines: str) -> pd.DataFrame:
+    return pd.DataFrame({"depot_id": ["D-1"] * len(officines), "delivery_date": ["2021-06-21"] * len(officines),
+                         "finess": [f"69000000{k}" for k in range(len(officines))], "officine": list(officines),
+                         "vaccine": ["janssen"] * len(officines), "vials": [-1 + 0 * k for k in range(len(officines))],
+                         "boxes": [1] * len(officines)})
+
+
+def depots(depot_id: str = "D-1") -> pd.DataFrame:
+    return pd.DataFrame({"depot_id": [depot_id], "wholesaler": ["OCP Répartition"], "name": ["dépôt"],
+                         "capacity_vials": [10], "weekdays": ["Mon-Fri"]})
+
+
+def test_an_officine_named_like_a_formula_reaches_the_wholesaler_s_manifest_as_text(tmp_path):
+    write_manifests(rounds('=HYPERLINK("http://x.example/?a")', "@SUM(A1:A9)", "Pharmacie du Centre"), depots(),
+                    tmp_path)
+    text = (tmp_path / "ocp-repartition" / "D-1.csv").read_text(encoding="utf-8").splitlines()
+    assert text[0] == "delivery_date,finess,officine,vaccine,vials,boxes"
+    assert text[1] == '2021-06-21,690000000,"\'=HYPERLINK(""http://x.example/?a"")",janssen,-1,1'
+    assert text[2] == "2021-06-21,690000001,'@SUM(A1:A9),janssen,-1,1"
+    assert text[3] == "2021-06-21,690000002,Pharmacie du Centre,janssen,-1,1"
+
+
+def test_the_manifest_writer_refuses_a_depot_id_that_climbs_out_whatever_the_reader_let_through(tmp_path):
+    folder = tmp_path / "out" / "manifests"
+    with pytest.raises(UnsafePath, match="trav-escape"):
+        write_manifests(rounds("Pharmacie"), depots(ESCAPE), folder)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def vialflow(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_a_depot_id_of_dot_dots_stops_the_run_in_one_line_and_writes_nothing_anywhere(tmp_path):
+    scenario = tmp_path / "scenario"
+    shutil.copytree(FIXTURE, scenario)
+    escape = f"../../../{tmp_path.name}/trav-escape"
+    for name in ("depots.csv", "pharmacies.csv"):
+        path = scenario / name
+        path.write_text(path.read_text(encoding="utf-8").replace("D-OCP-69", escape), encoding="utf-8")
+    done = vialflow("run", str(scenario), "--out", str(tmp_path / "out"))
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "depots.csv: line 2, field depot_id" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not list(tmp_path.rglob("trav-escape*"))  # where its dot-dots lead from the run folder
+
+
+def test_r9_a_run_whose_officine_is_named_like_a_formula_defuses_it_in_the_manifest_only(tmp_path):
+    scenario = tmp_path / "scenario"
+    shutil.copytree(FIXTURE, scenario)
+    name, hostile = "Pharmacie de la Gare Morel", "=HYPERLINK(\"\"http://x.example\"\",\"\"Gare\"\")"
+    path = scenario / "pharmacies.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(name, f'"{hostile}"'), encoding="utf-8")
+    out = tmp_path / "out"
+    done = vialflow("run", str(scenario), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    manifest = (out / "manifests" / "ocp-repartition" / "D-OCP-69.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK(" in manifest and ",=HYPERLINK(" not in manifest and ',"=HYPERLINK(' not in manifest
+    # The machine-read files stay exact: allocations.csv has the same bytes as with the plain name.
+    plain = tmp_path / "plain"
+    assert vialflow("run", str(FIXTURE), "--out", str(plain)).returncode == 0
+    for file in ("allocations.csv", "deliveries.csv", "rejections.csv"):
+        assert (out / file).read_bytes() == (plain / file).read_bytes()
