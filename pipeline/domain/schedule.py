@@ -1,6 +1,8 @@
 """Delivery scheduling (R8, R11): served lines cut into delivery days within each dépôt's capacity.
 
 Pure and vectorised: the lines, the depots' calendar and the session's vaccines come in as frames.
+One module, just over 300 lines: the lines' arrays (`_Lines`), the capacity pools (`_Pools`) and the
+cut into days share one set of sorted index arrays; one depot's plan, the search, is in `depot.py`.
 """
 
 from __future__ import annotations

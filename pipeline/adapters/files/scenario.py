@@ -2,6 +2,10 @@
 
 What loads fits the database on every backend: each text field within its column of
 adapters/db/tables.py and free of control characters, each integer by one rule (identifiers.WHOLE).
+
+One module, over 300 lines: every file of the folder goes through the same record reader and the same
+way of naming file, line and field, and the order lines are checked against the registers read here;
+split, each part would reach into the others' private checks.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 The standard `email` package costs about 4 ms per message (header folding); this module writes the
 MIME tree directly and is checked against the standard library's parser in the tests.
+
+One module, over 300 lines: the text and HTML bodies, `confirmation.csv` and `livraisons.ics` of one
+email are all built from the same per-line views, computed once per message; the MIME plumbing
+they share is in `mime.py`.
 """
 
 from __future__ import annotations
