@@ -22,6 +22,10 @@ OK, CAP, UNIT, SUPPLY = 0, 1, 2, 3
 STATUSES = ("served", "refused", "partial")
 _CODE = {name: code for code, name in enumerate(REASONS)}
 
+# What `allocate(..., trace=True)` adds: each line's decision step by step (see `allocate`);
+# missing (NA) where a step did not apply. `after_unit` is `capped`.
+TRACE_COLUMNS = ["cap", "nurses", "cap_used_before", "after_cap", "supply_before", "pro_rata_share"]
+
 # The columns of allocations.csv (CONTRACT.md), in their order.
 ALLOCATION_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection",
                     "requested", "allocated", "status", "reason"]
@@ -43,7 +47,7 @@ def submission_positions(orders: pd.DataFrame) -> np.ndarray:
 
 def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
              professionals: pd.DataFrame, cancelled: Iterable[str] = (),
-             supply: dict[str, int] | None = None) -> pd.DataFrame:
+             supply: dict[str, int] | None = None, trace: bool = False) -> pd.DataFrame:
     """Decide every order line.
 
     Needs `orders[order_id, submitted_at (UTC), finess, effector, rpps, vaccine, injection,
@@ -51,6 +55,12 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     `supply` overrides the session's supply per vaccine (R11). Returns the columns of
     `allocations.csv` plus `submitted_at`, `rank` (submission order) and `capped` (vials kept
     after cap and unit, before supply), sorted by officine then submission order.
+
+    With `trace`, also each line's decision as `vialflow explain` tells it (TRACE_COLUMNS): the cap
+    that applied (after R5's nurse pool) and the attached nurses it counted, what earlier lines of
+    the beneficiary kept of it, the vials after the cap, the vials left of the vaccine's supply when
+    the line's turn came and its `pro_rata` share. They are arrays the decision computes anyway;
+    only the supply left is extra work, one cumulative sum per limited vaccine.
     """
     # Text is looked up in the input's row order; only the resulting integers are put in
     # submission order (`[order]`), which is far cheaper than reordering text.
@@ -121,6 +131,8 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
 
     # R7: supply, per vaccine, in submission order, in whole units.
     allocated = capped.copy()
+    supply_before = np.full(n, -1, np.int64)  # -1: unlimited, or refused before supply
+    share = np.full(n, np.nan)  # the exact pro_rata share, in vials, where it applied
     for index, (key, rules) in enumerate(session.vaccines.items()):
         limit = (supply or {}).get(key, rules.supply_vials)
         if limit is None:
@@ -128,6 +140,11 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
         positions = np.flatnonzero((vaccine == index) & (capped > 0))
         units = capped[positions] // rules.box_vials
         allocated[positions] = serve(units, limit // rules.box_vials, rules) * rules.box_vials
+        if trace:
+            served = allocated[positions]
+            supply_before[positions] = limit - (np.cumsum(served) - served)
+            if rules.allocation == "pro_rata" and units.sum() > limit // rules.box_vials:
+                share[positions] = units * (limit // rules.box_vials) / units.sum() * rules.box_vials
 
     reason = np.where(allocated < capped, SUPPLY,
                       np.where(capped < after_cap, UNIT, np.where(after_cap < requested, CAP, OK)))
@@ -150,7 +167,7 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     rpps = _with_sentinel(professionals["rpps"])[professional_at[by_officine]]
     unnamed = professional_at[by_officine] < 0  # mostly empty text, one shared object
     rpps[unnamed] = orders["rpps"].to_numpy(object)[rows[unnamed]]
-    return pd.DataFrame({
+    decided = pd.DataFrame({
         "order_id": _text(orders["order_id"].to_numpy(object)[rows]),
         "finess": _text(officines.to_numpy(object)[officine_rank[by_officine]]),
         "effector": _text(_values(orders["effector"], KINDS, kind, by_officine, rows)),
@@ -161,6 +178,15 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
         "status": _text(_STATUS_TEXT[status[by_officine]]), "reason": _text(_REASON_TEXT[code[by_officine]]),
         "submitted_at": submitted.take(rows).reset_index(drop=True), "rank": by_officine,
         "capped": capped[by_officine]}, copy=False)
+    if not trace:
+        return decided
+    kept = running[by_officine]  # a line refused outright has no cap, nor anything after it
+    nurse_line = kept & (kind[by_officine] == KINDS.index("infirmier"))
+    return decided.assign(
+        cap=_maybe(cap[by_officine], kept), nurses=_maybe(nurses[by_officine], nurse_line),
+        cap_used_before=_maybe(consumed_before[by_officine], kept), after_cap=_maybe(after_cap[by_officine], kept),
+        supply_before=_maybe(supply_before[by_officine], kept & (supply_before[by_officine] >= 0)),
+        pro_rata_share=share[by_officine])
 
 
 _STATUS_TEXT = np.asarray(STATUSES, dtype=object)
@@ -232,6 +258,11 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
     if len(keys) and 0 <= keys.min() and keys.max() < 2**16:
         keys = keys.astype(np.uint16)
     return np.argsort(keys, kind="stable")
+
+
+def _maybe(values: np.ndarray, present: np.ndarray) -> pd.arrays.IntegerArray:
+    """Integers, missing (NA) where not `present`."""
+    return pd.arrays.IntegerArray(values.astype(np.int64), ~present)
 
 
 def _with_sentinel(column: pd.Series) -> np.ndarray:
