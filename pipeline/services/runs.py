@@ -119,7 +119,7 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
         decisions = allocate(queries.session_rules(c, row.session_id), queries.session_orders(c, row.session_id),
                              queries.registers(c, row.session_id, "pharmacies"),
                              queries.registers(c, row.session_id, "professionals"),
-                             cancelled=changes.get("cancel", ()), supply=changes.get("supply"))
+                             cancelled=changes.get("cancel", ()), supply=changes.get("supply"), trace=True)
         queries.insert_decisions(c, run, decisions)
         queries.stamp(c, run, allocated_at=now)
     return DONE

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, true, union, update
 
+from pipeline.domain.allocate import TRACE_COLUMNS
 from pipeline.domain.rules import NAMED_KINDS, Session
 
 from .frames import insert_frame, read_frame
@@ -26,10 +27,10 @@ REGISTERS = {"pharmacies": ["finess", "name", "email", "department", "depot_id"]
              "depots": ["depot_id", "wholesaler", "name", "capacity_vials", "weekdays"],
              "depot_days": ["depot_id", "date", "capacity_vials"]}
 ORDER_COLUMNS = ["order_id", "line", "submitted_at", "finess", "effector", "rpps", "vaccine", "injection", "vials"]
-STORED_DECISION_COLUMNS = ["order_id", "rank", "requested", "capped", "allocated", "status", "reason"]
+STORED_DECISION_COLUMNS = ["order_id", "rank", "requested", "capped", "allocated", "status", "reason", *TRACE_COLUMNS]
 STORED_DELIVERY_COLUMNS = ["order_id", "depot_id", "vaccine", "delivery_date", "vials", "status"]
 LINE_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection", "requested", "allocated",
-                "status", "reason", "rank"]
+                "status", "reason", "rank", "capped", "submitted_at"]
 STAMPS = ("allocated_at", "scheduled_at", "prepared_at", "sending_at")
 
 
@@ -231,14 +232,15 @@ class Lines:
 
 
 def lines(c: Connection, run: int, session_id: str, *, order_ids: list[str] | None = None,
-          officines: list[str] | None = None, people: list[str] | None = None) -> Lines:
+          officines: list[str] | None = None, people: list[str] | None = None, trace: bool = False) -> Lines:
     """The run's lines, all of them or only those of `order_ids`, or of these officines and of
     these professionals (a doctor's, occupational doctor's or midwife's own lines), with their
-    deliveries. Officines and people are two look-ups on their own index rather than one OR that
-    scans every line."""
+    deliveries; with `trace`, each line's TRACE_COLUMNS too. Officines and people are two look-ups on
+    their own index rather than one OR that scans every line."""
     o, d, v = T["orders"], T["decisions"], T["deliveries"]
+    columns = LINE_COLUMNS + (TRACE_COLUMNS if trace else [])
     base = (select(*[o.c[n] for n in LINE_COLUMNS[1:6]], d.c.order_id, d.c.requested, d.c.allocated, d.c.status,
-                   d.c.reason, d.c.rank)
+                   d.c.reason, d.c.rank, d.c.capped, o.c.submitted_at, *[d.c[n] for n in TRACE_COLUMNS if trace])
             .join(d, and_(d.c.run_id == run, d.c.order_id == o.c.order_id)).where(o.c.session_id == session_id))
     if officines is None and people is None:
         wheres = [d.c.order_id.in_(order_ids or [""])] if order_ids is not None else [true()]
@@ -246,13 +248,29 @@ def lines(c: Connection, run: int, session_id: str, *, order_ids: list[str] | No
         wheres = ([o.c.finess.in_(officines or [""])] if officines is not None else []) + (
             [and_(o.c.rpps.in_(people or [""]), o.c.effector.in_(NAMED_KINDS))] if people is not None else [])
     found = pd.concat([read_frame(c, base.where(where)) for where in wheres], ignore_index=True)
-    found = found.drop_duplicates("order_id")[LINE_COLUMNS].reset_index(drop=True)
+    found = found.drop_duplicates("order_id")[columns].reset_index(drop=True)
     days = select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials, v.c.status).where(v.c.run_id == run)
     if order_ids is None and officines is None and people is None:
         deliveries = read_frame(c, days)
     else:  # the deliveries of the lines found, through the (run, order) index
         deliveries = read_frame(c, days.where(v.c.order_id.in_(found["order_id"].tolist() or [""])))
     return Lines(found, deliveries)
+
+
+def order_sessions(c: Connection, order_id: str) -> list[str]:
+    """The sessions that have an order line with this id (ids are unique within a session only)."""
+    o = T["orders"]
+    return list(c.execute(select(o.c.session_id).where(o.c.order_id == order_id).distinct()
+                          .order_by(o.c.session_id)).scalars())
+
+
+def first_refused_for_supply(c: Connection, run: int, session_id: str, vaccine: str) -> dt.datetime | None:
+    """R7: the submission instant of the vaccine's first line, in submission order, refused for supply."""
+    o, d = T["orders"], T["decisions"]
+    found = read_frame(c, select(o.c.submitted_at).join(d, and_(d.c.run_id == run, d.c.order_id == o.c.order_id))
+                       .where(o.c.session_id == session_id, o.c.vaccine == vaccine, d.c.status == "refused",
+                              d.c.reason == "supply").order_by(d.c.rank).limit(1))
+    return found["submitted_at"].iloc[0] if len(found) else None
 
 
 def officine_sessions(c: Connection, finess: str, session_id: str | None) -> pd.DataFrame:

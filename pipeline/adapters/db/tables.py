@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UTC = DateTime(timezone=True)
@@ -140,6 +140,13 @@ class Decision(Base):
     allocated: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(24))
+    # The decision's trace (`vialflow explain`); NULL where a step did not apply to the line.
+    cap: Mapped[int | None] = mapped_column(Integer)
+    nurses: Mapped[int | None] = mapped_column(Integer)
+    cap_used_before: Mapped[int | None] = mapped_column(Integer)
+    after_cap: Mapped[int | None] = mapped_column(Integer)
+    supply_before: Mapped[int | None] = mapped_column(Integer)
+    pro_rata_share: Mapped[float | None] = mapped_column(Float)
 
 
 class Delivery(Base):
