@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pandas as pd
 
-from .rules import Session
+from .explain import sold_out
 from .outbox import TERMINAL
+from .rules import Session
 
 MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "boxes"]
 
 
 def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.DataFrame) -> dict:
     """Per vaccine: lines, vials requested and allocated, lines by status and reason, vials
-    scheduled and pending; per depot: vials per day and pending vials."""
+    scheduled and pending, the run's supply, the fill rate (allocated of the capped demand) and the
+    instant it sold out, in the session's time zone and in UTC; per depot: vials per day and
+    pending vials. `allocations` needs capped, rank and submitted_at beside the allocations.csv
+    columns; `run` its version, operator, reason and changes."""
+    zone = ZoneInfo(session.timezone)
+    supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | ((run.changes or {}).get("supply") or {})
+    sold = sold_out(allocations, list(session.vaccines))
     vaccines = {}
     for key in session.vaccines:
         lines = allocations[allocations["vaccine"] == key]
@@ -27,6 +36,10 @@ def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.D
             "refused_lines": {k: int(n) for k, n in refused.items()},
             "scheduled_vials": int(rows.loc[rows["status"] == "scheduled", "vials"].sum()),
             "pending_vials": int(rows.loc[rows["status"] == "pending", "vials"].sum()),
+            "supply": supplies.get(key),
+            "fill_rate": _rate(int(lines["allocated"].sum()), int(lines["capped"].sum())),
+            "sold_out_at": None if sold[key] is None else sold[key].tz_convert(zone).isoformat(),
+            "sold_out_at_utc": None if sold[key] is None else sold[key].tz_convert("UTC").isoformat(),
         }
     scheduled = deliveries[deliveries["status"] == "scheduled"]
     use = scheduled.groupby(["depot_id", "delivery_date"])["vials"].sum()
@@ -39,6 +52,11 @@ def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.D
         "vaccines": vaccines,
         "deliveries": {"capacity_used": capacity, "pending_vials_by_depot": {k: int(v) for k, v in pending.items()}},
     }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    """`part / whole` to four decimals; None when there is nothing to divide."""
+    return round(part / whole, 4) if whole else None
 
 
 def emails_summary(counts: dict[str, int]) -> dict:

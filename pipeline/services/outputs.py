@@ -37,7 +37,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     write_csv(deliveries, out / "deliveries.csv")
     write_csv(rejections, out / "rejections.csv")
     write_manifests(manifest_rounds(deliveries, pharmacies, session), depots, out / "manifests")
-    summary = summarise(session, row, allocations, deliveries)
+    summary = summarise(session, row, read.lines, deliveries)
     summary["emails"] = emails_summary(counts)
     write_json(summary, out / "summary.json")
     return summary

@@ -22,12 +22,11 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from pipeline.domain.french import french_date, vials
+
 from . import mime
 from .mime import clean
 
-DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-          "octobre", "novembre", "décembre")
 APPOINTMENT_DELAY = dt.timedelta(days=1)     # "à partir du lendemain de la date prévisionnelle de livraison"
 REDISTRIBUTION_DELAY = dt.timedelta(days=7)  # R10: "après un délai d'une semaine"
 CSV_COLUMNS = ("order_id", "effector", "rpps", "vaccine", "injection", "requested", "allocated", "status",
@@ -96,17 +95,6 @@ class Confirmation:
     replaces: str | None = None  # Message-ID of the email this one cancels and replaces (R11)
     changes: tuple[str, ...] = ()  # short French sentences saying what changed, shown when replacing
     date: dt.datetime | None = None  # aware; a Date header only when given (no clock here)
-
-
-@lru_cache(maxsize=4096)
-def french_date(day: dt.date) -> str:
-    """`vendredi 25 juin 2021`, `jeudi 1er juillet 2021`, whatever the process locale."""
-    number = "1er" if day.day == 1 else str(day.day)
-    return f"{DAYS[day.weekday()]} {number} {MONTHS[day.month - 1]} {day.year}"
-
-
-def vials(count: int) -> str:
-    return f"{count} flacon" if -2 < count < 2 else f"{count} flacons"
 
 
 def subject(confirmation: Confirmation) -> str:
