@@ -160,6 +160,16 @@ def best_of(runs: int, work):
     return min(times), result
 
 
+def trace_cost(session, orders, pharmacies, professionals, turns: int = 3) -> tuple[float, float]:
+    """Best time without and with the trace (`vialflow explain`), measured in alternation so that
+    both see the same machine."""
+    plain, traced = [], []
+    for _ in range(turns):
+        plain.append(best_of(1, lambda: allocate(session, orders, pharmacies, professionals))[0])
+        traced.append(best_of(1, lambda: allocate(session, orders, pharmacies, professionals, trace=True))[0])
+    return min(plain), min(traced)
+
+
 def main() -> None:
     started = time.perf_counter()
     orders, pharmacies, professionals = synthetic()
@@ -187,6 +197,9 @@ def main() -> None:
               f"{int(decisions['allocated'].sum()):,} of {int(decisions['requested'].sum()):,} vials allocated")
         print(f"  per-line loop: {loop_seconds:6.2f} s (one run), same allocations: {agrees}")
         print(f"  speed-up:      {loop_seconds / seconds:6.1f}x")
+        plain, traced = trace_cost(session, orders, pharmacies, professionals)
+        print(f"  with trace:    {traced:6.2f} s against {plain:.2f} s without, in turns: "
+              f"{traced / plain:4.2f}x (target at most 1.2x)")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,30 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
     _show(found, lookup_table, as_json)
 
 
+@app.command()
+def explain(order_id: Annotated[str, typer.Argument(help="The order line's id (order_id).")],
+            session: Annotated[Optional[str], typer.Option(help="The session, when the id is in several.")] = None,
+            version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.")] = None,
+            out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
+            database_url: DatabaseUrl = None,
+            as_json: Annotated[bool, typer.Option("--json", help="The explanation as one JSON object.")] = False) -> None:
+    """Why a line got what it got: its rank, cap, rounding, supply and deliveries, in French."""
+    import json
+
+    from pipeline.services.explain import explain as why
+
+    try:
+        found = why(_engine(out, database_url), order_id, session, version)
+    except ServiceError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    said = " ; ".join(found["phrases"])
+    typer.echo(f"Ligne {found['order_id']} (session {found['session']}, version {found['run']}) :")
+    typer.echo(said[:1].upper() + said[1:] + ".")
+
+
 def _engine(out: Path | None, database_url: str | None):
     from pipeline.adapters.db import make_engine
     from pipeline.settings import DATABASE_FILE
