@@ -182,11 +182,15 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
         return decided
     kept = running[by_officine]  # a line refused outright has no cap, nor anything after it
     nurse_line = kept & (kind[by_officine] == KINDS.index("infirmier"))
-    return decided.assign(
-        cap=_maybe(cap[by_officine], kept), nurses=_maybe(nurses[by_officine], nurse_line),
-        cap_used_before=_maybe(consumed_before[by_officine], kept), after_cap=_maybe(after_cap[by_officine], kept),
-        supply_before=_maybe(supply_before[by_officine], kept & (supply_before[by_officine] >= 0)),
-        pro_rata_share=share[by_officine])
+    # Set in place: `assign` would copy the million-row frame first.
+    traced = {"cap": _maybe(cap[by_officine], kept), "nurses": _maybe(nurses[by_officine], nurse_line),
+              "cap_used_before": _maybe(consumed_before[by_officine], kept),
+              "after_cap": _maybe(after_cap[by_officine], kept),
+              "supply_before": _maybe(supply_before[by_officine], kept & (supply_before[by_officine] >= 0)),
+              "pro_rata_share": share[by_officine]}
+    for name in TRACE_COLUMNS:
+        decided[name] = traced[name]
+    return decided
 
 
 _STATUS_TEXT = np.asarray(STATUSES, dtype=object)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -60,11 +61,24 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
                operator: Annotated[str, typer.Option(help="Who asks for it (kept with the run).")] = "",
                reason: Annotated[str, typer.Option(help="Why (kept with the run).")] = "",
                out: Annotated[Path, typer.Option("--out", help="Folder of an earlier run.")] = Path("."),
-               database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
+               database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None,
+               preview: Annotated[bool, typer.Option("--preview", help="Say what it would change; write nothing.")] = False,
+               as_json: Annotated[bool, typer.Option("--json", help="With --preview: one JSON object.")] = False) -> None:
     """R11: re-run allocation and scheduling of a closed session with changes; a new run version."""
+    from pipeline.adapters.files.changes import read_changes
     from pipeline.entrypoints.runner import reallocate as run_reallocation
 
     settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    if preview:
+        from pipeline.entrypoints.views import preview_text
+        from pipeline.services.reallocation import preview_reallocation
+
+        try:
+            found = preview_reallocation(_engine(out, database_url), session, read_changes(changes))
+        except (ScenarioError, ServiceError) as error:
+            fail(str(error))
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2) if as_json else preview_text(found))
+        return
     try:
         summary = run_reallocation(session, changes, operator, reason, out, settings, now())
     except (ScenarioError, ServiceError) as error:
@@ -113,8 +127,6 @@ def explain(order_id: Annotated[str, typer.Argument(help="The order line's id (o
             database_url: DatabaseUrl = None,
             as_json: Annotated[bool, typer.Option("--json", help="The explanation as one JSON object.")] = False) -> None:
     """Why a line got what it got: its rank, cap, rounding, supply and deliveries, in French."""
-    import json
-
     from pipeline.services.explain import explain as why
 
     try:
@@ -140,8 +152,6 @@ def _engine(out: Path | None, database_url: str | None):
 
 
 def _show(found, table, as_json: bool) -> None:
-    import json
-
     from rich.console import Console
 
     if as_json:

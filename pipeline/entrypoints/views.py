@@ -1,4 +1,4 @@
-"""The support views of `vialflow lookup` and `vialflow runs` as terminal tables."""
+"""The views of `vialflow lookup`, `vialflow runs` and `vialflow reallocate --preview` for a terminal."""
 
 from __future__ import annotations
 
@@ -111,3 +111,18 @@ def runs_table(runs: list[dict]) -> RenderableType:
 def _when(iso: str | None) -> str:
     """An ISO instant in UTC as `YYYY-MM-DD HH:MM UTC`."""
     return f"{iso[:16].replace('T', ' ')} UTC" if iso else ""
+
+
+def preview_text(found: dict) -> str:
+    """A reallocation's preview as an operator reads it, in French: nothing of it is written yet."""
+    out = [f"Aperçu de la version {found['version']} de la session {found['session']} (rien n'est enregistré) :",
+           f"  lignes modifiées : {len(found['lines'])}"]
+    out += [f"    {line['order_id']}  {line['allocated_before']} → {line['allocated_after']} flacon(s)"
+            + (f"  ({line['reason_before']} → {line['reason_after']})"
+               if line["reason_before"] != line["reason_after"] else "") for line in found["lines"]]
+    out.append("  flacons servis : " + ", ".join(f"{key} {v['before']} → {v['after']}"
+                                               for key, v in found["vials"].items()))
+    out.append(f"  lignes dont les livraisons changent : {len(found['deliveries'])}")
+    out.append(f"  destinataires d'un email « annule et remplace » : {len(found['recipients'])}"
+               + (f" ({', '.join(found['recipients'])})" if found["recipients"] else ""))
+    return "\n".join(out)

@@ -49,18 +49,25 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
 def _changed_only(c, run, outbox: pd.DataFrame) -> pd.DataFrame:
     """R11: a new version writes only to the recipients whose lines changed, or who are party to a
     new redistribution (R10), each email cancelling and replacing their previous one."""
-    before = queries.previous_run(c, run)
-    old, new = queries.lines(c, before.id, run.session_id), queries.lines(c, run.id, run.session_id)
-    parties = new_redistributions(run.changes, before.changes)
+    previous = queries.previous_run(c, run)
+    outbox = rewritten(c, run.session_id, previous, run.changes, queries.lines(c, run.id, run.session_id), outbox)
+    outbox["replaces"] = outbox["recipient_id"].map(queries.earlier_messages(c, run.session_id, run.version))
+    return outbox
+
+
+def rewritten(c, session_id: str, previous, changes: dict, new: queries.Lines, outbox: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `outbox` (recipient_id, recipient_kind) that a version with these `changes` and
+    these `new` lines writes to after `previous`: the recipients of the lines whose state changed
+    and the parties of each new redistribution. Shared with the preview of a reallocation."""
+    old = queries.lines(c, previous.id, session_id)
+    parties = new_redistributions(changes, previous.changes)
     touched = changed_recipients(line_states(old.lines, old.deliveries), line_states(new.lines, new.deliveries),
                                  parties)
     receivers = {item["to_rpps"] for item in parties} - set(outbox["recipient_id"])
     if receivers:
-        outbox = pd.concat([outbox, queries.professionals_kinds(c, run.session_id, sorted(receivers))],
+        outbox = pd.concat([outbox, queries.professionals_kinds(c, session_id, sorted(receivers))],
                            ignore_index=True)
-    outbox = outbox[outbox["recipient_id"].isin(touched)].reset_index(drop=True)
-    outbox["replaces"] = outbox["recipient_id"].map(queries.earlier_messages(c, run.session_id, run.version))
-    return outbox
+    return outbox[outbox["recipient_id"].isin(touched)].reset_index(drop=True)
 
 
 def start_sending(engine: Engine, run: int, now: dt.datetime) -> bool:

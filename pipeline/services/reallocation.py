@@ -1,8 +1,10 @@
-"""Reallocation by operators (R10, R11): a changes file becomes a new run version of a closed session.
+"""Reallocation by operators (R10, R11): a changes file becomes a new run version of a closed session,
+or, previewed, says what that version would change without writing anything.
 
 The request is checked against the stored session before anything is written; the new run keeps
 the changes of every earlier version plus this one, and a hash of them: the same request twice
-makes one version.
+makes one version. A preview decides, plans and chooses the recipients with the very functions the
+pipeline's steps use, on the same inputs, so the run that follows does what the preview said.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import json
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from pipeline.adapters.db import queries
+import pandas as pd
 
+from pipeline.adapters.db import queries
 from pipeline.domain.changes import Changes, merged
+from pipeline.domain.outbox import line_states
 
 from . import ServiceError
+from .confirmations import rewritten
+from .runs import decide, plan
 
 
 def request_reallocation(engine: Engine, session_id: str, changes: Changes, operator: str, reason: str,
@@ -38,8 +44,7 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
             raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
         if latest.version > 1 and merged(queries.previous_run(c, latest).changes or {}, changes) == latest.changes:
             return latest.id, False  # the request that made the latest version, sent again
-        if latest.prepared_at is None:
-            raise ServiceError(f"session {session_id}: run {latest.version} is still under way; try again when it is done")
+        _ready(session_id, latest)
         _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes or {}, changes)
         digest = hashlib.sha256((session.input_hash + json.dumps(cumulative, sort_keys=True)).encode()).hexdigest()
@@ -53,6 +58,64 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
             raise ServiceError(f"another reallocation of session {session_id} was recorded at the same time; "
                                "run `vialflow runs` and try again") from None
     return created, True
+
+
+def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> dict:
+    """What recording `changes` would do, written nowhere: the lines whose allocation, reason or
+    deliveries would change (sorted by order_id), the deliveries that move, the vials per vaccine
+    before and after, and the recipients (FINESS or RPPS, sorted) who would be emailed
+    "annule et remplace". Refused as `request_reallocation` refuses."""
+    with engine.connect() as c:
+        session = queries.session_row(c, session_id)
+        if session is None:
+            raise ServiceError(f"unknown session {session_id}")
+        latest = queries.latest_run(c, session_id)
+        if latest is None:
+            raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
+        _ready(session_id, latest)
+        _check(c, session_id, latest, changes)
+        cumulative = merged(latest.changes or {}, changes)
+        decisions = decide(c, session_id, cumulative)
+        served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
+        depots = queries.registers(c, session_id, "pharmacies").set_index("finess")["depot_id"]
+        served.insert(2, "depot_id", served["finess"].map(depots))
+        deliveries = plan(c, session_id, cumulative, latest, served.reset_index(drop=True))
+        new = queries.Lines(decisions[queries.LINE_COLUMNS], deliveries)
+        old = queries.lines(c, latest.id, session_id)
+        outbox = rewritten(c, session_id, latest, cumulative, new, queries.recipients(c, session_id, latest.id))
+    return _differences(old, new) | {
+        "session": session_id, "version": latest.version + 1, "recipients": sorted(outbox["recipient_id"])}
+
+
+def _differences(old: queries.Lines, new: queries.Lines) -> dict:
+    was = line_states(old.lines, old.deliveries).set_index("order_id")["state"]
+    now = line_states(new.lines, new.deliveries).set_index("order_id")["state"]
+    changed = sorted(now.index[now != was.reindex(now.index)])
+    before, after = old.lines.set_index("order_id"), new.lines.set_index("order_id")
+    lines = [{"order_id": k, "allocated_before": int(before.at[k, "allocated"]),
+              "allocated_after": int(after.at[k, "allocated"]), "reason_before": before.at[k, "reason"],
+              "reason_after": after.at[k, "reason"]} for k in changed]
+    days_before, days_after = _days(old.deliveries, changed), _days(new.deliveries, changed)
+    moved = [{"order_id": k, "before": days_before.get(k, []), "after": days_after.get(k, [])} for k in changed
+             if days_before.get(k, []) != days_after.get(k, [])]
+    vials = {key: {"before": int(before.loc[before["vaccine"] == key, "allocated"].sum()),
+                   "after": int(after.loc[after["vaccine"] == key, "allocated"].sum())}
+             for key in dict.fromkeys([*old.lines["vaccine"], *new.lines["vaccine"]])}
+    return {"lines": lines, "vials": vials, "deliveries": moved}
+
+
+def _days(deliveries: pd.DataFrame, order_ids: list[str]) -> dict[str, list[dict]]:
+    """These lines' deliveries, each line's dated days in date order, then its pending vials."""
+    mine = deliveries[deliveries["order_id"].isin(order_ids)]
+    found: dict[str, list[dict]] = {}
+    for order_id, day, vials in zip(mine["order_id"], mine["delivery_date"], mine["vials"]):
+        found.setdefault(order_id, []).append({"date": None if day is None else day.isoformat(), "vials": int(vials)})
+    return {k: sorted(v, key=lambda x: (x["date"] is None, x["date"] or "")) for k, v in found.items()}
+
+
+def _ready(session_id: str, latest) -> None:
+    if latest.prepared_at is None:
+        raise ServiceError(f"session {session_id}: run {latest.version} is still under way; try again when it is done")
 
 
 def _check(c: Connection, session_id: str, latest, changes: Changes) -> None:

@@ -115,12 +115,7 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
         outcome, row = gate(c, run, "allocated_at")
         if outcome:
             return outcome
-        changes = row.changes or {}
-        decisions = allocate(queries.session_rules(c, row.session_id), queries.session_orders(c, row.session_id),
-                             queries.registers(c, row.session_id, "pharmacies"),
-                             queries.registers(c, row.session_id, "professionals"),
-                             cancelled=changes.get("cancel", ()), supply=changes.get("supply"), trace=True)
-        queries.insert_decisions(c, run, decisions)
+        queries.insert_decisions(c, run, decide(c, row.session_id, row.changes))
         queries.stamp(c, run, allocated_at=now)
     return DONE
 
@@ -131,25 +126,40 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
         outcome, row = gate(c, run, "scheduled_at", after="allocated_at")
         if outcome:
             return outcome
-        session = queries.session_rules(c, row.session_id)
-        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
-        frozen, start = frozen_deliveries(c, row)
-        deliveries = schedule_deliveries(queries.served_lines(c, row.session_id, run),
-                                         queries.registers(c, row.session_id, "depots"), depot_days,
-                                         session.vaccines, start=start, frozen=frozen)
+        deliveries = plan(c, row.session_id, row.changes, queries.previous_run(c, row),
+                          queries.served_lines(c, row.session_id, run))
         queries.insert_deliveries(c, run, deliveries)
         queries.stamp(c, run, scheduled_at=now)
     return DONE
 
 
-def frozen_deliveries(c: Connection, run) -> tuple[pd.DataFrame | None, dt.date | None]:
+def decide(c: Connection, session_id: str, changes: dict | None) -> pd.DataFrame:
+    """R1–R7: every line's decision, with its trace, under a run's cumulative `changes`. Shared by
+    the allocation step and the preview of a reallocation, so that both decide alike."""
+    changes = changes or {}
+    return allocate(queries.session_rules(c, session_id), queries.session_orders(c, session_id),
+                    queries.registers(c, session_id, "pharmacies"), queries.registers(c, session_id, "professionals"),
+                    cancelled=changes.get("cancel", ()), supply=changes.get("supply"), trace=True)
+
+
+def plan(c: Connection, session_id: str, changes: dict | None, previous, served: pd.DataFrame) -> pd.DataFrame:
+    """R8, R11: the deliveries of the `served` lines (order_id, finess, depot_id, vaccine, allocated,
+    rank) under `changes`, keeping what the `previous` run (None for the first) has delivered by the
+    change's effective date. Shared by the scheduling step and the preview."""
+    session = queries.session_rules(c, session_id)
+    depot_days = depot_days_with_changes(queries.registers(c, session_id, "depot_days"), changes)
+    frozen, start = frozen_deliveries(c, previous, changes)
+    return schedule_deliveries(served, queries.registers(c, session_id, "depots"), depot_days, session.vaccines,
+                               start=start, frozen=frozen)
+
+
+def frozen_deliveries(c: Connection, previous, changes: dict | None) -> tuple[pd.DataFrame | None, dt.date | None]:
     """R11: the previous version's deliveries dated on or before the change's effective date stay."""
-    effective = (run.changes or {}).get("effective")
-    before = queries.previous_run(c, run)
-    if before is None or effective is None:
+    effective = (changes or {}).get("effective")
+    if previous is None or effective is None:
         return None, None
     day = dt.date.fromisoformat(effective)
-    return queries.delivered(c, before.id, day), day
+    return queries.delivered(c, previous.id, day), day
 
 
 def depot_days_with_changes(depot_days: pd.DataFrame, changes: dict | None) -> pd.DataFrame:

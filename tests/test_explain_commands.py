@@ -1,0 +1,89 @@
+"""`vialflow explain` and `vialflow reallocate --preview` as a user runs them, on a run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
+CONTRACT_KEYS = ["order_id", "run", "rank", "requested", "cap", "cap_used_before", "after_cap", "after_unit",
+                 "supply_before", "allocated", "status", "reason", "deliveries", "pending"]
+
+
+def vialflow(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("run") / "out"
+    done = vialflow("run", str(FIXTURE), "--out", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_explain_json_gives_the_contract_s_object_for_a_line_cut_by_its_cap(out):
+    allocations = pd.read_csv(out / "allocations.csv", dtype=str)
+    line = allocations[allocations["reason"] == "cap"].iloc[0]
+    done = vialflow("explain", line["order_id"], "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert list(found)[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
+    assert (found["order_id"], found["allocated"], found["reason"]) == (line["order_id"], int(line["allocated"]), "cap")
+    assert found["after_cap"] < found["requested"]
+
+
+def test_explain_says_in_french_why_a_line_was_refused_for_supply(out):
+    allocations = pd.read_csv(out / "allocations.csv", dtype=str)
+    line = allocations[(allocations["reason"] == "supply") & (allocations["status"] == "refused")].iloc[0]
+    done = vialflow("explain", line["order_id"], "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    head, said = done.stdout.splitlines()
+    assert head.startswith(f"Ligne {line['order_id']} (session 2021-06-14, version 1)")
+    assert "ligne arrivée" in said and "épuisé à" in said and "(heure de Paris)" in said
+    assert "aucun flacon servi" in said
+
+
+def test_explain_of_an_unknown_order_is_one_line_and_a_failure(out):
+    done = vialflow("explain", "A-NOPE", "--out", str(out))
+    assert done.returncode != 0
+    assert done.stderr == "vialflow: unknown order A-NOPE\n"
+
+
+def test_r11_preview_answers_what_would_change_and_leaves_the_run_folder_byte_for_byte(out, tmp_path):
+    changes = tmp_path / "changes.toml"
+    changes.write_text('effective = "2021-06-16"\nsupply = { moderna = 80 }\n', encoding="utf-8")
+    before = snapshot(out)
+    done = vialflow("reallocate", "2021-06-14", str(changes), "--out", str(out), "--preview", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["vials"]["moderna"]["after"] > found["vials"]["moderna"]["before"]
+    assert [line["order_id"] for line in found["lines"]] == sorted(line["order_id"] for line in found["lines"])
+    assert found["recipients"] == sorted(found["recipients"]) and found["recipients"]
+    assert snapshot(out) == before
+
+
+def test_summary_json_gives_each_vaccine_s_supply_fill_rate_and_sold_out_instant(out):
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))["vaccines"]
+    allocations = pd.read_csv(out / "allocations.csv", dtype=str)
+    moderna = summary["moderna"]
+    assert moderna["supply"] == 60 and summary["janssen"]["supply"] is None
+    assert moderna["sold_out_at"].endswith("+02:00") and moderna["sold_out_at_utc"].endswith("+00:00")
+    assert pd.Timestamp(moderna["sold_out_at"]) == pd.Timestamp(moderna["sold_out_at_utc"])
+    assert summary["janssen"]["sold_out_at"] is None
+    assert 0 < moderna["fill_rate"] < 1
+    assert moderna["allocated"] == allocations.loc[allocations["vaccine"] == "moderna", "allocated"].astype(int).sum()
