@@ -9,19 +9,22 @@ from sqlalchemy import Engine
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
+from pipeline.adapters.files.report import write_report
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.sink import save_message
 from pipeline.domain.allocate import ALLOCATION_COLUMNS
 from pipeline.domain.schedule import DELIVERY_COLUMNS
+from pipeline.domain.report import report_data
 from pipeline.domain.summary import emails_summary, manifest_rounds, summarise
 
 from .letters import confirmations
+from .runs import depot_days_with_changes
 
 MAIL_CHUNK = 500  # outbox rows whose emails are rebuilt at once
 
 
 def write_outputs(engine: Engine, run: int, out: Path) -> dict:
-    """allocations.csv, deliveries.csv, rejections.csv, manifests/ and summary.json of one run."""
+    """allocations.csv, deliveries.csv, rejections.csv, manifests/, summary.json and report.html of one run."""
     out.mkdir(parents=True, exist_ok=True)
     with engine.connect() as c:
         row = queries.run_row(c, run)
@@ -31,6 +34,9 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
         read = queries.lines(c, run, row.session_id)
         rejections = queries.rejections(c, row.session_id)
         counts = queries.outbox_counts(c, run)
+        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
+        before = queries.previous_run(c, row)
+        previous = queries.lines(c, before.id, row.session_id) if before is not None else None
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -40,6 +46,9 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     summary = summarise(session, row, read.lines, deliveries)
     summary["emails"] = emails_summary(counts)
     write_json(summary, out / "summary.json")
+    write_report(report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days,
+                             summary["emails"], None if previous is None else (previous.lines, previous.deliveries)),
+                 out / "report.html")
     return summary
 
 

@@ -16,11 +16,9 @@ import json
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-import pandas as pd
-
 from pipeline.adapters.db import queries
 from pipeline.domain.changes import Changes, merged
-from pipeline.domain.outbox import line_states
+from pipeline.domain.versions import differences
 
 from . import ServiceError
 from .confirmations import rewritten
@@ -83,34 +81,8 @@ def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> d
         new = queries.Lines(decisions[queries.LINE_COLUMNS], deliveries)
         old = queries.lines(c, latest.id, session_id)
         outbox = rewritten(c, session_id, latest, cumulative, new, queries.recipients(c, session_id, latest.id))
-    return _differences(old, new) | {
+    return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {
         "session": session_id, "version": latest.version + 1, "recipients": sorted(outbox["recipient_id"])}
-
-
-def _differences(old: queries.Lines, new: queries.Lines) -> dict:
-    was = line_states(old.lines, old.deliveries).set_index("order_id")["state"]
-    now = line_states(new.lines, new.deliveries).set_index("order_id")["state"]
-    changed = sorted(now.index[now != was.reindex(now.index)])
-    before, after = old.lines.set_index("order_id"), new.lines.set_index("order_id")
-    lines = [{"order_id": k, "allocated_before": int(before.at[k, "allocated"]),
-              "allocated_after": int(after.at[k, "allocated"]), "reason_before": before.at[k, "reason"],
-              "reason_after": after.at[k, "reason"]} for k in changed]
-    days_before, days_after = _days(old.deliveries, changed), _days(new.deliveries, changed)
-    moved = [{"order_id": k, "before": days_before.get(k, []), "after": days_after.get(k, [])} for k in changed
-             if days_before.get(k, []) != days_after.get(k, [])]
-    vials = {key: {"before": int(before.loc[before["vaccine"] == key, "allocated"].sum()),
-                   "after": int(after.loc[after["vaccine"] == key, "allocated"].sum())}
-             for key in dict.fromkeys([*old.lines["vaccine"], *new.lines["vaccine"]])}
-    return {"lines": lines, "vials": vials, "deliveries": moved}
-
-
-def _days(deliveries: pd.DataFrame, order_ids: list[str]) -> dict[str, list[dict]]:
-    """These lines' deliveries, each line's dated days in date order, then its pending vials."""
-    mine = deliveries[deliveries["order_id"].isin(order_ids)]
-    found: dict[str, list[dict]] = {}
-    for order_id, day, vials in zip(mine["order_id"], mine["delivery_date"], mine["vials"]):
-        found.setdefault(order_id, []).append({"date": None if day is None else day.isoformat(), "vials": int(vials)})
-    return {k: sorted(v, key=lambda x: (x["date"] is None, x["date"] or "")) for k, v in found.items()}
 
 
 def _ready(session_id: str, latest) -> None:
