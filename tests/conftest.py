@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline.domain.rules import Session, Vaccine
 
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"  # the notice's session, as shipped
 # The two conformance scenarios, with the outputs an independent implementation gives for them.
 EXAMPLES = Path(__file__).resolve().parent / "conformance"
 
@@ -84,3 +89,19 @@ def orders(*lines: dict) -> pd.DataFrame:
 def by_order(decisions: pd.DataFrame) -> dict[str, tuple[int, str, str]]:
     """Each line's (allocated, status, reason), by order id."""
     return {row.order_id: (int(row.allocated), row.status, row.reason) for row in decisions.itertuples()}
+
+
+def vialflow(*args: str) -> subprocess.CompletedProcess:
+    """The `vialflow` command as a user runs it, with none of this environment's VIALFLOW_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def fixture_run(tmp_path_factory) -> Path:
+    """`vialflow run` of the shipped fixture, once: a run folder that tests read and never change (copy it first)."""
+    folder = tmp_path_factory.mktemp("fixture-run") / "out"
+    done = vialflow("run", str(FIXTURE), "--out", str(folder))
+    assert done.returncode == 0, done.stderr
+    return folder

@@ -4,31 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
+from tests.conftest import vialflow
+
 CONTRACT_KEYS = ["order_id", "run", "rank", "requested", "cap", "cap_used_before", "after_cap", "after_unit",
                  "supply_before", "allocated", "status", "reason", "deliveries", "pending"]
 
 
-def vialflow(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("run") / "out"
-    done = vialflow("run", str(FIXTURE), "--out", str(folder))
-    assert done.returncode == 0, done.stderr
-    return folder
+
+@pytest.fixture
+def out(fixture_run) -> Path:
+    return fixture_run
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
+from tests.conftest import vialflow
+
 CHARTS = ["chart-vaccines", "chart-timeline-moderna", "chart-departments", "chart-capacity", "chart-refusals",
           "chart-emails"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -23,18 +23,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def vialflow(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("report") / "out"
-    done = vialflow("run", str(FIXTURE), "--out", str(folder))
-    assert done.returncode == 0, done.stderr
-    return folder
+
+@pytest.fixture
+def out(fixture_run) -> Path:
+    return fixture_run
 
 
 def test_each_run_writes_its_report_beside_its_other_outputs(out):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +11,7 @@ import pytest
 from pipeline.adapters.files.outputs import write_manifests
 from pipeline.adapters.files.safety import UnsafePath, inside, spreadsheet_text
 from pipeline.adapters.mail.sink import save_message
+from tests.conftest import FIXTURE, vialflow
 
 ESCAPE = "../../../tmp/trav-escape"
 
@@ -138,8 +135,6 @@ def test_a_symlink_planted_in_the_mail_folder_is_not_written_through(tmp_path):
 
 # -- the manifests, and the whole run ------------------------------------------------------------------------
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "2021-06-14"
-
 
 def rounds(*officines: str) -> pd.DataFrame:
     return pd.DataFrame({"depot_id": ["D-1"] * len(officines), "delivery_date": ["2021-06-21"] * len(officines),
@@ -170,10 +165,6 @@ def test_the_manifest_writer_refuses_a_depot_id_that_climbs_out_whatever_the_rea
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def vialflow(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
-    return subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
 
 
 def test_a_depot_id_of_dot_dots_stops_the_run_in_one_line_and_writes_nothing_anywhere(tmp_path):

@@ -16,6 +16,8 @@ import json
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+import pandas as pd
+
 from pipeline.adapters.db import queries
 from pipeline.domain.changes import Changes, merged
 from pipeline.domain.versions import differences
@@ -34,12 +36,7 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
     if not reason.strip():
         raise ServiceError("a reason is required (--reason)")
     with engine.begin() as c:
-        session = queries.session_row(c, session_id)
-        if session is None:
-            raise ServiceError(f"unknown session {session_id}")
-        latest = queries.latest_run(c, session_id)
-        if latest is None:
-            raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
+        session, latest = _session_and_latest(c, session_id)
         if latest.version > 1 and merged(queries.previous_run(c, latest).changes or {}, changes) == latest.changes:
             return latest.id, False  # the request that made the latest version, sent again
         _ready(session_id, latest)
@@ -64,16 +61,10 @@ def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> d
     before and after, and the recipients (FINESS or RPPS, sorted) who would be emailed
     "annule et remplace". Refused as `request_reallocation` refuses."""
     with engine.connect() as c:
-        session = queries.session_row(c, session_id)
-        if session is None:
-            raise ServiceError(f"unknown session {session_id}")
-        latest = queries.latest_run(c, session_id)
-        if latest is None:
-            raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
+        session, latest = _session_and_latest(c, session_id)
         _ready(session_id, latest)
-        _check(c, session_id, latest, changes)
+        decisions = _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes or {}, changes)
-        decisions = decide(c, session_id, cumulative)
         served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
         depots = queries.registers(c, session_id, "pharmacies").set_index("finess")["depot_id"]
         served.insert(2, "depot_id", served["finess"].map(depots))
@@ -85,12 +76,25 @@ def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> d
         "session": session_id, "version": latest.version + 1, "recipients": sorted(outbox["recipient_id"])}
 
 
+def _session_and_latest(c: Connection, session_id: str):
+    """The session's row and its latest run, or why there is nothing to reallocate."""
+    session = queries.session_row(c, session_id)
+    if session is None:
+        raise ServiceError(f"unknown session {session_id}")
+    latest = queries.latest_run(c, session_id)
+    if latest is None:
+        raise ServiceError(f"session {session_id} is not closed yet: there is nothing to reallocate")
+    return session, latest
+
+
 def _ready(session_id: str, latest) -> None:
     if latest.prepared_at is None:
         raise ServiceError(f"session {session_id}: run {latest.version} is still under way; try again when it is done")
 
 
-def _check(c: Connection, session_id: str, latest, changes: Changes) -> None:
+def _check(c: Connection, session_id: str, latest, changes: Changes) -> pd.DataFrame:
+    """Refuse a request that does not fit the session or what has left the depots; the decisions
+    the new version would make when it fits."""
     session = queries.session_rules(c, session_id)
     for key, vials in changes.supply.items():
         if key not in session.vaccines:
@@ -114,6 +118,17 @@ def _check(c: Connection, session_id: str, latest, changes: Changes) -> None:
             raise ServiceError(f"supply: {vials} {key} vials is less than the {gone} already delivered "
                                f"on or before {changes.effective}")
     _check_redistributions(c, session_id, latest, changes)
+    # R11: what has left a depot stays delivered, so no line may now get less than it has received.
+    decisions = decide(c, session_id, merged(latest.changes or {}, changes))
+    received = gone_out.groupby("order_id")["vials"].sum()
+    short = decisions.set_index("order_id")["allocated"].reindex(received.index) < received
+    if short.any():
+        order_id = sorted(received.index[short.to_numpy()])[0]
+        line = decisions.set_index("order_id").loc[order_id]
+        raise ServiceError(f"supply: line {order_id} would get {int(line['allocated'])} {line['vaccine']} vials, fewer "
+                           f"than the {int(received[order_id])} delivered on or before {changes.effective}; "
+                           "give that vaccine more supply")
+    return decisions
 
 
 def _check_redistributions(c: Connection, session_id: str, latest, changes: Changes) -> None:

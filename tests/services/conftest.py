@@ -10,7 +10,7 @@ from sqlalchemy import create_engine
 
 from pipeline.adapters.db import migrate
 from pipeline.adapters.files.scenario import load_scenario
-from pipeline.services import runs
+from pipeline.services import confirmations, runs
 from tests.conftest import EXAMPLES
 
 CLOSED = dt.datetime(2021, 6, 16, 5, tzinfo=dt.timezone.utc)
@@ -35,3 +35,11 @@ def db():
 def closed(db, scenario) -> int:
     """The session loaded and closed: its first run's id."""
     return runs.close_session(db, runs.store_scenario(db, scenario, CLOSED), CLOSED)
+
+
+@pytest.fixture
+def prepared(db, closed) -> int:
+    """The first run allocated, scheduled and its outbox written: its id."""
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        step(db, closed, CLOSED)
+    return closed

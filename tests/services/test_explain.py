@@ -7,26 +7,17 @@ import pytest
 
 from pipeline.adapters.db import queries
 from pipeline.domain.rules import NAMED_KINDS
-from pipeline.services import ServiceError, confirmations, runs
+from pipeline.services import ServiceError
 from pipeline.services.explain import explain
-from tests.services.conftest import CLOSED
 
 CONTRACT_KEYS = ["order_id", "run", "rank", "requested", "cap", "cap_used_before", "after_cap", "after_unit",
                  "supply_before", "allocated", "status", "reason", "deliveries", "pending"]
 
 
 @pytest.fixture
-def scheduled(db, closed) -> int:
-    runs.allocate_run(db, closed, CLOSED)
-    runs.schedule_run(db, closed, CLOSED)
-    confirmations.prepare_confirmations(db, closed, CLOSED)
-    return closed
-
-
-@pytest.fixture
-def lines(db, scheduled) -> pd.DataFrame:
+def lines(db, prepared) -> pd.DataFrame:
     with db.connect() as c:
-        return queries.lines(c, scheduled, queries.run_row(c, scheduled).session_id).lines
+        return queries.lines(c, prepared, queries.run_row(c, prepared).session_id).lines
 
 
 def test_the_explanation_starts_with_the_keys_of_the_contract_in_their_order(db, lines):

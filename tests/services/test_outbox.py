@@ -10,20 +10,12 @@ import pytest
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.mail.smtp import Outcome
-from pipeline.services import confirmations, runs
+from pipeline.services import confirmations
 from tests.services.conftest import CLOSED
 from tests.services.fakes import FakeSmtp, SenderDied
 
 SENDER = "Vaccination <ne-pas-repondre@vialflow.example.fr>"
 DELAYS = (30, 120)
-
-
-@pytest.fixture
-def prepared(db, closed) -> int:
-    runs.allocate_run(db, closed, CLOSED)
-    runs.schedule_run(db, closed, CLOSED)
-    confirmations.prepare_confirmations(db, closed, CLOSED)
-    return closed
 
 
 def rows(db, run: int):

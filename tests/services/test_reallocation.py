@@ -13,18 +13,10 @@ from pipeline.adapters.db.tables import Base
 from pipeline.domain.changes import Changes
 from pipeline.domain.rules import NAMED_KINDS
 from pipeline.services import ServiceError, confirmations, runs
-from pipeline.services.reallocation import request_reallocation
+from pipeline.services.reallocation import preview_reallocation, request_reallocation
 from tests.services.conftest import CLOSED
 
 LATER = CLOSED + dt.timedelta(days=1)
-
-
-@pytest.fixture
-def prepared(db, closed) -> int:
-    runs.allocate_run(db, closed, CLOSED)
-    runs.schedule_run(db, closed, CLOSED)
-    confirmations.prepare_confirmations(db, closed, CLOSED)
-    return closed
 
 
 def versions(db) -> int:
@@ -102,3 +94,14 @@ def test_r11_a_cancelled_line_emails_its_officine_and_professional_again_and_the
     parties = set(changed["finess"]) | set(changed.loc[changed["effector"].isin(NAMED_KINDS), "rpps"])
     assert set(after.index) == parties & set(before.index)
     assert (after["replaces"] == before.loc[after.index, "message_id"]).all()
+
+
+def test_r11_a_supply_that_would_leave_a_line_below_what_it_has_received_is_refused_before_anything_is_written(
+        db, scenario, prepared):
+    # Found by the preview's property test: the request was recorded, then its scheduling step failed.
+    request = changes(effective="2021-06-18", supply={"astrazeneca": 331, "janssen": 494})
+    with pytest.raises(ServiceError, match=r"supply: line A-\S+ would get \d+ \w+ vials, fewer than the \d+ delivered"):
+        request_reallocation(db, scenario.session.id, request, "Ops", "why", LATER)
+    with pytest.raises(ServiceError, match="fewer than the"):
+        preview_reallocation(db, scenario.session.id, request)
+    assert versions(db) == 1
