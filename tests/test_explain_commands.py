@@ -79,3 +79,12 @@ def test_summary_json_gives_each_vaccine_s_supply_fill_rate_and_sold_out_instant
     assert summary["janssen"]["sold_out_at"] is None
     assert 0 < moderna["fill_rate"] < 1
     assert moderna["allocated"] == allocations.loc[allocations["vaccine"] == "moderna", "allocated"].astype(int).sum()
+
+
+def test_r5_the_officine_s_email_says_the_nurses_cap_that_cut_its_line(out):
+    allocations = pd.read_csv(out / "allocations.csv", dtype=str)
+    line = allocations[(allocations["reason"] == "cap") & (allocations["effector"] == "infirmier")].iloc[0]
+    cap = json.loads(vialflow("explain", line["order_id"], "--out", str(out), "--json").stdout)["cap"]
+    [mail] = [p for p in (out / "mail").glob("*.eml") if f"X-Vialflow-Recipient: {line['finess']}" in p.read_text()]
+    text = mail.read_text(encoding="utf-8")
+    assert f"Plafond de {cap} flacons pour les infirmiers rattach" in text.replace("=\n", "")

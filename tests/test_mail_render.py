@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import datetime as dt
 import email
@@ -160,9 +162,9 @@ def test_r9_officine_email_lists_own_and_professionals_lines():
 
 def test_r9_each_line_shows_vaccine_injection_requested_and_served():
     text = text_of(parse(render(confirmation())))
-    assert "* AstraZeneca, 1ère injection (commande A-0002)\n  Demandé : 8 flacons. Servi : 5 (servie en partie).\n" \
+    assert "* AstraZeneca, 1re injection (commande A-0002)\n  Demandé : 8 flacons. Servi : 5 (servie en partie).\n" \
         in text
-    assert "* Janssen, 1ère injection (commande A-0001)\n  Demandé : 10 flacons. Servi : 10 (servie en totalité).\n" \
+    assert "* Janssen, 1re injection (commande A-0001)\n  Demandé : 10 flacons. Servi : 10 (servie en totalité).\n" \
         in text
 
 
@@ -278,6 +280,25 @@ def test_r9_reasons_are_plain_french_sentences(reason, phrase):
     assert phrase in motif.lower() and motif.endswith(".") and len(motif) > 40
 
 
+@pytest.mark.parametrize("effector, rpps, cap, said", [
+    ("medecin", "10000000001", 5, "Plafond de 5 flacons par médecin atteint"),
+    ("pharmacien", "", 5, "Plafond de 5 flacons pour l'officine atteint"),
+    ("infirmier", "", 20, "Plafond de 20 flacons pour les infirmiers rattachés à l'officine atteint"),
+])
+def test_r4_r5_a_line_cut_by_its_cap_says_the_cap_in_vials(effector, rpps, cap, said):
+    cut = dataclasses.replace(line("A-0009", effector, rpps=rpps, requested=8, allocated=cap, reason="cap"), cap=cap)
+    message = parse(render(confirmation([cut])))
+    [motif] = [row for row in text_of(message).splitlines() if row.startswith("  Motif : ")]
+    assert motif.startswith(f"  Motif : {said}")
+    assert said in html_of(message).replace("&#39;", "'")
+
+
+def test_r9_injections_are_written_1re_and_2e():
+    text = text_of(parse(render(confirmation([line("A-0001"), line("A-0002", injection="second")]))))
+    assert "Janssen, 1re injection" in text and "Janssen, 2e injection" in text
+    assert "1ère" not in text and "2nde" not in text
+
+
 def test_r9_a_served_line_shows_no_reason():
     assert "Motif" not in text_of(parse(render(confirmation([OFFICINE_LINES[0]]))))
     assert set(REASONS) == {"cap", "unit", "supply", "eligibility", "window", "zone", "not_attached",
@@ -305,10 +326,10 @@ def test_r9_calendar_has_one_all_day_event_per_scheduled_delivery_date():
     assert all("DTSTAMP:" in event and "DTEND;VALUE=DATE:" in event for event in events)
     june_25 = events[3]
     assert "SUMMARY:Livraison de vaccins : 14 flacons\r\n" in june_25
-    assert ("DESCRIPTION:Janssen 1ère injection : 10 flacons (commande A-0001)\\nJanssen 1ère injection\\, "
+    assert ("DESCRIPTION:Janssen 1re injection : 10 flacons (commande A-0001)\\nJanssen 1re injection\\, "
             "Dr Camille Morel : 4 flacons (commande A-0005)\\nRendez-vous à partir du samedi 26 juin 2021.\r\n") \
         in june_25
-    assert "AstraZeneca 1ère injection\\, Élodie Le Goff : 10 flacons (commande A-0006)" in events[1]
+    assert "AstraZeneca 1re injection\\, Élodie Le Goff : 10 flacons (commande A-0006)" in events[1]
 
 
 def test_r11_a_replacement_updates_the_same_calendar_events():

@@ -19,7 +19,7 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     session = queries.session_rules(c, run.session_id)
     officines = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k == "officine"]
     people = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k != "officine"]
-    read = queries.lines(c, run.id, run.session_id, officines=officines, people=people)
+    read = queries.lines(c, run.id, run.session_id, officines=officines, people=people, trace=True)
     lines = read.lines.sort_values("rank", kind="stable").to_dict("records")
     days = _deliveries(read.deliveries)
     pharmacies = queries.contacts(c, "pharmacies", run.session_id, officines)
@@ -79,4 +79,5 @@ def _line(line: dict, deliveries: tuple, session: Session, professionals: dict[s
                 professional=person["name"] if person else "", vaccine=line["vaccine"],
                 vaccine_label=vaccine.label if vaccine else line["vaccine"], injection=line["injection"],
                 requested=int(line["requested"]), allocated=int(line["allocated"]), status=line["status"],
-                reason=line["reason"], deliveries=deliveries)
+                reason=line["reason"], deliveries=deliveries,
+                cap=None if pd.isna(line["cap"]) else int(line["cap"]))

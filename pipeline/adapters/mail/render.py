@@ -35,7 +35,7 @@ _CSV_HEADER = ",".join(CSV_COLUMNS) + "\r\n"
 
 KIND_LABELS = {"pharmacien": "pharmacien", "medecin": "médecin", "medecin_travail": "médecin du travail",
                "sage_femme": "sage-femme", "infirmier": "infirmiers rattachés"}
-INJECTION_LABELS = {"first": "1ère injection", "second": "2nde injection"}
+INJECTION_LABELS = {"first": "1re injection", "second": "2e injection"}  # as French typography abbreviates
 STATUS_LABELS = {"served": "servie en totalité", "partial": "servie en partie", "refused": "refusée"}
 REASONS = {
     "cap": "Plafond par professionnel atteint : la quantité demandée dépasse le nombre de flacons ouverts "
@@ -76,6 +76,7 @@ class Line:
     # CONTRACT's last column. Empty (the usual case): delivery date + 7 days on the officine's email (R10),
     # empty on a professional's. A value given here is written as is on every row of the line.
     redistribution_from: str = ""
+    cap: int | None = None  # vials of the beneficiary's cap (R4, R5), said when the cap cut the line
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def _line_view(line: Line, officine: bool) -> dict:
     """One line as the templates and the calendar show it, built from fragments rendered once per value."""
     vaccine, injection, text, cells, deliveries = _shown(
         line.vaccine_label or line.vaccine, line.injection, line.requested, line.allocated, line.status,
-        line.reason, line.deliveries, officine)
+        line.reason, line.deliveries, officine, _cap_reason(line) if line.reason == "cap" else None)
     named = line.effector not in ("pharmacien", "infirmier")
     beneficiary = (clean(line.professional) or f"RPPS {clean(line.rpps)}") if named else ""
     return {
@@ -219,16 +220,26 @@ def _line_view(line: Line, officine: bool) -> dict:
 
 @lru_cache(maxsize=16384)
 def _shown(vaccine: str, injection: str, requested: int, allocated: int, status: str, reason: str,
-           deliveries: tuple, officine: bool) -> tuple[str, str, str, str, Markup]:
+           deliveries: tuple, officine: bool, said: str | None = None) -> tuple[str, str, str, str, Markup]:
     """What a line shows apart from its ids: (vaccine, injection, text, HTML cells, HTML deliveries). The
-    same few combinations recur from line to line."""
+    same few combinations recur from line to line. `said`, when given, is the reason in full."""
     vaccine = clean(vaccine)
     injection = INJECTION_LABELS.get(injection) or clean(injection)
     shown_reason = reason if status != "served" or reason not in ("ok", "") else ""
-    outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason)
+    outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason, said)
     parts = [_delivery(day, count, officine) for day, count in deliveries]
     return (vaccine, injection, outcome[0] + "".join([text for text, _ in parts]), outcome[1],
             Markup("".join([html for _, html in parts]) or "&mdash;"))
+
+
+def _cap_reason(line: Line) -> str | None:
+    """R4, R5: the cap that cut the line, in vials, as the pharmacist will check it."""
+    if line.cap is None:
+        return None
+    whose = {"pharmacien": "pour l'officine", "infirmier": "pour les infirmiers rattachés à l'officine"}.get(
+        line.effector) or f"par {KIND_LABELS.get(line.effector) or clean(line.effector)}"
+    return (f"Plafond de {vials(line.cap)} {whose} atteint pour ce vaccin et cette injection, compte tenu "
+            "des lignes déjà commandées.")
 
 
 def _group_title(effector: str, name: str, rpps: str) -> str:
@@ -244,9 +255,9 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _outcome(vaccine: str, injection: str, requested: int, allocated: int, status: str,
-             reason: str) -> tuple[str, str]:
+             reason: str, said: str | None = None) -> tuple[str, str]:
     values = (vaccine, injection, vials(requested), allocated, STATUS_LABELS.get(status) or clean(status),
-              (REASONS.get(reason) or clean(reason)) if reason else "")
+              (said or REASONS.get(reason) or clean(reason)) if reason else "")
     return tuple(parts.outcome(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
