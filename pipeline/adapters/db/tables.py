@@ -32,6 +32,9 @@ class SessionRow(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     confirmations_started_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
+    # One `vialflow run` or `reallocate` at a time per session: a lease its holder renews while it works.
+    held_by: Mapped[str | None] = mapped_column(String(200))
+    held_until: Mapped[dt.datetime | None] = mapped_column(UTC)
 
 
 class Pharmacy(Base):
@@ -121,6 +124,8 @@ class Run(Base):
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     prepared_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its outbox rows are written
     sending_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its emails were handed to the email queue
+    exported_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its files were written to the export folder
+    settled_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # every email sent, failed or unknown
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
 
 
@@ -174,7 +179,7 @@ class Outbox(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("run_id", "recipient_id"),)
+    __table_args__ = (UniqueConstraint("run_id", "recipient_id"), Index("ix_outbox_state_lease", "state", "lease_until"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     recipient_id: Mapped[str] = mapped_column(String(16))  # FINESS or RPPS
@@ -187,3 +192,24 @@ class Outbox(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     detail: Mapped[str | None] = mapped_column(Text)  # the last SMTP reply, never an address
+    # Until when the row is spoken for: a `pending` row handed to the email queue, a `claimed` or
+    # `sending` one held by its task. Past it, beat hands the row out again (pending, claimed) or
+    # records it `unknown` (sending: it may have gone out).
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTC)
+
+
+class Action(Base):
+    """What a person did, and why: resends, reallocations, purges, and the console's look-ups.
+    Written, never updated or deleted by the service."""
+
+    __tablename__ = "actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    actor: Mapped[str] = mapped_column(Text)  # the operator's or account's name
+    action: Mapped[str] = mapped_column(String(32))  # resend, purge, lookup, explain, preview, reallocate, ...
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    target: Mapped[str | None] = mapped_column(Text)  # a FINESS, an order id, a run: never an address or a name
+    reason: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(64))  # where it came from (the console's client)
+    detail: Mapped[dict | None] = mapped_column(JSON)
