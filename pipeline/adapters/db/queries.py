@@ -412,3 +412,19 @@ def officine_emails(c: Connection, finess: str, session_ids: list[str]) -> pd.Da
                       .where(r.c.session_id.in_(session_ids), b.c.recipient_id == finess,
                              b.c.recipient_kind == "officine")
                       .order_by(b.c.run_id, b.c.id))
+
+
+# What people did (resends, reallocations, purges, the console's look-ups): written, never changed.
+
+def record_action(c: Connection, at: dt.datetime, actor: str, action: str, *, session_id: str | None = None,
+                  run_id: int | None = None, target: str | None = None, reason: str | None = None,
+                  address: str | None = None, detail: dict | None = None) -> None:
+    c.execute(T["actions"].insert().values(at=at, actor=actor, action=action, session_id=session_id, run_id=run_id,
+                                           target=target, reason=reason, address=address, detail=detail))
+
+
+def actions(c: Connection, limit: int = 500, **where: object) -> pd.DataFrame:
+    """The newest actions first; `where` filters on columns (action="resend", session_id=...)."""
+    table = T["actions"]
+    query = select(table).where(*(table.c[name] == value for name, value in where.items()))
+    return read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
