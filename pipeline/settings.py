@@ -16,13 +16,19 @@ class Settings:
     smtp_url: str | None = None      # None: an SMTP server on loopback writing DIR/mail/
     mail_from: str = "Vaccination COVID-19 <ne-pas-repondre@vialflow.example.fr>"
     retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600)  # seconds before each new SMTP attempt
+    # How long an email handed to the queue, or claimed by a sender, is spoken for; past it beat
+    # hands it out again (or, if it was going out, records it unknown).
+    lease_seconds: int = 300
+    export_dir: str | None = None    # where each run's files are exported (the deployed form)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         return cls(env.get("VIALFLOW_DATABASE_URL") or None, env.get("VIALFLOW_BROKER_URL") or None,
                    env.get("VIALFLOW_SMTP_URL") or None, env.get("VIALFLOW_MAIL_FROM") or cls.mail_from,
-                   _seconds(env.get("VIALFLOW_SMTP_RETRY_DELAYS")) or cls.retry_delays)
+                   _seconds(env.get("VIALFLOW_SMTP_RETRY_DELAYS")) or cls.retry_delays,
+                   _positive(env.get("VIALFLOW_LEASE_SECONDS"), "VIALFLOW_LEASE_SECONDS") or cls.lease_seconds,
+                   env.get("VIALFLOW_EXPORT_DIR") or None)
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""
@@ -49,3 +55,11 @@ def _seconds(text: str | None) -> tuple[int, ...] | None:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ValueError(f"VIALFLOW_SMTP_RETRY_DELAYS must be seconds separated by commas, got {text!r}") from None
+
+
+def _positive(text: str | None, name: str) -> int | None:
+    if not text:
+        return None
+    if not text.strip().isdigit() or int(text) == 0:
+        raise ValueError(f"{name} must be a whole number of seconds above 0, got {text!r}")
+    return int(text)

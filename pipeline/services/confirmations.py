@@ -4,6 +4,11 @@ Every email is a row before it is a message. A chunk claims its rows, marks a fe
 `sending` just before handing them to the SMTP server, and records each outcome at once; a
 redelivered chunk (same task id) turns its own rows left in `sending` into `unknown`: they may
 have gone out, so they are reported, never resent blindly.
+
+Every hand-over is a lease (`outbox.lease_until`): a row handed to the queue, claimed or going
+out is spoken for until then. `recover` (beat's tick, and a rerun of the command) hands the
+rows whose lease ran out again, or records them `unknown` if they were going out: no row stays
+waiting because a message, a worker or a command was lost.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from pipeline.domain.outbox import (TERMINAL, changed_recipients, line_states, m
 from pipeline.settings import Settings
 
 from .letters import confirmations
+from . import ServiceError
 from .runs import DONE, gate
 
 BATCH = 32  # messages marked `sending`, or outcomes recorded, at once: a crash leaves at most two batches unknown
 
-__all__ = ["TERMINAL", "prepare_confirmations", "start_sending", "runs_to_confirm", "due", "outbox_counts",
-           "send_chunk"]
+__all__ = ["TERMINAL", "prepare_confirmations", "start_sending", "runs_to_confirm", "due", "hand_out", "recover",
+           "settle", "outbox_counts", "outbox_listing", "resend", "send_chunk"]
+RESENDABLE = ("unknown", "failed")
 
 
 def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
@@ -78,9 +85,66 @@ def start_sending(engine: Engine, run: int, now: dt.datetime) -> bool:
 
 def runs_to_confirm(engine: Engine, now: dt.datetime) -> list[int]:
     """Prepared runs whose emails have not been handed over and whose session's
-    `confirmation_at` has passed (R9); and runs with emails due for another try."""
+    `confirmation_at` has passed (R9)."""
     with engine.connect() as c:
         return queries.runs_to_confirm(c, now)
+
+
+def hand_out(engine: Engine, run: int, now: dt.datetime, lease: int) -> list[int]:
+    """The run's emails ready to go that nobody holds, leased to the email queue for `lease` seconds."""
+    with engine.begin() as c:
+        return queries.hand_out(c, run, now, now + dt.timedelta(seconds=lease))
+
+
+def recover(engine: Engine, now: dt.datetime, session_id: str | None = None, everything: bool = False) -> dict:
+    """Leases that ran out: claims back to pending, rows that were going out to `unknown`. Returns
+    those counts and `runs`, the runs with emails ready and unheld (to hand out again), and
+    `settled`, the runs whose emails have all just settled. With `everything`, the session's
+    claims whatever their lease (their embedded sender is known to be gone)."""
+    with engine.begin() as c:
+        found = queries.recover_leases(c, now, session_id, everything)
+        found["runs"] = queries.runs_with_stranded_emails(c, now)
+        found["settled"] = [run for run in queries.runs_unsettled(c) if queries.settle(c, run, now)]
+    return found
+
+
+def settle(engine: Engine, run: int, now: dt.datetime) -> bool:
+    """Stamp the run settled if none of its emails is waiting: True for the one caller that did."""
+    with engine.begin() as c:
+        return queries.settle(c, run, now)
+
+
+def outbox_listing(engine: Engine, session_id: str, run: int | None = None, state: str | None = None,
+                   addresses: bool = False) -> pd.DataFrame:
+    """A session's emails: id, version, recipient_id, recipient_kind, state, attempts, sent_at,
+    next_attempt_at, detail, message_id (and email, only when `addresses`)."""
+    with engine.connect() as c:
+        if queries.session_row(c, session_id) is None:
+            raise ServiceError(f"unknown session {session_id}")
+        return queries.outbox_listing(c, session_id, run, state, addresses)
+
+
+def resend(engine: Engine, session_id: str, run: int | None, state: str | None, operator: str, reason: str,
+           now: dt.datetime, ids: list[int] | None = None) -> list[int]:
+    """Put the session's `unknown` or `failed` emails (of one run, one state, or the given `ids`)
+    back in the outbox, deliberately, recorded with who and why. Returns the reopened ids; the
+    caller hands their runs out."""
+    if not operator.strip():
+        raise ServiceError("an operator name is required (--operator)")
+    if not reason.strip():
+        raise ServiceError("a reason is required (--reason)")
+    if state is not None and state not in RESENDABLE:
+        raise ServiceError(f"only unknown or failed emails are sent again, not {state}")
+    listed = outbox_listing(engine, session_id, run, state)
+    chosen = listed[listed["state"].isin(RESENDABLE)]
+    if ids is not None:
+        chosen = chosen[chosen["id"].isin(ids)]
+    with engine.begin() as c:
+        reopened = queries.reopen_for_resend(c, [int(i) for i in chosen["id"]], RESENDABLE)
+        if reopened:
+            queries.record_action(c, now, operator.strip(), "resend", session_id=session_id, reason=reason.strip(),
+                                  run_id=run, target=f"{len(reopened)} email(s)", detail={"outbox_ids": reopened})
+    return reopened
 
 
 def due(engine: Engine, run: int, now: dt.datetime) -> list[int]:
@@ -96,15 +160,17 @@ def outbox_counts(engine: Engine, run: int) -> dict[str, int]:
 
 def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, target: SmtpTarget,
                sender: str, connections: int = 8, delays: tuple[int, ...] = Settings.retry_delays,
-               send=send_all_sync) -> dict[str, int]:
+               send=send_all_sync, lease: int = Settings.lease_seconds) -> dict[str, int]:
     """Send the outbox rows `ids` that are still due; returns how many ended in each state.
 
     Rows are marked `sending` a batch at a time just before they go out, and outcomes are recorded
     a batch at a time as they come back: a crash leaves at most two batches in `sending`. `send` is
-    the SMTP port (`send_all_sync`'s shape); the service tests give it a fake.
+    the SMTP port (`send_all_sync`'s shape); the service tests give it a fake. Each claim, and each
+    batch going out, is held for `lease` seconds from when it is taken.
     """
+    clock = lambda: max(now, dt.datetime.now(dt.timezone.utc))  # noqa: E731 - `now` may be a test's fixed instant
     with engine.begin() as c:
-        mine = queries.claim(c, ids, claimant, now)
+        mine = queries.claim(c, ids, claimant, now, clock() + dt.timedelta(seconds=lease))
         letters = list(zip(mine["id"].tolist(), _letters(c, mine, sender)))
     counts: dict[str, int] = defaultdict(int)
     attempts = dict(zip(mine["id"].tolist(), mine["attempts"].tolist()))
@@ -132,8 +198,9 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
                 except ValueError:  # an address or name the register gave that no email can carry
                     on_result(outbox_id, Outcome.FAILED, "not sent: the register's address or name cannot be used")
             with engine.begin() as c:
-                queries.mark_sending(c, [item[0] for item in batch])
-            yield from batch
+                held = queries.mark_sending(c, [item[0] for item in batch], claimant,
+                                            clock() + dt.timedelta(seconds=lease))
+            yield from (item for item in batch if item[0] in held)
 
     try:
         send(target, feed(), connections=connections, on_result=on_result)
@@ -145,6 +212,11 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
         with engine.begin() as c:
             queries.release(c, ids, claimant, now + dt.timedelta(seconds=delays[0] if delays else 0))
     return dict(counts)
+
+
+def runs_of(engine: Engine, ids: list[int]) -> list[int]:
+    with engine.connect() as c:
+        return queries.runs_of_outbox(c, ids)
 
 
 def _letters(c, rows: pd.DataFrame, sender: str) -> list:

@@ -10,12 +10,13 @@ import pytest
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.mail.smtp import Outcome
-from pipeline.services import confirmations
+from pipeline.services import ServiceError, confirmations
 from tests.services.conftest import CLOSED
 from tests.services.fakes import FakeSmtp, SenderDied
 
 SENDER = "Vaccination <ne-pas-repondre@vialflow.example.fr>"
 DELAYS = (30, 120)
+LATER = CLOSED + dt.timedelta(minutes=5)
 
 
 def rows(db, run: int):
@@ -112,9 +113,106 @@ def test_a_sender_dying_mid_chunk_leaves_sent_rows_sent_unanswered_ones_unknown_
 def test_rows_of_a_claimant_lost_while_sending_are_unknown_when_its_chunk_comes_back(db, prepared):
     ids = rows(db, prepared)["id"].tolist()[:3]
     with db.begin() as c:
-        queries.claim(c, ids, "task-lost", CLOSED)
-        queries.mark_sending(c, ids)
+        queries.claim(c, ids, "task-lost", CLOSED, LATER)
+        queries.mark_sending(c, ids, "task-lost", LATER)
     fake = FakeSmtp()
     confirmations.send_chunk(db, ids, "task-lost", CLOSED, None, SENDER, delays=DELAYS, send=fake)
     assert fake.received == []
     assert set(rows(db, prepared).set_index("id").loc[ids, "state"]) == {"unknown"}
+
+
+def states(db, run: int, ids: list[int]) -> set[str]:
+    return set(rows(db, run).set_index("id").loc[ids, "state"])
+
+
+def test_a_claim_whose_lease_ran_out_is_handed_out_again_and_sent_once(db, prepared):
+    confirmations.start_sending(db, prepared, CLOSED)
+    ids = confirmations.hand_out(db, prepared, CLOSED, lease=60)
+    assert ids and confirmations.hand_out(db, prepared, CLOSED, lease=60) == []  # held by the queue
+    with db.begin() as c:
+        queries.claim(c, ids, "task-gone", CLOSED, CLOSED + dt.timedelta(seconds=60))
+    assert confirmations.recover(db, CLOSED + dt.timedelta(seconds=59))["pending"] == 0
+    found = confirmations.recover(db, CLOSED + dt.timedelta(seconds=61))
+    assert found["pending"] == len(ids) and found["runs"] == [prepared]
+    fake = FakeSmtp()
+    later = CLOSED + dt.timedelta(seconds=61)
+    confirmations.send_chunk(db, confirmations.hand_out(db, prepared, later, 60), "task-2", later, None, SENDER,
+                             delays=DELAYS, send=fake)
+    assert sorted(i for i, _, _ in fake.received) == sorted(ids)
+    assert states(db, prepared, ids) == {"sent"}
+
+
+def test_rows_going_out_when_their_lease_ran_out_are_unknown_and_never_handed_out_again(db, prepared):
+    ids = rows(db, prepared)["id"].tolist()[:4]
+    with db.begin() as c:
+        queries.claim(c, ids, "task-gone", CLOSED, LATER)
+        assert queries.mark_sending(c, ids[:2], "task-gone", LATER) == set(ids[:2])
+    found = confirmations.recover(db, LATER + dt.timedelta(seconds=1))
+    assert (found["unknown"], found["pending"]) == (2, 2)
+    assert states(db, prepared, ids[:2]) == {"unknown"}
+    assert not set(ids[:2]) & set(confirmations.hand_out(db, prepared, LATER + dt.timedelta(seconds=1), 60))
+
+
+def test_a_sender_whose_claim_was_taken_over_sends_none_of_the_rows_it_lost(db, prepared):
+    ids = rows(db, prepared)["id"].tolist()[:3]
+    with db.begin() as c:
+        queries.claim(c, ids, "slow", CLOSED, CLOSED + dt.timedelta(seconds=1))
+    confirmations.recover(db, CLOSED + dt.timedelta(seconds=2))
+    with db.begin() as c:
+        queries.claim(c, ids, "fast", CLOSED, LATER)
+        assert queries.mark_sending(c, ids, "slow", LATER) == set()
+
+
+def test_an_embedded_rerun_takes_back_every_claim_of_its_session_whatever_the_lease(db, prepared):
+    ids = rows(db, prepared)["id"].tolist()[:3]
+    with db.begin() as c:
+        queries.claim(c, ids, "dead", CLOSED, LATER)
+        queries.mark_sending(c, ids[:1], "dead", LATER)
+    session_id = rows_session(db, prepared)
+    found = confirmations.recover(db, CLOSED, session_id=session_id, everything=True)
+    assert (found["unknown"], found["pending"]) == (1, 2)
+
+
+def rows_session(db, run: int) -> str:
+    with db.connect() as c:
+        return queries.run_row(c, run).session_id
+
+
+def test_the_run_is_stamped_settled_once_every_email_is_sent_failed_or_unknown(db, prepared):
+    confirmations.start_sending(db, prepared, CLOSED)
+    assert not confirmations.settle(db, prepared, CLOSED)
+    send(db, prepared, FakeSmtp())
+    assert confirmations.settle(db, prepared, CLOSED)
+    assert not confirmations.settle(db, prepared, CLOSED)  # once
+
+
+def test_a_deliberate_resend_reopens_only_unknown_or_failed_rows_and_records_who_and_why(db, prepared):
+    everyone = rows(db, prepared)
+    to = addresses(db, prepared)
+    refused = to[int(everyone["id"].iloc[0])]
+    send(db, prepared, FakeSmtp(answers={refused: Outcome.FAILED}))
+    session_id = rows_session(db, prepared)
+    with pytest.raises(ServiceError):
+        confirmations.resend(db, session_id, None, None, "", "no reason", CLOSED)
+    with pytest.raises(ServiceError):
+        confirmations.resend(db, session_id, None, "sent", "Alice", "again", CLOSED)
+    reopened = confirmations.resend(db, session_id, None, None, "Alice", "address fixed", CLOSED)
+    assert reopened == [int(everyone["id"].iloc[0])]
+    assert states(db, prepared, reopened) == {"pending"}
+    with db.connect() as c:
+        action = queries.actions(c, action="resend").iloc[0]
+    assert (action["actor"], action["reason"], action["detail"]) == ("Alice", "address fixed", {"outbox_ids": reopened})
+    assert refused not in str(action.to_dict())
+    fake = FakeSmtp()
+    send(db, prepared, fake)
+    assert [i for i, _, _ in fake.received] == reopened
+
+
+def test_the_listing_shows_addresses_only_when_asked(db, prepared):
+    session_id = rows_session(db, prepared)
+    plain = confirmations.outbox_listing(db, session_id)
+    assert "email" not in plain.columns and len(plain) == len(rows(db, prepared))
+    shown = confirmations.outbox_listing(db, session_id, addresses=True)
+    assert dict(zip(shown["id"], shown["email"])) == addresses(db, prepared)
+    with pytest.raises(ServiceError):
+        confirmations.outbox_listing(db, "no-such-session")

@@ -10,6 +10,7 @@ transactions.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -342,21 +343,37 @@ def start_sending(c: Connection, run: int, now: dt.datetime) -> bool:
 
 
 def runs_to_confirm(c: Connection, now: dt.datetime) -> list[int]:
-    runs, sessions, box = T["runs"], T["sessions"], T["outbox"]
+    """Prepared runs whose emails have not been handed over and whose session's `confirmation_at` has passed (R9)."""
+    runs, sessions = T["runs"], T["sessions"]
     now = now.astimezone(dt.timezone.utc)
-    starting = c.execute(select(runs.c.id).join(sessions, sessions.c.id == runs.c.session_id).where(
+    return list(c.execute(select(runs.c.id).join(sessions, sessions.c.id == runs.c.session_id).where(
         runs.c.prepared_at.is_not(None), runs.c.sending_at.is_(None), sessions.c.confirmation_at <= now)
-        .order_by(runs.c.id)).scalars().all()
-    retrying = c.execute(select(box.c.run_id).where(box.c.state == "retry", box.c.next_attempt_at <= now)
-                         .distinct().order_by(box.c.run_id)).scalars().all()
-    return sorted(set(starting) | set(retrying))
+        .order_by(runs.c.id)).scalars())
+
+
+def _ready(box, now: dt.datetime):
+    """Rows that may be handed out now: never tried, or due for another try."""
+    return or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now))
+
+
+def _free(box, now: dt.datetime):
+    return or_(box.c.lease_until.is_(None), box.c.lease_until <= now)
 
 
 def due(c: Connection, run: int, now: dt.datetime) -> list[int]:
     box = T["outbox"]
-    return list(c.execute(select(box.c.id).where(
-        box.c.run_id == run, or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now)))
-        .order_by(box.c.id)).scalars())
+    return list(c.execute(select(box.c.id).where(box.c.run_id == run, _ready(box, now)).order_by(box.c.id)).scalars())
+
+
+def hand_out(c: Connection, run: int, now: dt.datetime, until: dt.datetime) -> list[int]:
+    """The run's rows ready to go and not already handed to the email queue (or handed so long ago
+    that the message must have been lost), leased to the queue `until`."""
+    box = T["outbox"]
+    ids = list(c.execute(select(box.c.id).where(box.c.run_id == run, _ready(box, now), _free(box, now))
+                         .order_by(box.c.id)).scalars())
+    for start in range(0, len(ids), 10_000):
+        c.execute(update(box).where(box.c.id.in_(ids[start:start + 10_000])).values(lease_until=until))
+    return ids
 
 
 def outbox_counts(c: Connection, run: int) -> dict[str, int]:
@@ -365,38 +382,135 @@ def outbox_counts(c: Connection, run: int) -> dict[str, int]:
     return {state: int(count) for state, count in rows}
 
 
-def claim(c: Connection, ids: list[int], claimant: str, now: dt.datetime) -> pd.DataFrame:
-    """Claim the rows of `ids` still due for `claimant` and return them. Rows this same claimant
-    left `sending` (it died while sending) become unknown: they may have gone out."""
+def claim(c: Connection, ids: list[int], claimant: str, now: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """Claim the rows of `ids` still due for `claimant` until `until` and return them. Rows this
+    same claimant left `sending` (it died while sending) become unknown: they may have gone out."""
     box = T["outbox"]
     c.execute(update(box).where(box.c.id.in_(ids), box.c.state == "sending", box.c.claimed_by == claimant)
-              .values(state="unknown", detail="the sending worker was lost while sending"))
+              .values(state="unknown", detail="the sending worker was lost while sending", lease_until=None))
     c.execute(update(box).where(
-        box.c.id.in_(ids),
-        or_(box.c.state == "pending", and_(box.c.state == "retry", box.c.next_attempt_at <= now),
-            and_(box.c.state == "claimed", box.c.claimed_by == claimant)))
-        .values(state="claimed", claimed_by=claimant))
+        box.c.id.in_(ids), or_(_ready(box, now), and_(box.c.state == "claimed", box.c.claimed_by == claimant)))
+        .values(state="claimed", claimed_by=claimant, lease_until=until))
     return read_frame(c, select(box).where(box.c.id.in_(ids), box.c.state == "claimed",
                                            box.c.claimed_by == claimant).order_by(box.c.id))
 
 
-def mark_sending(c: Connection, ids: list[int]) -> None:
+def mark_sending(c: Connection, ids: list[int], claimant: str, until: dt.datetime) -> set[int]:
+    """Mark `claimant`'s claimed rows among `ids` as going out; returns those it still held (a claim
+    whose lease ran out may have been handed to another sender: that row is not sent twice)."""
     box = T["outbox"]
-    c.execute(update(box).where(box.c.id.in_(ids)).values(state="sending"))
+    mine = and_(box.c.id.in_(ids), box.c.state == "claimed", box.c.claimed_by == claimant)
+    held = set(c.execute(select(box.c.id).where(mine)).scalars())
+    c.execute(update(box).where(box.c.id.in_(held), box.c.claimed_by == claimant).values(state="sending",
+                                                                                          lease_until=until))
+    return held
 
 
 def record_outcomes(c: Connection, outcomes: list[dict]) -> None:
     """Each dict: outbox_id and the columns to set."""
     box = T["outbox"]
-    c.execute(update(box).where(box.c.id == bindparam("outbox_id")), outcomes)
+    c.execute(update(box).where(box.c.id == bindparam("outbox_id")),
+              [{**outcome, "lease_until": None} for outcome in outcomes])
 
 
 def release(c: Connection, ids: list[int], claimant: str, retry_at: dt.datetime) -> None:
     box = T["outbox"]
     mine = and_(box.c.id.in_(ids), box.c.claimed_by == claimant)
-    c.execute(update(box).where(mine, box.c.state == "claimed").values(state="retry", next_attempt_at=retry_at))
+    c.execute(update(box).where(mine, box.c.state == "claimed").values(state="retry", next_attempt_at=retry_at,
+                                                                        lease_until=None))
     c.execute(update(box).where(mine, box.c.state == "sending").values(
-        state="unknown", detail="no reply was recorded for this message"))
+        state="unknown", detail="no reply was recorded for this message", lease_until=None))
+
+
+LOST_WHILE_SENDING = "no reply was recorded before the sender's lease ran out: it may have gone out"
+
+
+def recover_leases(c: Connection, now: dt.datetime, session_id: str | None = None, everything: bool = False) -> dict:
+    """Stale claims back to `pending`, stale `sending` rows to `unknown` (never resent blindly).
+    With `everything`, every claim of the session's runs whatever its lease: its sender is known
+    to be gone (the embedded worker of a command that was stopped)."""
+    box, runs = T["outbox"], T["runs"]
+    scope = [box.c.lease_until <= now] if not everything else []
+    if session_id is not None:
+        scope.append(box.c.run_id.in_(select(runs.c.id).where(runs.c.session_id == session_id)))
+    lost = c.execute(update(box).where(box.c.state == "sending", *scope).values(
+        state="unknown", detail=LOST_WHILE_SENDING, lease_until=None)).rowcount
+    back = c.execute(update(box).where(box.c.state == "claimed", *scope).values(
+        state="pending", claimed_by=None, lease_until=None)).rowcount
+    if everything:  # rows handed to a queue that died with its command
+        c.execute(update(box).where(box.c.state.in_(("pending", "retry")), *scope).values(lease_until=None))
+    return {"unknown": lost, "pending": back}
+
+
+def runs_with_stranded_emails(c: Connection, now: dt.datetime) -> list[int]:
+    """Runs whose emails were handed over and that still have rows ready and unleased: their
+    message never reached a worker, or it was lost."""
+    box, runs = T["outbox"], T["runs"]
+    return list(c.execute(select(box.c.run_id).join(runs, runs.c.id == box.c.run_id).where(
+        runs.c.sending_at.is_not(None), _ready(box, now), _free(box, now)).distinct().order_by(box.c.run_id)).scalars())
+
+
+def stalled_runs(c: Connection, before: dt.datetime) -> list[int]:
+    """Runs not yet prepared, without an error, whose last step is older than `before`: the message
+    that should carry them on was lost (a broker no worker consumes, a purged queue)."""
+    runs = T["runs"]
+    last = func.coalesce(runs.c.scheduled_at, runs.c.allocated_at, runs.c.created_at)
+    return list(c.execute(select(runs.c.id).where(runs.c.prepared_at.is_(None), runs.c.error.is_(None), last <= before)
+                          .order_by(runs.c.id)).scalars())
+
+
+def settle(c: Connection, run: int, now: dt.datetime) -> bool:
+    """Stamp the run settled once none of its emails is still waiting; True for the one caller
+    that stamped it."""
+    box, runs = T["outbox"], T["runs"]
+    waiting = select(box.c.id).where(box.c.run_id == run, box.c.state.not_in(("sent", "failed", "unknown"))).exists()
+    return c.execute(update(runs).where(runs.c.id == run, runs.c.settled_at.is_(None), runs.c.sending_at.is_not(None),
+                                        ~waiting).values(settled_at=now)).rowcount == 1
+
+
+def runs_unsettled(c: Connection) -> list[int]:
+    runs = T["runs"]
+    return list(c.execute(select(runs.c.id).where(runs.c.sending_at.is_not(None), runs.c.settled_at.is_(None))
+                          .order_by(runs.c.id)).scalars())
+
+
+def runs_of_outbox(c: Connection, ids: list[int]) -> list[int]:
+    box = T["outbox"]
+    return list(c.execute(select(box.c.run_id).where(box.c.id.in_(ids)).distinct().order_by(box.c.run_id)).scalars())
+
+
+def reopen_for_resend(c: Connection, ids: list[int], states: tuple[str, ...]) -> list[int]:
+    """Put the rows of `ids` that are in `states` back to `pending`; returns those it reopened."""
+    box, runs = T["outbox"], T["runs"]
+    reopened = list(c.execute(select(box.c.id).where(box.c.id.in_(ids), box.c.state.in_(states))).scalars())
+    if reopened:
+        c.execute(update(box).where(box.c.id.in_(reopened)).values(state="pending", claimed_by=None, lease_until=None,
+                                                                   next_attempt_at=None))
+        run_ids = select(box.c.run_id).where(box.c.id.in_(reopened)).distinct()
+        c.execute(update(runs).where(runs.c.id.in_(run_ids)).values(settled_at=None))
+    return reopened
+
+
+def outbox_listing(c: Connection, session_id: str, run: int | None, state: str | None,
+                   addresses: bool = False) -> pd.DataFrame:
+    """A session's outbox rows (one run, or all) with their version; addresses only when asked."""
+    box, runs, ph, pr = T["outbox"], T["runs"], T["pharmacies"], T["professionals"]
+    columns = [box.c.id, runs.c.version, box.c.recipient_id, box.c.recipient_kind, box.c.state, box.c.attempts,
+               box.c.sent_at, box.c.next_attempt_at, box.c.detail, box.c.message_id]
+    query = select(*columns).join(runs, runs.c.id == box.c.run_id).where(runs.c.session_id == session_id)
+    if addresses:
+        email = func.coalesce(ph.c.email, pr.c.email).label("email")
+        query = (select(*columns, email).join(runs, runs.c.id == box.c.run_id)
+                 .outerjoin(ph, and_(ph.c.session_id == session_id, ph.c.finess == box.c.recipient_id,
+                                     box.c.recipient_kind == "officine"))
+                 .outerjoin(pr, and_(pr.c.session_id == session_id, pr.c.rpps == box.c.recipient_id,
+                                     box.c.recipient_kind != "officine"))
+                 .where(runs.c.session_id == session_id))
+    if run is not None:
+        query = query.where(box.c.run_id == run)
+    if state is not None:
+        query = query.where(box.c.state == state)
+    return read_frame(c, query.order_by(runs.c.version, box.c.id))
 
 
 def outbox_rows(c: Connection, run: int, state: str | None = None) -> pd.DataFrame:
@@ -427,4 +541,6 @@ def actions(c: Connection, limit: int = 500, **where: object) -> pd.DataFrame:
     """The newest actions first; `where` filters on columns (action="resend", session_id=...)."""
     table = T["actions"]
     query = select(table).where(*(table.c[name] == value for name, value in where.items()))
-    return read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
+    found = read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
+    found["detail"] = [json.loads(d) if isinstance(d, str) else d for d in found["detail"]]
+    return found
