@@ -69,4 +69,5 @@ def current() -> Wiring:
 
 def celery_settings(settings: Settings) -> dict:
     """The Celery configuration that depends on the settings."""
-    return {"broker_url": settings.broker_url or "memory://localhost/"}
+    return {"broker_url": settings.broker_url or "memory://localhost/",
+            "beat_schedule": {"sessions-due": {"task": "schedules.tick", "schedule": settings.beat_seconds}}}

@@ -20,6 +20,7 @@ class Settings:
     # hands it out again (or, if it was going out, records it unknown).
     lease_seconds: int = 300
     export_dir: str | None = None    # where each run's files are exported (the deployed form)
+    beat_seconds: float = 30.0       # how often beat's tick runs
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -28,7 +29,8 @@ class Settings:
                    env.get("VIALFLOW_SMTP_URL") or None, env.get("VIALFLOW_MAIL_FROM") or cls.mail_from,
                    _seconds(env.get("VIALFLOW_SMTP_RETRY_DELAYS")) or cls.retry_delays,
                    _positive(env.get("VIALFLOW_LEASE_SECONDS"), "VIALFLOW_LEASE_SECONDS") or cls.lease_seconds,
-                   env.get("VIALFLOW_EXPORT_DIR") or None)
+                   env.get("VIALFLOW_EXPORT_DIR") or None,
+                   float(_positive(env.get("VIALFLOW_BEAT_SECONDS"), "VIALFLOW_BEAT_SECONDS") or cls.beat_seconds))
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""

@@ -9,6 +9,7 @@ back a little later rather than dropping the baton.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from celery import group
 from kombu.exceptions import OperationalError as BrokerError
@@ -16,7 +17,7 @@ from sqlalchemy.exc import OperationalError as DatabaseError
 
 from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
-from pipeline.services import confirmations, runs
+from pipeline.services import confirmations, exports, runs
 
 TRANSIENT = (DatabaseError, BrokerError, ConnectionError)
 STEP = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=8)
@@ -63,13 +64,23 @@ def schedule(self, run: int) -> None:
 
 @app.task(name="pipeline.prepare_confirmations", base=Step, **STEP)
 def prepare_confirmations(self, run: int) -> None:
-    _step(self, confirmations.prepare_confirmations, run)
+    _step(self, confirmations.prepare_confirmations, run, then=export)
+
+
+@app.task(name="pipeline.export", bind=True, autoretry_for=TRANSIENT + (OSError,), retry_backoff=2, max_retries=8)
+def export(self, run: int) -> str | None:
+    """The run's files in the export folder, when this worker has one (again once its emails settled)."""
+    wiring = bootstrap.current()
+    if not wiring.settings.export_dir:
+        return None
+    return str(exports.export_run(wiring.engine, run, Path(wiring.settings.export_dir), now()))
 
 
 @app.task(name="email.fan_out", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 def fan_out(self, run: int) -> int:
-    """Hand the run's due emails to the email workers, in chunks."""
-    ids = confirmations.due(bootstrap.current().engine, run, now())
+    """Hand the run's due emails nobody holds to the email workers, in chunks."""
+    wiring = bootstrap.current()
+    ids = confirmations.hand_out(wiring.engine, run, now(), wiring.settings.lease_seconds)
     if ids:
         group(send_chunk.s(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)).apply_async()
     return len(ids)
@@ -78,5 +89,10 @@ def fan_out(self, run: int) -> int:
 @app.task(name="email.send_chunk", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 def send_chunk(self, ids: list[int]) -> dict:
     wiring = bootstrap.current()
-    return confirmations.send_chunk(wiring.engine, ids, self.request.id, now(), wiring.smtp_target(),
-                                    wiring.settings.mail_from, delays=wiring.settings.retry_delays)
+    counts = confirmations.send_chunk(wiring.engine, ids, self.request.id, now(), wiring.smtp_target(),
+                                      wiring.settings.mail_from, delays=wiring.settings.retry_delays,
+                                      lease=wiring.settings.lease_seconds)
+    for run in confirmations.runs_of(wiring.engine, ids):
+        if confirmations.settle(wiring.engine, run, now()):
+            export.delay(run)  # summary.json and the report again, with the emails' outcomes
+    return counts

@@ -31,5 +31,4 @@ app.conf.update(
     task_create_missing_queues=False,
     worker_hijack_root_logger=False,
     timezone="UTC", enable_utc=True,
-    beat_schedule={"sessions-due": {"task": "schedules.tick", "schedule": 30.0}},
 )

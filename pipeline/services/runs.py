@@ -74,6 +74,12 @@ def sessions_due(engine: Engine, now: dt.datetime) -> list[str]:
         return queries.sessions_due(c, now)
 
 
+def stalled(engine: Engine, before: dt.datetime) -> list[int]:
+    """Runs not yet prepared whose last step ended before `before`: the message carrying them on was lost."""
+    with engine.connect() as c:
+        return queries.stalled_runs(c, before)
+
+
 def run_id(engine: Engine, session_id: str, version: int | None = None) -> int:
     with engine.connect() as c:
         found = queries.run_id(c, session_id, version)

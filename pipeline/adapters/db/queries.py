@@ -32,7 +32,7 @@ STORED_DECISION_COLUMNS = ["order_id", "rank", "requested", "capped", "allocated
 STORED_DELIVERY_COLUMNS = ["order_id", "depot_id", "vaccine", "delivery_date", "vials", "status"]
 LINE_COLUMNS = ["order_id", "finess", "effector", "rpps", "vaccine", "injection", "requested", "allocated",
                 "status", "reason", "rank", "capped", "submitted_at"]
-STAMPS = ("allocated_at", "scheduled_at", "prepared_at", "sending_at")
+STAMPS = ("allocated_at", "scheduled_at", "prepared_at", "sending_at", "exported_at", "settled_at")
 
 
 # Sessions and their inputs.

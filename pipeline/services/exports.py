@@ -1,0 +1,77 @@
+"""The export step of the deployed form: a run's files in `<dir>/<session id>/runs/<version>/`, whole or not at all.
+
+A run's folder is written beside its final place and renamed into it in one step, so a reader
+(a wholesaler's transfer job, a file share) never sees half a run; `latest` is a symbolic link
+swapped in one rename too. Writing a run again (its emails have settled, or `vialflow export` by
+hand) replaces each file by a rename: every file is always whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from pipeline.adapters.db import queries
+from pipeline.adapters.files.safety import inside
+
+from . import ServiceError
+from .outputs import write_outputs
+
+
+def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None = None) -> Path:
+    """Write the stored run's files under `folder`; returns the run's folder. With `now`, stamp the
+    run exported (the pipeline's step); without, a hand-made export that changes nothing stored."""
+    with engine.connect() as c:
+        row = queries.run_row(c, run)
+        latest = queries.latest_run(c, row.session_id)
+    runs = inside(Path(folder), row.session_id, "runs")  # the session id names a folder: it must stay inside
+    runs.mkdir(parents=True, exist_ok=True)
+    target = runs / str(row.version)
+    staging = Path(tempfile.mkdtemp(prefix=f".{row.version}-", dir=runs))
+    try:
+        write_outputs(engine, run, staging)
+        if target.exists():
+            _replace_files(staging, target)
+        else:
+            os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if latest.id == run:
+        _point(runs.parent / "latest", Path("runs") / str(row.version))
+    if now is not None:
+        with engine.begin() as c:
+            queries.stamp(c, run, exported_at=now)
+    return target
+
+
+def export_session(engine: Engine, session_id: str, version: int | None, folder: Path) -> Path:
+    """`vialflow export`: any stored version (default the latest) of a session."""
+    with engine.connect() as c:
+        if queries.session_row(c, session_id) is None:
+            raise ServiceError(f"unknown session {session_id}")
+        run = queries.run_id(c, session_id, version)
+    if run is None:
+        raise ServiceError(f"session {session_id} has no run{f' version {version}' if version else ''}")
+    return export_run(engine, run, folder)
+
+
+def _replace_files(source: Path, target: Path) -> None:
+    """Move every file of `source` over its namesake in `target`, each in one rename."""
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
+
+
+def _point(link: Path, to: Path) -> None:
+    """Make `link` a symbolic link to `to`, replacing the old one in one rename."""
+    fresh = link.with_name(f".{link.name}-{os.getpid()}")
+    fresh.unlink(missing_ok=True)
+    fresh.symlink_to(to, target_is_directory=True)
+    os.replace(fresh, link)
