@@ -7,7 +7,7 @@ again in each pool child after the fork.
 
 from functools import cache
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
@@ -23,9 +23,17 @@ def settings() -> Settings:
 app.add_defaults(lambda: bootstrap.celery_settings(settings()))
 
 
+@setup_logging.connect
+def _logs(**_) -> None:
+    """Celery leaves logging to this receiver: the same structured lines as every other process
+    (an embedded worker keeps its command's configuration)."""
+    if not bootstrap.logging_configured():
+        bootstrap.configure_logging(settings())
+
+
 @worker_init.connect
 def _wire(**_) -> None:
-    bootstrap.wire_once(settings)
+    bootstrap.wire_once(settings).announce()
 
 
 @worker_process_init.connect

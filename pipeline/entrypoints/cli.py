@@ -28,7 +28,14 @@ SmtpUrl = Annotated[Optional[str], typer.Option(help="smtp:// or smtps:// URL (e
 
 def _settings(**flags: str | None) -> Settings:
     """This invocation's settings: the environment, read once here, under the command's own flags."""
-    return Settings.from_env().override(**flags)
+    from pipeline.bootstrap import configure_logging
+
+    try:
+        settings = Settings.from_env().override(**flags)
+    except ValueError as error:
+        fail(str(error))
+    configure_logging(settings, default="WARNING")
+    return settings
 
 
 def fail(message: str) -> None:

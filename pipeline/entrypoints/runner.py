@@ -89,7 +89,7 @@ def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         _wait_for_mail(engine, run, show, fan_out, timeout)
         show("writing outputs")
         if settings.smtp_url:
-            write_mail_copies(engine, run, out / "mail", settings.mail_from)
+            write_mail_copies(engine, run, out / "mail", settings.mail_from, sign=bootstrap.signer(settings))
         summary = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
     for item in (out / "runs" / str(summary["run"])).iterdir():
         target = out / item.name
@@ -122,7 +122,7 @@ def _in_process_worker(settings: Settings):
 
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
-    bootstrap.wire(settings)
+    bootstrap.wire(settings).announce()
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
                       shutdown_timeout=30) as worker:
         yield
