@@ -38,6 +38,7 @@ class Wiring:
 
     _signer: Signer | None = field(default=None, repr=False)
     _signer_read: bool = field(default=False, repr=False)
+    _announced: bool = field(default=False, repr=False)
 
     @property
     def signer(self) -> Signer | None:
@@ -53,6 +54,9 @@ class Wiring:
 
     def announce(self) -> None:
         """Said once when a worker starts: whether its emails are signed (never the key)."""
+        if self._announced:
+            return
+        self._announced = True
         found = self.signer
         if found is None:
             logs.log.warning("emails are not signed: no DKIM key (set VIALFLOW_DKIM_KEY_FILE, "

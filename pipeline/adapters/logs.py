@@ -19,10 +19,10 @@ import time
 from pipeline.adapters.mail.transaction import without_addresses
 
 log = logging.getLogger("vialflow")
-FIELDS = ("session", "run", "task", "step", "event", "duration_s")
+FIELDS = ("session", "run", "run_id", "task", "step", "event", "duration_s")
 _RPPS = re.compile(r"(?<!\d)\d{11}(?!\d)")
-# Loggers that would write row values or envelope addresses at DEBUG or INFO.
-QUIET = ("sqlalchemy.engine", "sqlalchemy.pool", "mail.log", "aiosmtplib")
+# Loggers that would write row values or envelope addresses at DEBUG or INFO (and matplotlib's font search).
+QUIET = ("sqlalchemy.engine", "sqlalchemy.pool", "mail.log", "aiosmtplib", "matplotlib")
 
 
 def scrub(text: str) -> str:
@@ -48,11 +48,12 @@ class Formatter(logging.Formatter):
         fields["message"] = record.getMessage()
         if record.exc_info:
             fields["error"] = self.formatException(record.exc_info)
+        fields = {key: scrub(value) if isinstance(value, str) else value for key, value in fields.items()}
         if self.json:
-            return scrub(json.dumps(fields, ensure_ascii=False, default=str))
+            return json.dumps(fields, ensure_ascii=False, default=lambda value: scrub(str(value)))
         head = " ".join(f"{key}={_plain(value)}" for key, value in fields.items() if key not in ("message", "error"))
         line = f"{head} message={_plain(fields['message'])}"
-        return scrub(line + ("\n" + fields["error"] if "error" in fields else ""))
+        return scrub(line) + ("\n" + fields["error"] if "error" in fields else "")
 
 
 def _plain(value) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,9 @@ def _in_process_worker(settings: Settings):
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
     bootstrap.wire(settings).announce()
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
+    # Celery sets the root logger's level to the worker's: keep this command's (bootstrap.configure_logging).
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                      loglevel=logging.getLogger().getEffectiveLevel(),
                       shutdown_timeout=30) as worker:
         yield
         worker.stop()  # sooner than waiting out the idle loop's poll
