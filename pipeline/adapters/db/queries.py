@@ -593,3 +593,34 @@ def metric_stamps(c: Connection) -> list:
                             last_sent)
                      .join(latest, and_(latest.c.session_id == r.c.session_id, latest.c.version == r.c.version))
                      .order_by(r.c.session_id)).all()
+
+
+# Purge: personal data kept no longer than the emails need it.
+
+def session_settlement(c: Connection, session_id: str, settled: tuple[str, ...]) -> dict:
+    """Whether every email of every run of the session has settled (none in a state outside
+    `settled`, every run's outbox written), and the last instant it did: the newest run's
+    `settled_at`, or for a run settled before that stamp existed, its last email's `sent_at`
+    (else the instant its emails were handed over)."""
+    r, b = T["runs"], T["outbox"]
+    runs = c.execute(select(r.c.id, r.c.prepared_at, r.c.sending_at, r.c.settled_at)
+                     .where(r.c.session_id == session_id).order_by(r.c.version)).all()
+    waiting = c.execute(select(func.count()).select_from(b).join(r, r.c.id == b.c.run_id)
+                        .where(r.c.session_id == session_id, b.c.state.not_in(settled))).scalar_one()
+    last_sent = c.execute(select(func.max(b.c.sent_at)).join(r, r.c.id == b.c.run_id)
+                          .where(r.c.session_id == session_id)).scalar()
+    done = bool(runs) and not waiting and all(run.prepared_at is not None for run in runs)
+    instants = [run.settled_at or run.sending_at or run.prepared_at for run in runs] + [last_sent]
+    return {"runs": len(runs), "waiting": int(waiting), "settled": done,
+            "settled_at": max((i for i in instants if i is not None), default=None)}
+
+
+def blank_contacts(c: Connection, session_id: str) -> dict[str, int]:
+    """Names and email addresses of the session's officines and professionals, blanked; ids,
+    kinds, departments, depots and attachments kept."""
+    counts = {}
+    for name in ("pharmacies", "professionals"):
+        table = T[name]
+        counts[name] = c.execute(update(table).where(table.c.session_id == session_id)
+                                 .values(name="", email="")).rowcount
+    return counts
