@@ -80,3 +80,17 @@ def test_purge_refuses_a_session_whose_emails_have_not_all_settled(fixture_run, 
 def test_purge_needs_an_operator_and_a_reason(fixture_run, tmp_path):
     done = vialflow("purge", "2021-06-14", "--out", str(fixture_run), "--keep-days", "0")
     assert done.returncode == 1 and "operator" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_purge_cuts_names_and_addresses_out_of_a_stored_failure_message(fixture_run, tmp_path):
+    folder = tmp_path / "out"
+    shutil.copytree(fixture_run, folder)
+    engine = create_engine(f"sqlite:///{folder / DATABASE_FILE}")
+    with engine.begin() as c:
+        c.execute(text("UPDATE runs SET error = 'ValueError: invalid email address "
+                       "''officine.690012345@pharma.example.fr'' for Pharmacie de la Gare Morel'"))
+    engine.dispose()
+    done = vialflow("purge", "2021-06-14", "--out", str(folder), "--keep-days", "0", "--operator", "DPO",
+                    "--reason", "test")
+    assert done.returncode == 0, done.stderr
+    assert personal_values_stored(f"sqlite:///{folder / DATABASE_FILE}", FIXTURE) == []

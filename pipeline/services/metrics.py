@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from pipeline.adapters.db import queries
 from pipeline.domain.outbox import TERMINAL
 
+# Every outbox state, shown for each run (0 included) so that an alert on one has a series to read.
+STATES = ("pending", "claimed", "sending", "retry", *TERMINAL)
 # Each step's duration: from the stamp before it to its own.
 STEPS = (("allocate", "created_at", "allocated_at"), ("schedule", "allocated_at", "scheduled_at"),
          ("prepare_confirmations", "scheduled_at", "prepared_at"), ("send", "sending_at", "settled_at"))
@@ -32,7 +34,11 @@ class Snapshot:
 def snapshot(engine: Engine, now: dt.datetime) -> Snapshot:
     found = Snapshot()
     with engine.connect() as c:
-        found.emails = [(s, str(v), state, int(n)) for s, v, state, n in queries.metric_emails(c)]
+        emails = {(s, str(v), state): int(n) for s, v, state, n in queries.metric_emails(c)}
+        for s, v in {key[:2] for key in emails}:
+            for state in STATES:
+                emails.setdefault((s, v, state), 0)
+        found.emails = [(*key, n) for key, n in sorted(emails.items())]
         vials: dict[tuple, int] = {}
         for s, v, vaccine, status, reason, n, requested, allocated in queries.metric_lines(c):
             found.lines.append((s, str(v), vaccine, status, reason, int(n)))

@@ -616,9 +616,23 @@ def session_settlement(c: Connection, session_id: str, settled: tuple[str, ...])
 
 
 def blank_contacts(c: Connection, session_id: str) -> dict[str, int]:
-    """Names and email addresses of the session's officines and professionals, blanked; ids,
+    """Names and email addresses of the session's officines and professionals, blanked (and cut
+    out of the session's and its runs' failure messages, should one have quoted them); ids,
     kinds, departments, depots and attachments kept."""
     counts = {}
+    values = set()
+    for name in ("pharmacies", "professionals"):
+        table = T[name]
+        for person, email in c.execute(select(table.c.name, table.c.email).where(table.c.session_id == session_id)):
+            values |= {person, email} - {""}
+    for table, where in ((T["sessions"], T["sessions"].c.id == session_id),
+                         (T["runs"], T["runs"].c.session_id == session_id)):
+        for key, error in c.execute(select(table.c.id, table.c.error).where(where, table.c.error.is_not(None))):
+            cut = error
+            for value in sorted(values, key=len, reverse=True):
+                cut = cut.replace(value, "")
+            if cut != error:
+                c.execute(update(table).where(table.c.id == key).values(error=cut))
     for name in ("pharmacies", "professionals"):
         table = T[name]
         counts[name] = c.execute(update(table).where(table.c.session_id == session_id)
