@@ -57,6 +57,7 @@ def test_a_whole_session_at_debug_logs_each_step_and_no_address_name_or_rpps(tmp
     assert again.returncode == 0, again.stderr
     output = run.stdout + run.stderr + again.stdout + again.stderr
     assert "level=DEBUG" in output  # DEBUG really was on
+    assert run.stderr.count("emails are not signed") == 1  # no DKIM key: said once, when the worker starts
     assert_no_personal_data(output, FIXTURE)
     for version, lines in ((1, run.stderr), (2, again.stderr)):
         for step in STEPS[1:]:
