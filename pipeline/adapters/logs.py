@@ -32,9 +32,9 @@ def scrub(text: str) -> str:
 class Formatter(logging.Formatter):
     """`json`: one JSON object a line; otherwise `time level logger key=value ... message`."""
 
-    def __init__(self, style_: str = "plain") -> None:
+    def __init__(self, kind: str = "plain") -> None:
         super().__init__()
-        self.json = style_ == "json"
+        self.json = kind == "json"
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -87,11 +87,11 @@ def configured() -> bool:
     return any(isinstance(h, _Handler) for h in logging.getLogger().handlers)
 
 
-def configure(style_: str = "plain", level: str = "INFO", stream=None) -> None:
+def configure(kind: str = "plain", level: str = "INFO", stream=None) -> None:
     """The root logger writes structured lines to `stream` (default stderr) at `level`, replacing
     an earlier configuration of this module."""
     handler = _Handler(stream)
-    handler.setFormatter(Formatter(style_))
+    handler.setFormatter(Formatter(kind))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
