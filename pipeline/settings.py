@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DATABASE_FILE = "vialflow.db"  # the embedded default's database, in the run folder
@@ -11,9 +11,10 @@ DATABASE_FILE = "vialflow.db"  # the embedded default's database, in the run fol
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None  # None: SQLite in the run folder
-    broker_url: str | None = None    # None or memory://: an in-process worker over an in-memory transport
-    smtp_url: str | None = None      # None: an SMTP server on loopback writing DIR/mail/
+    # The three URLs may hold passwords: never in a repr, hence never in a log line.
+    database_url: str | None = field(default=None, repr=False)  # None: SQLite in the run folder
+    broker_url: str | None = field(default=None, repr=False)    # None or memory://: an in-process worker
+    smtp_url: str | None = field(default=None, repr=False)      # None: an SMTP server on loopback writing DIR/mail/
     mail_from: str = "Vaccination COVID-19 <ne-pas-repondre@vialflow.example.fr>"
     retry_delays: tuple[int, ...] = (30, 120, 600, 1800, 3600)  # seconds before each new SMTP attempt
     # How long an email handed to the queue, or claimed by a sender, is spoken for; past it beat
@@ -21,16 +22,28 @@ class Settings:
     lease_seconds: int = 300
     export_dir: str | None = None    # where each run's files are exported (the deployed form)
     beat_seconds: float = 30.0       # how often beat's tick runs
+    # DKIM (RFC 6376): a PEM private key (RSA or Ed25519), its selector and the signing domain.
+    dkim_key_file: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    log_format: str = "plain"        # plain (key=value) or json
+    log_level: str | None = None     # None: INFO for workers and beat, WARNING for the command line
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        return cls(env.get("VIALFLOW_DATABASE_URL") or None, env.get("VIALFLOW_BROKER_URL") or None,
-                   env.get("VIALFLOW_SMTP_URL") or None, env.get("VIALFLOW_MAIL_FROM") or cls.mail_from,
+        log_format = (env.get("VIALFLOW_LOG_FORMAT") or cls.log_format).strip().lower()
+        if log_format not in ("plain", "json"):
+            raise ValueError(f"VIALFLOW_LOG_FORMAT must be plain or json, got {log_format!r}")
+        return cls(_secret(env, "VIALFLOW_DATABASE_URL"), _secret(env, "VIALFLOW_BROKER_URL"),
+                   _secret(env, "VIALFLOW_SMTP_URL"), env.get("VIALFLOW_MAIL_FROM") or cls.mail_from,
                    _seconds(env.get("VIALFLOW_SMTP_RETRY_DELAYS")) or cls.retry_delays,
                    _positive(env.get("VIALFLOW_LEASE_SECONDS"), "VIALFLOW_LEASE_SECONDS") or cls.lease_seconds,
                    env.get("VIALFLOW_EXPORT_DIR") or None,
-                   float(_positive(env.get("VIALFLOW_BEAT_SECONDS"), "VIALFLOW_BEAT_SECONDS") or cls.beat_seconds))
+                   float(_positive(env.get("VIALFLOW_BEAT_SECONDS"), "VIALFLOW_BEAT_SECONDS") or cls.beat_seconds),
+                   env.get("VIALFLOW_DKIM_KEY_FILE") or None, env.get("VIALFLOW_DKIM_SELECTOR") or None,
+                   env.get("VIALFLOW_DKIM_DOMAIN") or None, log_format,
+                   _level(env.get("VIALFLOW_LOG_LEVEL")))
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""
@@ -47,6 +60,27 @@ class Settings:
     def in_folder(self, out: Path) -> "Settings":
         """These settings with the run folder's database when no other is named."""
         return replace(self, database_url=self.database_for(out))
+
+
+def _secret(env, name: str) -> str | None:
+    """`NAME`, or the content of the file `NAME_FILE` names (Docker secrets), the variable winning."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as error:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
+
+
+def _level(text: str | None) -> str | None:
+    if not text:
+        return None
+    if text.strip().upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"VIALFLOW_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {text!r}")
+    return text.strip().upper()
 
 
 def _seconds(text: str | None) -> tuple[int, ...] | None:

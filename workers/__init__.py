@@ -5,9 +5,10 @@ configuration (not at import), and each process is wired from them when the work
 again in each pool child after the fork.
 """
 
+import logging
 from functools import cache
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
 
 from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
@@ -23,9 +24,23 @@ def settings() -> Settings:
 app.add_defaults(lambda: bootstrap.celery_settings(settings()))
 
 
+@setup_logging.connect
+def _logs(loglevel=None, **_) -> None:
+    """Celery leaves logging to this receiver: the same structured lines as every other process, at
+    VIALFLOW_LOG_LEVEL or else `--loglevel` (an embedded worker keeps its command's configuration)."""
+    if not bootstrap.logging_configured():
+        bootstrap.configure_logging(settings(), default=logging.getLevelName(loglevel) if loglevel else "INFO")
+
+
 @worker_init.connect
 def _wire(**_) -> None:
     bootstrap.wire_once(settings)
+
+
+@worker_ready.connect
+def _announce(**_) -> None:
+    """Once the worker's logging is set up: whether its emails are signed."""
+    bootstrap.wire_once(settings).announce()
 
 
 @worker_process_init.connect

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.adapters.files.scenario import ScenarioError
+from pipeline.entrypoints import operations
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -20,6 +21,7 @@ app = typer.Typer(help="vialflow: allocation of national vaccine ordering sessio
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 fixtures_app = typer.Typer(help="Scenario fixtures.", no_args_is_help=True)
 app.add_typer(fixtures_app, name="fixtures")
+operations.register(app)  # metrics, purge
 
 DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL); default: SQLite in DIR.")]
 BrokerUrl = Annotated[Optional[str], typer.Option(help="Celery broker URL (env VIALFLOW_BROKER_URL); default: in-process worker.")]
@@ -28,7 +30,14 @@ SmtpUrl = Annotated[Optional[str], typer.Option(help="smtp:// or smtps:// URL (e
 
 def _settings(**flags: str | None) -> Settings:
     """This invocation's settings: the environment, read once here, under the command's own flags."""
-    return Settings.from_env().override(**flags)
+    from pipeline.bootstrap import configure_logging
+
+    try:
+        settings = Settings.from_env().override(**flags)
+    except ValueError as error:
+        fail(str(error))
+    configure_logging(settings, default="WARNING")
+    return settings
 
 
 def fail(message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import shutil
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         _wait_for_mail(engine, run, show, fan_out, timeout)
         show("writing outputs")
         if settings.smtp_url:
-            write_mail_copies(engine, run, out / "mail", settings.mail_from)
+            write_mail_copies(engine, run, out / "mail", settings.mail_from, sign=bootstrap.signer(settings))
         summary = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
     for item in (out / "runs" / str(summary["run"])).iterdir():
         target = out / item.name
@@ -122,8 +123,10 @@ def _in_process_worker(settings: Settings):
 
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
-    bootstrap.wire(settings)
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
+    bootstrap.wire(settings).announce()
+    # Celery sets the root logger's level to the worker's: keep this command's (bootstrap.configure_logging).
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                      loglevel=logging.getLogger().getEffectiveLevel(),
                       shutdown_timeout=30) as worker:
         yield
         worker.stop()  # sooner than waiting out the idle loop's poll

@@ -20,6 +20,7 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Engine
 
+from pipeline.adapters import logs
 from pipeline.adapters.db import queries
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
@@ -44,12 +45,14 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
         outcome, row = gate(c, run, "prepared_at", after="scheduled_at")
         if outcome:
             return outcome
-        outbox = queries.recipients(c, row.session_id, run)
-        if row.version > 1:
-            outbox = _changed_only(c, row, outbox)
-        outbox["message_id"] = [message_id(row.session_id, row.version, r) for r in outbox["recipient_id"]]
-        queries.insert_outbox(c, run, outbox)
-        queries.stamp(c, run, prepared_at=now)
+        with logs.step("prepare_confirmations", session=row.session_id, run=row.version, run_id=run) as counts:
+            outbox = queries.recipients(c, row.session_id, run)
+            if row.version > 1:
+                outbox = _changed_only(c, row, outbox)
+            outbox["message_id"] = [message_id(row.session_id, row.version, r) for r in outbox["recipient_id"]]
+            queries.insert_outbox(c, run, outbox)
+            queries.stamp(c, run, prepared_at=now)
+            counts.update(emails=len(outbox))
     return DONE
 
 
@@ -171,6 +174,7 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
     clock = lambda: max(now, dt.datetime.now(dt.timezone.utc))  # noqa: E731 - `now` may be a test's fixed instant
     with engine.begin() as c:
         mine = queries.claim(c, ids, claimant, now, clock() + dt.timedelta(seconds=lease))
+        run = queries.run_row(c, int(mine["run_id"].iloc[0])) if len(mine) else None
         letters = list(zip(mine["id"].tolist(), _letters(c, mine, sender)))
     counts: dict[str, int] = defaultdict(int)
     attempts = dict(zip(mine["id"].tolist(), mine["attempts"].tolist()))
@@ -185,6 +189,8 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
     def on_result(outbox_id: int, outcome: Outcome, detail: str) -> None:
         values = next_state(outcome.value, detail, attempts[outbox_id] + 1, now, delays)
         counts[values["state"]] += 1
+        if values["state"] != "sent":  # the detail is the server's reply, its addresses already removed
+            logs.log.warning("email %d: %s (%s)", outbox_id, values["state"], detail, extra={"step": "send"})
         outcomes.append({"outbox_id": outbox_id, "sent_at": None, "next_attempt_at": None, **values})
         if len(outcomes) >= BATCH:
             record()
@@ -202,15 +208,17 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
                                             clock() + dt.timedelta(seconds=lease))
             yield from (item for item in batch if item[0] in held)
 
-    try:
-        send(target, feed(), connections=connections, on_result=on_result)
-    finally:
-        if outcomes:
-            record()
-        # Whatever happened: rows claimed but never started go back to be tried again, rows left
-        # `sending` (no outcome came back) are unknown. Nothing stays stuck.
-        with engine.begin() as c:
-            queries.release(c, ids, claimant, now + dt.timedelta(seconds=delays[0] if delays else 0))
+    with logs.step("send", session=run and run.session_id, run=run and run.version, run_id=run and run.id) as logged:
+        try:
+            send(target, feed(), connections=connections, on_result=on_result)
+        finally:
+            if outcomes:
+                record()
+            # Whatever happened: rows claimed but never started go back to be tried again, rows left
+            # `sending` (no outcome came back) are unknown. Nothing stays stuck.
+            with engine.begin() as c:
+                queries.release(c, ids, claimant, now + dt.timedelta(seconds=delays[0] if delays else 0))
+        logged.update(claimed=len(mine), **counts)
     return dict(counts)
 
 

@@ -61,14 +61,16 @@ def _deliveries(read: queries.Lines) -> pd.DataFrame:
     return frame.loc[order, DELIVERY_COLUMNS].reset_index(drop=True)
 
 
-def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str) -> int:
-    """A copy of each email of the run handed to an outside SMTP server, rebuilt from the stored run."""
+def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str, sign=None) -> int:
+    """A copy of each email of the run handed to an outside SMTP server, rebuilt from the stored run
+    (and signed again by `sign`, the DKIM signer, when there is one)."""
     written = 0
     with engine.connect() as c:
         row = queries.run_row(c, run)
         sent = queries.outbox_rows(c, run, "sent")
         for start in range(0, len(sent), MAIL_CHUNK):
             for confirmation in confirmations(c, row, sent.iloc[start:start + MAIL_CHUNK], sender):
-                save_message(folder, render(confirmation), overwrite=True)
+                message = render(confirmation)
+                save_message(folder, sign(message) if sign is not None else message, overwrite=True)
                 written += 1
     return written

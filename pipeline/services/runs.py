@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from pipeline.adapters import logs
 from pipeline.adapters.db import queries
 from pipeline.adapters.files.scenario import Scenario
 from pipeline.domain.allocate import allocate
@@ -62,7 +63,8 @@ def close_session(engine: Engine, session_id: str, now: dt.datetime) -> int:
             if row is None:
                 raise ServiceError(f"unknown session {session_id}")
             if row.state == "open":
-                queries.close(c, session_id, row.input_hash, now)
+                with logs.step("close", session=session_id, run=1):
+                    queries.close(c, session_id, row.input_hash, now)
     except IntegrityError:
         pass  # another worker closed it first: its run is the run
     return run_id(engine, session_id, 1)
@@ -121,8 +123,12 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
         outcome, row = gate(c, run, "allocated_at")
         if outcome:
             return outcome
-        queries.insert_decisions(c, run, decide(c, row.session_id, row.changes))
-        queries.stamp(c, run, allocated_at=now)
+        with logs.step("allocate", session=row.session_id, run=row.version, run_id=run) as counts:
+            decisions = decide(c, row.session_id, row.changes)
+            queries.insert_decisions(c, run, decisions)
+            queries.stamp(c, run, allocated_at=now)
+            counts.update(lines=len(decisions), requested=int(decisions["requested"].sum()),
+                          allocated=int(decisions["allocated"].sum()))
     return DONE
 
 
@@ -132,10 +138,14 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
         outcome, row = gate(c, run, "scheduled_at", after="allocated_at")
         if outcome:
             return outcome
-        deliveries = plan(c, row.session_id, row.changes, queries.previous_run(c, row),
-                          queries.served_lines(c, row.session_id, run))
-        queries.insert_deliveries(c, run, deliveries)
-        queries.stamp(c, run, scheduled_at=now)
+        with logs.step("schedule", session=row.session_id, run=row.version, run_id=run) as counts:
+            deliveries = plan(c, row.session_id, row.changes, queries.previous_run(c, row),
+                              queries.served_lines(c, row.session_id, run))
+            queries.insert_deliveries(c, run, deliveries)
+            queries.stamp(c, run, scheduled_at=now)
+            vials = deliveries.groupby("status")["vials"].sum()
+            counts.update(deliveries=len(deliveries), scheduled=int(vials.get("scheduled", 0)),
+                          pending=int(vials.get("pending", 0)))
     return DONE
 
 

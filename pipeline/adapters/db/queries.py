@@ -544,3 +544,97 @@ def actions(c: Connection, limit: int = 500, **where: object) -> pd.DataFrame:
     found = read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
     found["detail"] = [json.loads(d) if isinstance(d, str) else d for d in found["detail"]]
     return found
+
+
+# Metrics (`vialflow metrics`): counts read at scrape time, so every worker process agrees.
+
+def metric_emails(c: Connection) -> list[tuple]:
+    """(session, run version, state, emails) for every run's outbox."""
+    b, r = T["outbox"], T["runs"]
+    return [tuple(row) for row in c.execute(
+        select(r.c.session_id, r.c.version, b.c.state, func.count()).join(r, r.c.id == b.c.run_id)
+        .group_by(r.c.session_id, r.c.version, b.c.state).order_by(r.c.session_id, r.c.version, b.c.state))]
+
+
+def metric_lines(c: Connection) -> list[tuple]:
+    """(session, run version, vaccine, status, reason, lines, vials requested, vials allocated)."""
+    d, o, r = T["decisions"], T["orders"], T["runs"]
+    keys = (r.c.session_id, r.c.version, o.c.vaccine, d.c.status, d.c.reason)
+    return [tuple(row) for row in c.execute(
+        select(*keys, func.count(), func.sum(d.c.requested), func.sum(d.c.allocated))
+        .select_from(d).join(r, r.c.id == d.c.run_id)
+        .join(o, and_(o.c.session_id == r.c.session_id, o.c.order_id == d.c.order_id))
+        .group_by(*keys).order_by(*keys))]
+
+
+def metric_deliveries(c: Connection) -> list[tuple]:
+    """(session, run version, vaccine, status, vials): scheduled and pending vials."""
+    v, r = T["deliveries"], T["runs"]
+    keys = (r.c.session_id, r.c.version, v.c.vaccine, v.c.status)
+    return [tuple(row) for row in c.execute(
+        select(*keys, func.sum(v.c.vials)).join(r, r.c.id == v.c.run_id).group_by(*keys).order_by(*keys))]
+
+
+def metric_oldest_waiting(c: Connection, settled: tuple[str, ...]) -> list[tuple]:
+    """(session, when the oldest run with an email still waiting, in no `settled` state, wrote its outbox)."""
+    b, r = T["outbox"], T["runs"]
+    return [tuple(row) for row in c.execute(
+        select(r.c.session_id, func.min(r.c.prepared_at)).join(b, b.c.run_id == r.c.id)
+        .where(b.c.state.not_in(settled)).group_by(r.c.session_id).order_by(r.c.session_id))]
+
+
+def metric_stamps(c: Connection) -> list:
+    """Each session's latest run with its step stamps (created, allocated, scheduled, prepared,
+    sending, settled) and the instant its last email went out (`last_sent_at`)."""
+    r, b = T["runs"], T["outbox"]
+    latest = select(r.c.session_id, func.max(r.c.version).label("version")).group_by(r.c.session_id).subquery()
+    last_sent = select(func.max(b.c.sent_at)).where(b.c.run_id == r.c.id).scalar_subquery().label("last_sent_at")
+    return c.execute(select(r.c.session_id, r.c.version, r.c.created_at, *[r.c[n] for n in STAMPS], r.c.settled_at,
+                            last_sent)
+                     .join(latest, and_(latest.c.session_id == r.c.session_id, latest.c.version == r.c.version))
+                     .order_by(r.c.session_id)).all()
+
+
+# Purge: personal data kept no longer than the emails need it.
+
+def session_settlement(c: Connection, session_id: str, settled: tuple[str, ...]) -> dict:
+    """Whether every email of every run of the session has settled (none in a state outside
+    `settled`, every run's outbox written), and the last instant it did: the newest run's
+    `settled_at`, or for a run settled before that stamp existed, its last email's `sent_at`
+    (else the instant its emails were handed over)."""
+    r, b = T["runs"], T["outbox"]
+    runs = c.execute(select(r.c.id, r.c.prepared_at, r.c.sending_at, r.c.settled_at)
+                     .where(r.c.session_id == session_id).order_by(r.c.version)).all()
+    waiting = c.execute(select(func.count()).select_from(b).join(r, r.c.id == b.c.run_id)
+                        .where(r.c.session_id == session_id, b.c.state.not_in(settled))).scalar_one()
+    last_sent = c.execute(select(func.max(b.c.sent_at)).join(r, r.c.id == b.c.run_id)
+                          .where(r.c.session_id == session_id)).scalar()
+    done = bool(runs) and not waiting and all(run.prepared_at is not None for run in runs)
+    instants = [run.settled_at or run.sending_at or run.prepared_at for run in runs] + [last_sent]
+    return {"runs": len(runs), "waiting": int(waiting), "settled": done,
+            "settled_at": max((i for i in instants if i is not None), default=None)}
+
+
+def blank_contacts(c: Connection, session_id: str) -> dict[str, int]:
+    """Names and email addresses of the session's officines and professionals, blanked (and cut
+    out of the session's and its runs' failure messages, should one have quoted them); ids,
+    kinds, departments, depots and attachments kept."""
+    counts = {}
+    values = set()
+    for name in ("pharmacies", "professionals"):
+        table = T[name]
+        for person, email in c.execute(select(table.c.name, table.c.email).where(table.c.session_id == session_id)):
+            values |= {person, email} - {""}
+    for table, where in ((T["sessions"], T["sessions"].c.id == session_id),
+                         (T["runs"], T["runs"].c.session_id == session_id)):
+        for key, error in c.execute(select(table.c.id, table.c.error).where(where, table.c.error.is_not(None))):
+            cut = error
+            for value in sorted(values, key=len, reverse=True):
+                cut = cut.replace(value, "")
+            if cut != error:
+                c.execute(update(table).where(table.c.id == key).values(error=cut))
+    for name in ("pharmacies", "professionals"):
+        table = T[name]
+        counts[name] = c.execute(update(table).where(table.c.session_id == session_id)
+                                 .values(name="", email="")).rowcount
+    return counts

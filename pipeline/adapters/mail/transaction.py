@@ -273,16 +273,21 @@ def _refused(code: int, text: str) -> tuple[Outcome, str]:
     return (Outcome.RETRY if 400 <= code < 500 else Outcome.FAILED), _detail(code, text)
 
 
+def without_addresses(text: str) -> str:
+    """The text with every email address replaced by `<address>` (SMTP replies and log lines)."""
+    return _ADDRESSES.sub("<address>", text)
+
+
 def _detail(code: int, text: str) -> str:
     """`451 4.3.0 try again`: the server's reply without addresses (they may name the recipient)."""
-    text = " ".join(_ADDRESSES.sub("<address>", text).split())
+    text = " ".join(without_addresses(text).split())
     return f"{code} {text}"[:200]
 
 
 def describe(error: BaseException) -> str:
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return _detail(error.code, error.message)
-    text = " ".join(_ADDRESSES.sub("<address>", str(error)).split())
+    text = " ".join(without_addresses(str(error)).split())
     return f"{type(error).__name__}: {text}"[:200] if text else type(error).__name__
 
 
