@@ -107,10 +107,12 @@ def test_r9_message_has_the_contract_headers_and_no_date():
 def test_r9_message_is_mixed_with_text_html_csv_and_calendar_parts():
     message = parse(render(confirmation()))
     assert [part.get_content_type() for part in message.walk()] == [
-        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/csv", "text/calendar"]
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "text/calendar"]
     for part in list(message.walk())[2:]:
-        assert part.get_content_charset() == "utf-8"
-    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+        assert part.get_content_charset() == ("utf-8" if part.get_content_maintype() == "text" else None)
+    assert [part.get_filename() for part in message.iter_attachments()] == [
+        "confirmation.csv", "confirmation.xlsx", "livraisons.ics"]
     assert "<html lang=\"fr\">" in html_of(message)
 
 
@@ -442,7 +444,7 @@ def test_text_parts_travel_as_readable_8bit_utf8():
     assert "A-0002,medecin,10018938356,astrazeneca,first,8,5,partial,cap,2021-06-24,3,2021-06-25,2021-07-01\r\n" \
         .encode() in raw
     message = parse(raw)
-    assert [part["Content-Transfer-Encoding"] for part in list(message.walk())[2:]] == ["8bit", "8bit", "7bit", "8bit"]
+    assert [part["Content-Transfer-Encoding"] for part in list(message.walk())[2:]] == ["8bit", "8bit", "7bit", "base64", "8bit"]
 
 
 def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
@@ -450,7 +452,8 @@ def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
     token = hashlib.blake2s(b"<2021-06-14.1.690012345@vialflow>", digest_size=12).hexdigest()
     forged = line(f"--=_mixed_{token}")
     message = parse(render(confirmation([forged, OFFICINE_LINES[0]])))
-    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+    assert [part.get_filename() for part in message.iter_attachments()] == [
+        "confirmation.csv", "confirmation.xlsx", "livraisons.ics"]
     assert [row["order_id"] for row in csv_rows(message)] == [f"--=_mixed_{token}", "A-0001"]
 
 
@@ -474,4 +477,4 @@ def test_any_name_yields_one_well_formed_message_with_one_recipient(name, profes
     assert set(message.keys()) == {"From", "To", "Subject", "Message-ID", "X-Vialflow-Session", "X-Vialflow-Run",
                                    "X-Vialflow-Recipient", "Supersedes", "References", "MIME-Version",
                                    "Content-Type"}
-    assert len(list(message.iter_attachments())) == 2
+    assert len(list(message.iter_attachments())) == 3
