@@ -148,8 +148,8 @@ def test_r9_subject_of_a_session_that_is_not_a_date_names_its_title():
 def test_r9_officine_email_lists_own_and_professionals_lines():
     message = parse(render(confirmation()))
     text, html = text_of(message), html_of(message)
-    titles = ["Pour l'officine (pharmacien)", "Pour Dr Camille Morel (médecin, RPPS 10018938356)",
-              "Pour Dr Sophie Renaud (médecin du travail, RPPS 10451394570)",
+    titles = ["Pour l'officine (pharmacien)", "Pour le Dr Camille Morel (médecin, RPPS 10018938356)",
+              "Pour le Dr Sophie Renaud (médecin du travail, RPPS 10451394570)",
               "Pour Élodie Le Goff (sage-femme, RPPS 10999999999)", "Pour les infirmiers rattachés"]
     positions = [text.index(f"== {title} ==") for title in titles]
     assert positions == sorted(positions)  # the officine first, the professionals, the nurse pool last

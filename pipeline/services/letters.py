@@ -97,8 +97,10 @@ def _redistributed_on(c: Connection, run) -> list[dt.date]:
     changes = queries.run_changes(c, [run.session_id])
     dates: list[dt.date] = []
     for version in versions[versions["version"] <= run.version].sort_values("version").itertuples():
-        made = (changes.get(int(version.id)) or {})
-        dates += [dt.date.fromisoformat(made["effective"])] * (len(made.get("redistribution", [])) - len(dates))
+        made = changes.get(int(version.id)) or {}
+        added = len(made.get("redistribution", [])) - len(dates)
+        if added > 0:
+            dates += [dt.date.fromisoformat(made["effective"])] * added
     return dates
 
 

@@ -185,7 +185,7 @@ def confirmation_xlsx(confirmation: Confirmation) -> bytes:
     for line in confirmation.lines:
         received = bool(line.received_from)
         if received:
-            given = f"Flacons non récupérés de l'officine {clean(line.received_from)}, qui vous sont redistribués"
+            given = f"Flacons non récupérés à l'officine {clean(line.received_from)}, qui vous sont redistribués"
         else:
             given = " ".join(_given(count, clean(who)) for count, who in line.given)
         reason = "" if line.reason in ("ok", "") else (
@@ -290,11 +290,11 @@ def _received_view(line: Line) -> dict:
         line.injection)
     origin = clean(line.received_from)
     count = sum(n for _, n in line.deliveries)
-    said = (f"{_agreed(count, 'non récupéré')} de l'officine {origin}, qui vous "
-            f"{'est redistribué' if count < 2 else 'sont redistribués'}.")
+    said = (f"{_agreed(count, 'non récupéré')} à l'officine {origin} "
+            f"{'vous est redistribué' if count < 2 else 'vous sont redistribués'}.")
     pickups = [(french_date(day), french_date(day + APPOINTMENT_DELAY)) for day, _ in line.deliveries
                if day is not None]
-    text = f"  Redistribution : {said}\r\n" + "".join(
+    text = f"  {said}\r\n" + "".join(
         f"  - À retirer à l'officine à partir du {day}. Rendez-vous à partir du {appointment}.\r\n"
         for day, appointment in pickups)
     cells = Markup("<td>%s</td><td>%s</td><td>&mdash;</td><td>%s (redistribution)<br><em>%s</em></td>") % (
@@ -351,7 +351,8 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
         return "Pour l'officine (pharmacien)"
     if effector == "infirmier":
         return "Pour les infirmiers rattachés"
-    return f"Pour {name or 'Professionnel'} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
+    whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name or "le professionnel"
+    return f"Pour {whom} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
 
 
 # A line's outcome and each delivery are rendered once per distinct value by the `parts` macros, as
