@@ -19,7 +19,7 @@ from pipeline.services.support import PENDING, STAMPS
 
 KINDS = {"pharmacien": "pharmacien", "medecin": "médecin", "medecin_travail": "médecin du travail",
          "sage_femme": "sage-femme", "infirmier": "infirmiers"}
-INJECTIONS = {"first": "1re injection", "second": "2e injection"}
+INJECTIONS = {"first": "1re inj.", "second": "2e inj."}  # injection, abbreviated to fit its column
 STATUSES = {"served": "servie", "partial": "servie en partie", "refused": "refusée"}
 REASONS = {"cap": "plafond", "unit": "arrondi à la boîte", "supply": "stock épuisé", "eligibility": "non éligible",
            "window": "hors période", "zone": "hors zone", "not_attached": "non rattaché",
