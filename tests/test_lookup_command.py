@@ -15,7 +15,7 @@ def test_r12_lookup_speaks_french_with_closing_and_sending_times_in_paris_time(f
     assert done.returncode == 0, done.stderr
     text = done.stdout
     assert "Clôture   mardi 15 juin 2021 à 23:00 (heure de Paris)" in text  # closes_at is 21:00 UTC
-    assert "Pharmacie de la Gare Morel" in text and "grossiste-répartiteur : OCP" in text
+    assert "Pharmacie de la Gare Morel" in text and "Dépôt     D-OCP-69  OCP Répartition, dépôt 69" in text
     assert "jeudi 17 juin 2021 : " in text and " sur " in text and "1re inj." in text
     assert "Emails de la version 1" in text and "envoyé" in text
     for english in ("UTC", "Closes", "Run 1", " of ", "Deliveries", "Emails of run", "sent\n"):

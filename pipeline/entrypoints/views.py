@@ -43,16 +43,17 @@ def lookup_table(data: dict) -> RenderableType:
         head.add_column(style="bold")
         head.add_column()
         head.add_row(Text("Session"), Text(f"{session['session_id']}  {session['title']}"))
-        head.add_row(Text("Clôture"), Text(f"{_instant(session['closes_at'], zone)} "
-                                           f"(session {SESSION_STATES.get(session['state'], session['state'])})"))
+        head.add_row(Text("Clôture"), Text(f"{_instant(session['closes_at'], zone)}, "
+                                           f"session {SESSION_STATES.get(session['state'], session['state'])}"))
         if officine is None:
             head.add_row(Text("Officine"), Text(f"{data['finess']} : absente du registre des officines de la session"))
         else:
             head.add_row(Text("Officine"),
                          Text(f"{officine['finess']}  {officine['name']}  département {officine['department']}"))
             head.add_row(Text("E-mail"), Text(officine["email"] or ""))
-            head.add_row(Text("Dépôt"), Text(f"{officine['depot_id']}  {officine['depot_name'] or ''}  "
-                                             f"(grossiste-répartiteur : {officine['wholesaler'] or 'inconnu'})"))
+            depot, wholesaler = officine["depot_name"] or "", officine["wholesaler"] or "inconnu"
+            head.add_row(Text("Dépôt"), Text(f"{officine['depot_id']}  {depot}" + (
+                "" if depot.startswith(wholesaler) else f"  (grossiste-répartiteur : {wholesaler})")))
         parts.extend([Text(""), head])
         if not session["runs"]:
             parts.append(Text("Aucune version : la session n'est pas encore close.", style="italic"))

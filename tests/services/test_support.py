@@ -217,9 +217,9 @@ def test_r12_lookup_table_shows_dates_volumes_pending_and_emails_uncut_in_80_col
 
 def test_r12_lookup_table_speaks_french_with_dates_in_words_and_instants_in_paris_time(engine):
     text = rendered(lookup_table(lookup(engine, FINESS, S1)), width=120)
-    assert "Clôture   mardi 15 juin 2021 à 23:00 (heure de Paris) (session close)" in text  # 21:00 UTC
+    assert "Clôture   mardi 15 juin 2021 à 23:00 (heure de Paris), session close" in text  # 21:00 UTC
     assert "Version 2 · jeudi 17 juin 2021 à 16:00 (heure de Paris) · Camille (support)" in text  # 14:00 UTC
-    assert "Dépôt" in text and "grossiste-répartiteur : Phoenix Pharma" in text
+    assert "Dépôt" in text and "Phoenix Pharma, dépôt" in text
     assert "AstraZeneca" in text and "1re inj." in text and "médecin" in text and "Dr Théo Le Goff" in text
     for english in ("UTC", "Closes", "Run ", " of ", "Deliveries", "Status", "Order", "Emails of run"):
         assert english not in text, english
