@@ -107,10 +107,12 @@ def test_r9_message_has_the_contract_headers_and_no_date():
 def test_r9_message_is_mixed_with_text_html_csv_and_calendar_parts():
     message = parse(render(confirmation()))
     assert [part.get_content_type() for part in message.walk()] == [
-        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/csv", "text/calendar"]
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "text/calendar"]
     for part in list(message.walk())[2:]:
-        assert part.get_content_charset() == "utf-8"
-    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+        assert part.get_content_charset() == ("utf-8" if part.get_content_maintype() == "text" else None)
+    assert [part.get_filename() for part in message.iter_attachments()] == [
+        "confirmation.csv", "confirmation.xlsx", "livraisons.ics"]
     assert "<html lang=\"fr\">" in html_of(message)
 
 
@@ -146,8 +148,8 @@ def test_r9_subject_of_a_session_that_is_not_a_date_names_its_title():
 def test_r9_officine_email_lists_own_and_professionals_lines():
     message = parse(render(confirmation()))
     text, html = text_of(message), html_of(message)
-    titles = ["Pour l'officine (pharmacien)", "Pour Dr Camille Morel (médecin, RPPS 10018938356)",
-              "Pour Dr Sophie Renaud (médecin du travail, RPPS 10451394570)",
+    titles = ["Pour l'officine (pharmacien)", "Pour le Dr Camille Morel (médecin, RPPS 10018938356)",
+              "Pour le Dr Sophie Renaud (médecin du travail, RPPS 10451394570)",
               "Pour Élodie Le Goff (sage-femme, RPPS 10999999999)", "Pour les infirmiers rattachés"]
     positions = [text.index(f"== {title} ==") for title in titles]
     assert positions == sorted(positions)  # the officine first, the professionals, the nurse pool last
@@ -442,7 +444,7 @@ def test_text_parts_travel_as_readable_8bit_utf8():
     assert "A-0002,medecin,10018938356,astrazeneca,first,8,5,partial,cap,2021-06-24,3,2021-06-25,2021-07-01\r\n" \
         .encode() in raw
     message = parse(raw)
-    assert [part["Content-Transfer-Encoding"] for part in list(message.walk())[2:]] == ["8bit", "8bit", "7bit", "8bit"]
+    assert [part["Content-Transfer-Encoding"] for part in list(message.walk())[2:]] == ["8bit", "8bit", "7bit", "base64", "8bit"]
 
 
 def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
@@ -450,7 +452,8 @@ def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
     token = hashlib.blake2s(b"<2021-06-14.1.690012345@vialflow>", digest_size=12).hexdigest()
     forged = line(f"--=_mixed_{token}")
     message = parse(render(confirmation([forged, OFFICINE_LINES[0]])))
-    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "livraisons.ics"]
+    assert [part.get_filename() for part in message.iter_attachments()] == [
+        "confirmation.csv", "confirmation.xlsx", "livraisons.ics"]
     assert [row["order_id"] for row in csv_rows(message)] == [f"--=_mixed_{token}", "A-0001"]
 
 
@@ -474,4 +477,121 @@ def test_any_name_yields_one_well_formed_message_with_one_recipient(name, profes
     assert set(message.keys()) == {"From", "To", "Subject", "Message-ID", "X-Vialflow-Session", "X-Vialflow-Run",
                                    "X-Vialflow-Recipient", "Supersedes", "References", "MIME-Version",
                                    "Content-Type"}
-    assert len(list(message.iter_attachments())) == 2
+    assert len(list(message.iter_attachments())) == 3
+
+
+# -- part 4: what a French pharmacist reads -----------------------------------------------------------------
+
+DEPOT = "OCP Répartition (dépôt 69)"
+
+
+def with_depots(lines, depot: str = DEPOT):
+    return [dataclasses.replace(l, depots=tuple(depot for _ in l.deliveries)) for l in lines]
+
+
+def xlsx_rows(message) -> list[tuple]:
+    import openpyxl
+
+    [part] = [part for part in message.iter_attachments() if part.get_filename() == "confirmation.xlsx"]
+    sheet = openpyxl.load_workbook(io.BytesIO(part.get_content()), read_only=True).active
+    return [tuple(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def test_r9_the_email_opens_with_totals_of_lines_and_vials():
+    message = parse(render(confirmation()))
+    text = text_of(message)
+    # 6 lines; 10+8+10+20+4+10 requested; 10+5+0+20+4+10 served; of them 2 pending (A-0002)
+    totals = ("  Lignes de commande : 6\n  Flacons demandés : 62\n  Flacons servis : 49\n"
+              "  dont livraison programmée : 47\n  dont en attente d'une date de livraison : 2\n")
+    assert totals in text and text.index("En résumé") < text.index("== Pour l'officine")
+    html = html_of(message)
+    assert "En résumé" in html and "<td style=\"padding: 3px 12px;\">Flacons servis</td>" in html
+    assert html.index("En résumé") < html.index("Pour l&#39;officine")
+
+
+def test_r8_each_delivery_names_its_wholesaler_and_depot():
+    message = parse(render(confirmation(with_depots(OFFICINE_LINES))))
+    text = text_of(message)
+    assert f"Livraison le jeudi 24 juin 2021 par {DEPOT} : 3 flacons." in text
+    assert f"  - 2 flacons à livrer par {DEPOT} : date communiquée ultérieurement.\n" in text
+    assert text.count(f"par {DEPOT}") == sum(len(l.deliveries) for l in OFFICINE_LINES)
+    assert html_of(message).count(f"Livraison par {DEPOT}") == sum(len(l.deliveries) for l in OFFICINE_LINES)
+    assert {row[12] for row in xlsx_rows(message)[1:] if row[11]} == {DEPOT}
+
+
+GIVEN = dataclasses.replace(OFFICINE_LINES[1], given=((3, "Dr Julien Girard (médecin, RPPS 10278079636)"),))
+RECEIVED = Line("A-0002", "medecin", "10278079636", "Dr Julien Girard", "astrazeneca", "AstraZeneca", "first", 3, 3,
+                "served", "ok", ((D(2021, 7, 2), 3),), redistribution_from=OFFICINE,
+                received_from=f"Pharmacie de la Gare Morel (FINESS {OFFICINE})")
+
+
+def test_r10_a_redistribution_is_said_on_the_giving_line_of_the_officine_and_of_the_professional():
+    lines = (OFFICINE_LINES[0], GIVEN, *OFFICINE_LINES[2:])
+    said = "3 flacons non récupérés redistribués au Dr Julien Girard (médecin, RPPS 10278079636)."
+    for message in (parse(render(confirmation(lines))),
+                    parse(render(confirmation([GIVEN], kind="medecin", recipient=DOCTOR, name="Dr Camille Morel")))):
+        text = text_of(message)
+        block = text[text.index("(commande A-0002)"):]
+        assert f"  - {said}\n" in block.split("\n* ")[0]
+        assert said in html_of(message)
+        assert [row[15] for row in xlsx_rows(message)[1:] if row[0] == "A-0002"] == [said, said]
+    # confirmation.csv keeps the contract's meaning on the officine's rows: the date from which vials may go
+    rows = rows_of(csv_rows(parse(render(confirmation(lines)))), "A-0002")
+    assert [row["redistribution_from"] for row in rows] == ["2021-07-01", ""]
+
+
+def test_r10_the_receiving_professional_reads_the_vials_as_a_line_of_their_own_with_the_officine_named():
+    own = line("A-0010", "medecin", rpps="10278079636", professional="Dr Julien Girard", vaccine="astrazeneca",
+               requested=2)
+    message = parse(render(confirmation([own, RECEIVED], kind="medecin", recipient="10278079636",
+                                        name="Dr Julien Girard")))
+    text = text_of(message)
+    assert "== Flacons non récupérés qui vous sont redistribués ==" in text
+    assert ("* AstraZeneca, 1re injection (commande A-0002)\n  3 flacons non récupérés à l'officine Pharmacie de la "
+            f"Gare Morel (FINESS {OFFICINE}) vous sont redistribués.\n  - À retirer à l'officine à partir du "
+            "vendredi 2 juillet 2021. Rendez-vous à partir du samedi 3 juillet 2021.\n") in text
+    assert "  Lignes de commande : 1\n" in text and "  Flacons non récupérés qui vous sont redistribués : 3\n" in text
+    assert "Pharmacie de la Gare Morel (FINESS 690012345) vous sont redistribués" in html_of(message)
+    rows = csv_rows(message)
+    assert [row["redistribution_from"] for row in rows] == ["", OFFICINE]
+    assert [rows[1][k] for k in ("order_id", "rpps", "vials", "delivery_date", "earliest_appointment")] == [
+        "A-0002", "10278079636", "3", "2021-07-02", "2021-07-03"]
+    [received] = [row for row in xlsx_rows(message)[1:] if row[0] == "A-0002"]
+    assert received[8] == "redistribution" and received[11] == 3 and "Pharmacie de la Gare Morel" in received[15]
+
+
+def test_r9_confirmation_xlsx_has_french_headings_real_dates_numbers_and_ids_as_text():
+    message = parse(render(confirmation(with_depots(OFFICINE_LINES))))
+    rows = xlsx_rows(message)
+    assert rows[0][:4] == ("Commande", "Effecteur", "Professionnel", "RPPS")
+    assert "Date de livraison" in rows[0] and "Rendez-vous à partir du" in rows[0]
+    by_csv = csv_rows(message)
+    assert len(rows) - 1 == len(by_csv)  # one row per line and delivery, as confirmation.csv
+    first = rows[1]
+    assert first[0] == "A-0001" and first[6:8] == (10, 10) and isinstance(first[6], int)
+    assert first[10] == dt.datetime(2021, 6, 25) and first[13] == dt.datetime(2021, 6, 26)
+    cut = [row for row in rows if row[0] == "A-0002"]
+    assert cut[0][1] == "médecin" and cut[0][3] == "10018938356" and cut[0][5] == "1re injection"
+    assert cut[1][10] == "date communiquée ultérieurement" and cut[1][11] == 2
+    officine = confirmation([line("A-0001", vaccine="janssen")], recipient="010023456")
+    assert xlsx_rows(parse(render(dataclasses.replace(officine, lines=(
+        line("010023456", "pharmacien"),)))))[1][0] == "010023456"  # text keeps its leading zero
+
+
+def test_r4_confirmation_xlsx_says_the_cap_that_cut_the_line():
+    cut = dataclasses.replace(line("A-0009", "medecin", rpps=DOCTOR, requested=8, allocated=5, reason="cap"), cap=5)
+    [row] = xlsx_rows(parse(render(confirmation([cut]))))[1:]
+    assert row[9] == "plafond de 5 flacons atteint"
+
+
+def test_r9_confirmation_xlsx_is_the_same_bytes_for_the_same_message_and_text_stays_text():
+    formula = line("=HYPERLINK(\"http://x\")")
+    first = render(confirmation([formula]))
+    assert first == render(confirmation([formula]))
+    assert xlsx_rows(parse(first))[1][0] == '=HYPERLINK("http://x")'
+
+
+def test_r9_no_french_ordinal_is_written_the_old_way_anywhere_in_the_email():
+    raw = render(confirmation(with_depots(OFFICINE_LINES))).decode("utf-8", "replace")
+    for old in ("1ère", "1ere", "2ème", "2eme", "2nde", "1er injection"):
+        assert old not in raw

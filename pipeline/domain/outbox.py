@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import pandas as pd
 
+from .french import vials
 from .rules import NAMED_KINDS
 
 TERMINAL = ("sent", "failed", "unknown")  # an outbox row in one of these is settled for good
@@ -67,10 +68,13 @@ def changed_recipients(old: pd.DataFrame, new: pd.DataFrame, redistributed: list
     return touched
 
 
-def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]) -> dict[str, list[str]]:
+def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict],
+                 names: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Per recipient, short French sentences saying what changed (R11) between the `line_states`
-    of two versions, with the new redistributions (R10)."""
+    of two versions, with the new redistributions (R10). `names` gives the officines' and the
+    professionals' names by FINESS or RPPS, said beside their numbers."""
     was = old.set_index("order_id")
+    names = names or {}
     said: dict[str, list[str]] = defaultdict(list)
 
     def tell(line: dict, sentence: str) -> None:
@@ -80,14 +84,21 @@ def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]
     for line in new[new["order_id"].map(was["state"]) != new["state"]].to_dict("records"):
         before = int(was.loc[line["order_id"], "allocated"])
         if before != line["allocated"]:
-            tell(line, f"Commande {line['order_id']} : {before} → {line['allocated']} flacon(s) servi(s).")
+            tell(line, f"Commande {line['order_id']} : {vials(int(line['allocated']))} "
+                       f"{'servi' if abs(int(line['allocated'])) < 2 else 'servis'} au lieu de {before}.")
         else:
             tell(line, f"Commande {line['order_id']} : dates de livraison modifiées.")
     by_order = new.set_index("order_id")
     for item in redistributed:
         line = {"order_id": item["order_id"], **by_order.loc[item["order_id"]].to_dict()}
-        tell(line, f"Commande {item['order_id']} : {item['vials']} flacon(s) non récupéré(s) redistribué(s) "
-                   "à un autre professionnel de santé.")
-        said[item["to_rpps"]].append(f"{item['vials']} flacon(s) de la commande {item['order_id']} vous sont "
-                                     f"redistribués : à retirer à l'officine {line['finess']}.")
+        count, to, finess = int(item["vials"]), item["to_rpps"], line["finess"]
+        plural = "s" if count > 1 else ""
+        who = names.get(to)
+        receiver = f"{'au ' if who and who.startswith(('Dr ', 'Pr ')) else 'à '}{who} (RPPS {to})" if who else \
+            f"au professionnel de santé RPPS {to}"
+        tell(line, f"Commande {item['order_id']} : {vials(count)} non récupéré{plural} redistribué{plural} {receiver}.")
+        officine = f"{names[finess]} (FINESS {finess})" if names.get(finess) else f"FINESS {finess}"
+        said[to].append(f"{vials(count)} de la commande {item['order_id']} "
+                        f"{'vous sont redistribués' if plural else 'vous est redistribué'} : à retirer à l'officine "
+                        f"{officine}.")
     return said

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -124,8 +125,18 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
     try:
         found = find(_engine(out, database_url), finess, session)
     except LookupError as error:
-        fail(str(error.args[0]))
+        fail(_french_refusal(str(error.args[0])))
     _show(found, lookup_table, as_json)
+
+
+def _french_refusal(text: str) -> str:
+    """The support service's refusals, said in French for `lookup`."""
+    for pattern, said in ((r"unknown session (.+)", "session {0} inconnue"),
+                          (r"no officine (\S+) in any session", "l'officine {0} n'apparaît dans aucune session"),
+                          (r"no officine (\S+) in session (.+)", "l'officine {0} n'apparaît pas dans la session {1}")):
+        if found := re.fullmatch(pattern, text):
+            return said.format(*found.groups())
+    return text
 
 
 @app.command()

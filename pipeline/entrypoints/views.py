@@ -2,81 +2,125 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.domain.french import french_date, vials
 from pipeline.services.support import PENDING, STAMPS
 
 
 # Terminal rendering. Every cell and title is a `Text`, so that a `[` in a name is not read as markup.
+# `lookup` speaks French, with dates as a French reader writes them and instants in the session's time zone.
+
+KINDS = {"pharmacien": "pharmacien", "medecin": "médecin", "medecin_travail": "médecin du travail",
+         "sage_femme": "sage-femme", "infirmier": "infirmiers"}
+INJECTIONS = {"first": "1re inj.", "second": "2e inj."}  # injection, abbreviated to fit its column
+STATUSES = {"served": "servie", "partial": "servie en partie", "refused": "refusée"}
+REASONS = {"cap": "plafond", "unit": "arrondi à la boîte", "supply": "stock épuisé", "eligibility": "non éligible",
+           "window": "hors période", "zone": "hors zone", "not_attached": "non rattaché",
+           "unknown_pharmacy": "officine inconnue", "unknown_professional": "professionnel inconnu",
+           "cancelled": "annulée"}
+SESSION_STATES = {"open": "ouverte", "closed": "close"}
+STEPS = {"allocating": "allocation en cours", "allocated": "allouée", "scheduled": "livraisons planifiées",
+         "prepared": "emails prêts", "sending": "emails envoyés"}
+EMAIL_STATES = {"pending": "en attente", "queued": "confié à la file", "claimed": "pris en charge",
+                "sending": "en cours d'envoi", "sent": "envoyé", "retry": "nouvel essai prévu", "failed": "échec",
+                "unknown": "issue inconnue"}
+
 
 def lookup_table(data: dict) -> RenderableType:
-    """What `lookup` returned, as tables: the officine, then per run its lines and emails."""
+    """What `lookup` returned, as tables in French: the officine, then per run its lines and emails."""
     parts: list[RenderableType] = []
     for session in data["sessions"]:
         officine = session["officine"]
+        zone = session.get("timezone") or "Europe/Paris"
         head = Table.grid(padding=(0, 2))
         head.add_column(style="bold")
         head.add_column()
         head.add_row(Text("Session"), Text(f"{session['session_id']}  {session['title']}"))
-        head.add_row(Text("Closes"), Text(f"{_when(session['closes_at'])} ({session['state']})"))
+        head.add_row(Text("Clôture"), Text(f"{_instant(session['closes_at'], zone)}, "
+                                           f"session {SESSION_STATES.get(session['state'], session['state'])}"))
         if officine is None:
-            head.add_row(Text("Officine"), Text(f"{data['finess']}: not in this session's pharmacies register"))
+            head.add_row(Text("Officine"), Text(f"{data['finess']} : absente du registre des officines de la session"))
         else:
             head.add_row(Text("Officine"),
-                         Text(f"{officine['finess']}  {officine['name']}  dept {officine['department']}"))
-            head.add_row(Text("Email"), Text(officine["email"] or ""))
-            head.add_row(Text("Depot"), Text(f"{officine['depot_id']}  {officine['depot_name'] or ''}  "
-                                             f"({officine['wholesaler'] or 'unknown wholesaler'})"))
+                         Text(f"{officine['finess']}  {officine['name']}  département {officine['department']}"))
+            head.add_row(Text("E-mail"), Text(officine["email"] or ""))
+            depot, wholesaler = officine["depot_name"] or "", officine["wholesaler"] or "inconnu"
+            head.add_row(Text("Dépôt"), Text(f"{officine['depot_id']}  {depot}" + (
+                "" if depot.startswith(wholesaler) else f"  (grossiste-répartiteur : {wholesaler})")))
         parts.extend([Text(""), head])
         if not session["runs"]:
-            parts.append(Text("No run yet: the session is not closed.", style="italic"))
+            parts.append(Text("Aucune version : la session n'est pas encore close.", style="italic"))
         depot = officine["depot_id"] if officine else None
         for run in session["runs"]:
-            parts.append(_lines_table(run, depot))
-            parts.extend(Text(f"Redistributed: {item.get('vials')} vial(s) of {item.get('order_id')} "
-                              f"to RPPS {item.get('to_rpps')}") for item in run.get("redistributions", []))
-            parts.append(_emails_table(run))
+            parts.append(_lines_table(run, depot, zone, session.get("vaccines") or {}))
+            parts.extend(Text(f"Redistribution : {vials(int(item.get('vials') or 0))} de la commande "
+                              f"{item.get('order_id')} au professionnel RPPS {item.get('to_rpps')}")
+                         for item in run.get("redistributions", []))
+            parts.append(_emails_table(run, zone))
     return Group(*parts)
 
 
-def _lines_table(run: dict, depot: str | None) -> Table:
-    title = f"Run {run['version']} · {_when(run['created_at'])} · {run['operator']} · {run['reason']} · {run['step']}"
-    table = Table(title=Text(title), title_justify="left", show_lines=True,
-                  caption=Text("Vials: allocated of requested."), caption_justify="left")
+def _lines_table(run: dict, depot: str | None, zone: str, labels: dict[str, str]) -> Table:
+    title = (f"Version {run['version']} · {_instant(run['created_at'], zone)} · {run['operator']} · {run['reason']} · "
+             f"{STEPS.get(run['step'], run['step'])}")
+    table = Table(title=Text(title), title_justify="left", show_lines=True, pad_edge=False,
+                  caption=Text("Flacons : servis sur demandés."), caption_justify="left")
     # Order ids, volumes and dates are what an adviser reads out: never cut; the rest wraps. Fits 80 columns.
-    for heading, keep, least in (("Order", True, None), ("Effector", False, 11), ("Vaccine", False, 11),
-                                 ("Vials", True, None), ("Status", False, 7), ("Deliveries", True, None)):
+    for heading, keep, least in (("Commande", True, None), ("Ligne", False, 11), ("Flacons", True, None),
+                                 ("Statut", False, 7), ("Livraisons", True, None)):
         table.add_column(heading, no_wrap=keep, overflow="fold", min_width=least)
     for line in run["lines"]:
-        who = "\n".join(x for x in (line["effector"], line["professional"], line["rpps"]) if x)
+        who = "\n".join(x for x in (KINDS.get(line["effector"], line["effector"]), line["professional"], line["rpps"],
+                                    labels.get(line["vaccine"], line["vaccine"]),
+                                    INJECTIONS.get(line["injection"], line["injection"])) if x)
         # The depot is the officine's (shown above) unless the register says otherwise.
-        days = "\n".join(f"{d['date'] or PENDING}: {d['vials']}"
-                         + (f" ({d['depot_id']})" if d["depot_id"] != depot else "") for d in line["deliveries"])
-        status = line["status"] if line["reason"] == "ok" else f"{line['status']}\n{line['reason']}"
-        cells = (line["order_id"], who, f"{line['vaccine']}\n{line['injection']}",
-                 f"{line['allocated']} of {line['requested']}", status, days or "—")
+        days = "\n".join(f"{_day(d['date']) if d['date'] else PENDING} : {d['vials']}"
+                         + (f"\n  (dépôt {d['depot_id']})" if d["depot_id"] != depot else "") for d in line["deliveries"])
+        status = STATUSES.get(line["status"], line["status"])
+        if line["reason"] != "ok":
+            status += f"\n{REASONS.get(line['reason'], line['reason'])}"
+        cells = (line["order_id"], who, f"{line['allocated']} sur {line['requested']}", status, days or "—")
         table.add_row(*(Text(x) for x in cells))
     if not run["lines"]:
-        table.caption = Text("no line of this officine in this run")
+        table.caption = Text("aucune ligne de cette officine dans cette version")
     return table
 
 
-def _emails_table(run: dict) -> RenderableType:
+def _emails_table(run: dict, zone: str) -> RenderableType:
     if not run["emails"]:
-        return Text(f"Run {run['version']}: no email to this officine.", style="italic")
-    table = Table(title=Text(f"Emails of run {run['version']}"), title_justify="left", show_lines=True)
+        return Text(f"Version {run['version']} : aucun email à cette officine.", style="italic")
+    table = Table(title=Text(f"Emails de la version {run['version']}"), title_justify="left", show_lines=True)
     table.add_column("Message-ID", no_wrap=True)
-    for heading in ("State", "Tries", "Detail"):
+    for heading in ("État", "Essais", "Détail"):
         table.add_column(heading, overflow="fold")
     for email in run["emails"]:
         message = email["message_id"] + (f"\nannule et remplace\n{email['replaces']}" if email["replaces"] else "")
-        state = email["state"] + (f"\n{_when(email['sent_at'])}" if email["sent_at"] else "")
+        state = EMAIL_STATES.get(email["state"], email["state"]) + (
+            f"\n{_instant(email['sent_at'], zone)}" if email["sent_at"] else "")
         table.add_row(*(Text(x) for x in (message, state, str(email["attempts"]), email["detail"] or "")))
     return table
+
+
+def _day(iso: str) -> str:
+    """`lundi 21 juin 2021` for an ISO date."""
+    return french_date(dt.date.fromisoformat(iso[:10]))
+
+
+def _instant(iso: str | None, zone: str) -> str:
+    """An ISO instant (UTC when naive) in the session's time zone: `mardi 15 juin 2021 à 23:00 (heure de Paris)`."""
+    if not iso:
+        return ""
+    when = dt.datetime.fromisoformat(iso)
+    local = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).astimezone(ZoneInfo(zone))
+    where = "heure de Paris" if zone == "Europe/Paris" else f"heure de {zone}"
+    return f"{french_date(local.date())} à {local:%H:%M} ({where})"
 
 
 def runs_table(runs: list[dict]) -> RenderableType:

@@ -31,6 +31,7 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
             raise LookupError(f"no officine {finess} in {where}")
         ids = sessions["id"].tolist()
         titles = queries.session_titles(c, ids)
+        rules = {session_id: queries.session_rules(c, session_id) for session_id in ids}
         officines = {row["session_id"]: {k: _text(v) for k, v in row.items() if k != "session_id"}
                      for row in queries.officine(c, finess, ids).to_dict("records")}
         runs = queries.session_runs(c, ids).sort_values(["session_id", "version"], ascending=[True, False])
@@ -42,7 +43,8 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
         mine = runs[runs["session_id"] == session.id]
         found.append({
             "session_id": session.id, "title": titles.get(session.id, ""),
-            "closes_at": _iso(session.closes_at), "state": session.state,
+            "closes_at": _iso(session.closes_at), "state": session.state, "timezone": rules[session.id].timezone,
+            "vaccines": {key: vaccine.label for key, vaccine in rules[session.id].vaccines.items()},
             "officine": officines.get(session.id),
             "runs": [{"version": int(run.version), "created_at": _iso(run.created_at), "operator": run.operator,
                       "reason": run.reason, "step": _step(run),

@@ -154,7 +154,7 @@ def test_r12_lookup_of_an_officine_missing_from_the_register_still_shows_its_ref
     assert session["officine"] is None
     (line,) = run_of({"sessions": [session]}, S1, 1)["lines"]
     assert (line["order_id"], line["reason"], line["deliveries"]) == ("A-543727", "unknown_pharmacy", [])
-    assert "not in this session's pharmacies register" in rendered(lookup_table(lookup(engine, UNREGISTERED, S1)))
+    assert "absente du registre des officines de la session" in rendered(lookup_table(lookup(engine, UNREGISTERED, S1)))
 
 
 def test_r12_lookup_of_an_unknown_finess_says_so_in_one_sentence(engine):
@@ -206,12 +206,31 @@ def test_r12_lookup_and_runs_survive_a_json_round_trip(engine):
 
 def test_r12_lookup_table_shows_dates_volumes_pending_and_emails_uncut_in_80_columns(engine):
     text = rendered(lookup_table(lookup(engine, FINESS, S1)))
-    for shown in (NAME, "Phoenix Pharma", "A-743616", "2021-06-23: 4", "2021-06-24: 2", "en attente: 2",
-                  "6 of 6", "0 of 20", "Dr Théo Le Goff", "10911160950", "Camille (support)", "Run 1", "Run 2",
+    for shown in (NAME, "Phoenix Pharma", "A-743616", "mercredi 23 juin 2021 : 4", "jeudi 24 juin 2021 : 2",
+                  "en attente : 2", "6 sur 6", "0 sur 20", "10911160950", "Camille (support)",
+                  "Version 1", "Version 2",
                   message_id(S1, 1, FINESS), message_id(S1, 2, FINESS),
                   "annule et remplace"):
         assert shown in text, shown
     assert max(len(row) for row in text.splitlines()) <= 80
+
+
+def test_r12_lookup_table_speaks_french_with_dates_in_words_and_instants_in_paris_time(engine):
+    text = rendered(lookup_table(lookup(engine, FINESS, S1)), width=120)
+    assert "Clôture   mardi 15 juin 2021 à 23:00 (heure de Paris), session close" in text  # 21:00 UTC
+    assert "Version 2 · jeudi 17 juin 2021 à 16:00 (heure de Paris) · Camille (support)" in text  # 14:00 UTC
+    assert "Dépôt" in text and "Phoenix Pharma, dépôt" in text
+    assert "AstraZeneca" in text and "1re inj." in text and "médecin" in text and "Dr Théo Le Goff" in text
+    for english in ("UTC", "Closes", "Run ", " of ", "Deliveries", "Status", "Order", "Emails of run"):
+        assert english not in text, english
+
+
+def test_r12_lookup_json_keeps_its_keys_and_adds_the_session_s_time_zone(engine):
+    session = lookup(engine, FINESS, S1)["sessions"][0]
+    assert list(session)[:4] == ["session_id", "title", "closes_at", "state"]
+    assert {"officine", "runs"} <= set(session)
+    assert session["closes_at"] == "2021-06-15T21:00:00+00:00" and session["timezone"] == "Europe/Paris"
+    assert session["vaccines"]["astrazeneca"].startswith("AstraZeneca")
 
 
 def test_r12_lookup_table_prints_names_as_written_not_as_markup():
@@ -223,7 +242,7 @@ def test_r12_lookup_table_prints_names_as_written_not_as_markup():
                                             "officine": officine, "runs": [run]}]}
     text = rendered(lookup_table(data))
     assert "Pharmacie [bold]Crochet[/bold]" in text and "· [o] ·" in text
-    assert "Redistributed: 2 vial(s) of A-1 to RPPS 10911160950" in text
+    assert "Redistribution : 2 flacons de la commande A-1 au professionnel RPPS 10911160950" in text
 
 
 def test_r11_runs_table_shows_every_version_and_its_counts(engine):

@@ -57,10 +57,12 @@ def mailbox(name: str, address: str) -> str:
 
 
 
-def part(boundary: str, content_type: str, filename: str | None, body: bytes, marker: bytes) -> bytes:
+def part(boundary: str, content_type: str, filename: str | None, body: bytes, marker: bytes,
+         binary: bool = False) -> bytes:
     """A text part as 8bit (readable and greppable in the .eml; the sender announces BODY=8BITMIME), or
-    base64 when a line would pass SMTP's 998 octets or the body holds the boundaries' token."""
-    if max(map(len, body.split(b"\r\n"))) <= 998 and marker not in body:
+    base64 when a line would pass SMTP's 998 octets or the body holds the boundaries' token; a `binary`
+    part always in base64."""
+    if not binary and max(map(len, body.split(b"\r\n"))) <= 998 and marker not in body:
         encoding = "7bit" if body.isascii() else "8bit"
         body += b"\r\n"  # this CRLF belongs to the next boundary line (RFC 2046 5.1.1), not to the content
     else:

@@ -22,9 +22,9 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from pipeline.domain.french import french_date, vials
+from pipeline.domain.french import french_date, number, vials
 
-from . import mime
+from . import mime, spreadsheet
 from .mime import clean
 
 APPOINTMENT_DELAY = dt.timedelta(days=1)     # "à partir du lendemain de la date prévisionnelle de livraison"
@@ -32,6 +32,7 @@ REDISTRIBUTION_DELAY = dt.timedelta(days=7)  # R10: "après un délai d'une sema
 CSV_COLUMNS = ("order_id", "effector", "rpps", "vaccine", "injection", "requested", "allocated", "status",
                "reason", "delivery_date", "vials", "earliest_appointment", "redistribution_from")
 _CSV_HEADER = ",".join(CSV_COLUMNS) + "\r\n"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 KIND_LABELS = {"pharmacien": "pharmacien", "medecin": "médecin", "medecin_travail": "médecin du travail",
                "sage_femme": "sage-femme", "infirmier": "infirmiers rattachés"}
@@ -77,6 +78,11 @@ class Line:
     # empty on a professional's. A value given here is written as is on every row of the line.
     redistribution_from: str = ""
     cap: int | None = None  # vials of the beneficiary's cap (R4, R5), said when the cap cut the line
+    depots: tuple[str, ...] = ()  # who delivers each of `deliveries`, in order: "OCP Répartition (dépôt 69)"
+    given: tuple[tuple[int, str], ...] = ()  # R10: (vials, to whom) redistributed from this line's unclaimed vials
+    # R10, on the receiving professional's email: the officine (name and FINESS) whose unclaimed vials of this
+    # line are now theirs, to collect from `deliveries`' date. Such a line is not an order of theirs.
+    received_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ def subject(confirmation: Confirmation) -> str:
 
 
 def render(confirmation: Confirmation) -> bytes:
-    """The full message (headers, text and HTML parts, confirmation.csv, livraisons.ics), CRLF line ends."""
+    """The full message (headers, text and HTML parts, confirmation.csv, confirmation.xlsx, livraisons.ics),
+    CRLF line ends."""
     c = confirmation
     to = mime.mailbox(c.name, c.email)
     message_id = mime.message_id(c.message_id)
@@ -134,6 +141,7 @@ def render(confirmation: Confirmation) -> bytes:
         mime.part(alternative, 'text/html; charset="utf-8"', None, html.encode("utf-8"), marker),
         f"--{alternative}--\r\n".encode(),
         mime.part(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c), marker),
+        mime.part(mixed, XLSX, "confirmation.xlsx", confirmation_xlsx(c), marker, binary=True),
         mime.part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", _calendar(c, lines),
               marker),
         f"--{mixed}--\r\n".encode(),
@@ -170,6 +178,39 @@ def confirmation_csv(confirmation: Confirmation) -> bytes:
     return "".join(rows).encode("utf-8")
 
 
+def confirmation_xlsx(confirmation: Confirmation) -> bytes:
+    """confirmation.xlsx: the rows of confirmation.csv for people, in French (spreadsheet.COLUMNS)."""
+    officine = confirmation.recipient_kind == "officine"
+    rows = []
+    for line in confirmation.lines:
+        received = bool(line.received_from)
+        if received:
+            given = f"Flacons non récupérés à l'officine {clean(line.received_from)}, qui vous sont redistribués"
+        else:
+            given = " ".join(_given(count, clean(who)) for count, who in line.given)
+        reason = "" if line.reason in ("ok", "") else (
+            f"plafond de {vials(line.cap)} atteint" if line.reason == "cap" and line.cap is not None
+            else spreadsheet.SHORT_REASONS.get(line.reason) or clean(line.reason))
+        head = (clean(line.order_id), KIND_LABELS.get(line.effector) or clean(line.effector), clean(line.professional),
+                clean(line.rpps), clean(line.vaccine_label or line.vaccine),
+                INJECTION_LABELS.get(line.injection) or clean(line.injection),
+                None if received else int(line.requested), int(line.allocated),
+                "redistribution" if received else STATUS_LABELS.get(line.status) or clean(line.status), reason)
+        for index, (day, count) in enumerate(line.deliveries or ((None, None),)):
+            depot = clean(line.depots[index]) if index < len(line.depots) else ""
+            if day is None:
+                when = "date communiquée ultérieurement" if count else None
+                rows.append((*head, when, count, depot, None, None, given))
+            else:
+                rows.append((*head, day, int(count), depot, day + APPOINTMENT_DELAY,
+                             day + REDISTRIBUTION_DELAY if officine and not received else None, given))
+    when = confirmation.date.astimezone(dt.timezone.utc).replace(tzinfo=None) if confirmation.date else _EPOCH
+    return spreadsheet.workbook(rows, when)
+
+
+_EPOCH = dt.datetime(2021, 1, 1)  # the file's creation stamp when the message has no Date
+
+
 def calendar(confirmation: Confirmation) -> bytes:
     """livraisons.ics: one all-day VEVENT per scheduled delivery date."""
     officine = confirmation.recipient_kind == "officine"
@@ -191,20 +232,45 @@ def _view(c: Confirmation, lines: list[dict]) -> dict:
         "title": clean(c.session_title), "reference": clean(c.reference),
         "kind": KIND_LABELS.get(c.recipient_kind) or clean(c.recipient_kind),
         "replaces": clean(c.replaces) if c.replaces else "", "changes": [clean(text) for text in c.changes],
-        "groups": [groups[key] for key in order],
+        "groups": [groups[key] for key in order], "totals": _totals(c.lines),
         "any_pending": any(day is None for line in c.lines for day, _ in line.deliveries),
         "footer": f"Session {clean(c.session_id)} · version {int(c.run_version)} · {clean(c.message_id)}",
     }
 
 
-_GROUP_RANK = {"pharmacien": 0, "infirmier": 2}
+_GROUP_RANK = {"pharmacien": 0, "infirmier": 2, "received": 3}
+
+
+def _totals(lines: tuple[Line, ...]) -> list[tuple[str, str]]:
+    """The counts at the top of the email: its order lines and their vials requested, served, given a date
+    and still waiting for one; and the vials redistributed to the recipient (R10), if any."""
+    own = [line for line in lines if not line.received_from]
+    dated = sum(count for line in own for day, count in line.deliveries if day is not None)
+    waiting = sum(count for line in own for day, count in line.deliveries if day is None)
+    rows = [("Lignes de commande", number(len(own))),
+            ("Flacons demandés", number(sum(line.requested for line in own))),
+            ("Flacons servis", number(sum(line.allocated for line in own))),
+            ("dont livraison programmée", number(dated)),
+            ("dont en attente d'une date de livraison", number(waiting))]
+    received = sum(count for line in lines if line.received_from for _, count in line.deliveries)
+    if received:
+        rows.append(("Flacons non récupérés qui vous sont redistribués", number(received)))
+    return rows
 
 
 def _line_view(line: Line, officine: bool) -> dict:
     """One line as the templates and the calendar show it, built from fragments rendered once per value."""
+    if line.received_from:
+        return _received_view(line)
     vaccine, injection, text, cells, deliveries = _shown(
         line.vaccine_label or line.vaccine, line.injection, line.requested, line.allocated, line.status,
-        line.reason, line.deliveries, officine, _cap_reason(line) if line.reason == "cap" else None)
+        line.reason, line.deliveries, officine, _cap_reason(line) if line.reason == "cap" else None,
+        tuple(clean(depot) for depot in line.depots))
+    if line.given:  # R10: rare, so said here rather than cached
+        said = [_given(count, clean(who)) for count, who in line.given]
+        text += "".join(f"  - {sentence}\r\n" for sentence in said)
+        deliveries = Markup("").join([deliveries, *(Markup('<p style="margin: 0 0 4px 0;"><strong>%s</strong></p>')
+                                                   % sentence for sentence in said)])
     named = line.effector not in ("pharmacien", "infirmier")
     beneficiary = (clean(line.professional) or f"RPPS {clean(line.rpps)}") if named else ""
     return {
@@ -218,16 +284,54 @@ def _line_view(line: Line, officine: bool) -> dict:
     }
 
 
+def _received_view(line: Line) -> dict:
+    """R10, on the receiving professional's email: unclaimed vials of another line, now theirs."""
+    vaccine, injection = clean(line.vaccine_label or line.vaccine), INJECTION_LABELS.get(line.injection) or clean(
+        line.injection)
+    origin = clean(line.received_from)
+    count = sum(n for _, n in line.deliveries)
+    said = (f"{_agreed(count, 'non récupéré')} à l'officine {origin} "
+            f"{'vous est redistribué' if count < 2 else 'vous sont redistribués'}.")
+    pickups = [(french_date(day), french_date(day + APPOINTMENT_DELAY)) for day, _ in line.deliveries
+               if day is not None]
+    text = f"  {said}\r\n" + "".join(
+        f"  - À retirer à l'officine à partir du {day}. Rendez-vous à partir du {appointment}.\r\n"
+        for day, appointment in pickups)
+    cells = Markup("<td>%s</td><td>%s</td><td>&mdash;</td><td>%s (redistribution)<br><em>%s</em></td>") % (
+        vaccine, injection, vials(count), said)
+    deliveries = Markup("").join(Markup('<p style="margin: 0 0 4px 0;">À retirer à l\'officine à partir du %s<br>'
+                                        'Rendez-vous à partir du %s</p>') % pickup for pickup in pickups)
+    return {"order_id": clean(line.order_id), "label": f"{vaccine}, {injection}", "text": text, "cells": cells,
+            "deliveries": deliveries or Markup("&mdash;"), "group": ("received", ""),
+            "group_title": "Flacons non récupérés qui vous sont redistribués",
+            "calendar_title": f"{vaccine} {injection}, redistribution de l'officine {origin}",
+            "dates": line.deliveries}
+
+
+def _agreed(count: int, adjective: str) -> str:
+    """`1 flacon non récupéré`, `3 flacons non récupérés`: the adjective agrees with the count."""
+    return f"{vials(count)} {adjective}{'s' if not -2 < count < 2 else ''}"
+
+
+def _given(count: int, who: str) -> str:
+    """R10, on the giving line: `3 flacons non récupérés redistribués au Dr Julien Girard (médecin, RPPS …).`"""
+    to = f"au {who}" if who.startswith(("Dr ", "Pr ")) else f"à {who}"
+    return f"{_agreed(count, 'non récupéré')} {'redistribué' if -2 < count < 2 else 'redistribués'} {to}."
+
+
 @lru_cache(maxsize=16384)
 def _shown(vaccine: str, injection: str, requested: int, allocated: int, status: str, reason: str,
-           deliveries: tuple, officine: bool, said: str | None = None) -> tuple[str, str, str, str, Markup]:
+           deliveries: tuple, officine: bool, said: str | None = None,
+           depots: tuple = ()) -> tuple[str, str, str, str, Markup]:
     """What a line shows apart from its ids: (vaccine, injection, text, HTML cells, HTML deliveries). The
-    same few combinations recur from line to line. `said`, when given, is the reason in full."""
+    same few combinations recur from line to line. `said`, when given, is the reason in full; `depots`,
+    who delivers each delivery."""
     vaccine = clean(vaccine)
     injection = INJECTION_LABELS.get(injection) or clean(injection)
     shown_reason = reason if status != "served" or reason not in ("ok", "") else ""
     outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason, said)
-    parts = [_delivery(day, count, officine) for day, count in deliveries]
+    parts = [_delivery(day, count, officine, depots[index] if index < len(depots) else "")
+             for index, (day, count) in enumerate(deliveries)]
     return (vaccine, injection, outcome[0] + "".join([text for text, _ in parts]), outcome[1],
             Markup("".join([html for _, html in parts]) or "&mdash;"))
 
@@ -247,7 +351,8 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
         return "Pour l'officine (pharmacien)"
     if effector == "infirmier":
         return "Pour les infirmiers rattachés"
-    return f"Pour {name or 'Professionnel'} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
+    whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name or "le professionnel"
+    return f"Pour {whom} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
 
 
 # A line's outcome and each delivery are rendered once per distinct value by the `parts` macros, as
@@ -262,12 +367,12 @@ def _outcome(vaccine: str, injection: str, requested: int, allocated: int, statu
 
 
 @lru_cache(maxsize=8192)
-def _delivery(day: dt.date | None, count: int, officine: bool) -> tuple[str, str]:
+def _delivery(day: dt.date | None, count: int, officine: bool, depot: str = "") -> tuple[str, str]:
     if day is None:
-        values = ("", vials(count), "", "")
+        values = ("", vials(count), "", "", depot)
     else:
         values = (french_date(day), vials(count), french_date(day + APPOINTMENT_DELAY),
-                  french_date(day + REDISTRIBUTION_DELAY) if officine else "")
+                  french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot)
     return tuple(parts.delivery(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 

@@ -1,0 +1,94 @@
+"""What each email says, read back from the stored run (services/letters.py): depots named, and a
+redistribution (R10) on the giving line, on the receiver's email and in the box of what changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pipeline.adapters.db import queries
+from pipeline.adapters.mail.render import KIND_LABELS
+from pipeline.domain.changes import Changes
+from pipeline.domain.rules import NAMED_KINDS
+from pipeline.services import confirmations, runs
+from pipeline.services.letters import confirmations as letters
+from pipeline.services.reallocation import request_reallocation
+from tests.services.conftest import CLOSED
+
+SENDER = "Vaccination <noreply@vialflow.example.fr>"
+LATER = CLOSED + dt.timedelta(days=9)
+EFFECTIVE = dt.date(2021, 6, 25)
+
+
+def emails(db, run: int) -> dict:
+    with db.connect() as c:
+        row = queries.run_row(c, run)
+        return {letter.recipient_id: letter for letter in letters(c, row, queries.outbox_rows(c, run), SENDER)}
+
+
+def a_week_old_named_line(db, run: int) -> tuple[dict, dict]:
+    """A doctor's line delivered a week or more before EFFECTIVE, and another professional of its officine."""
+    with db.connect() as c:
+        session_id = queries.run_row(c, run).session_id
+        read = queries.lines(c, run, session_id)
+        people = queries.registers(c, session_id, "professionals")
+    early = read.deliveries[read.deliveries["delivery_date"] <= EFFECTIVE - dt.timedelta(days=7)]
+    lines = read.lines[read.lines["order_id"].isin(early["order_id"]) & (read.lines["effector"] == "medecin")]
+    for line in lines.sort_values("order_id").to_dict("records"):
+        others = people[(people["finess"] == line["finess"]) & (people["rpps"] != line["rpps"])
+                        & people["kind"].isin(NAMED_KINDS)]
+        if len(others):
+            return line, others.sort_values("rpps").iloc[0].to_dict()
+    raise AssertionError("the scenario has no doctor's line delivered early with a colleague at its officine")
+
+
+def test_r8_each_delivery_of_each_email_names_the_depot_s_wholesaler(db, prepared):
+    with db.connect() as c:
+        depots = queries.registers(c, queries.run_row(c, prepared).session_id, "depots")
+    wholesalers = set(depots["wholesaler"])
+    for letter in emails(db, prepared).values():
+        for line in letter.lines:
+            assert len(line.depots) == len(line.deliveries)
+            assert all(any(depot.startswith(f"{w} (dépôt ") for w in wholesalers) for depot in line.depots)
+
+
+def test_r10_a_redistribution_is_on_the_giving_line_the_receiver_s_line_and_the_box_naming_the_officine(
+        db, scenario, prepared):
+    line, to = a_week_old_named_line(db, prepared)
+    changes = Changes.model_validate({"effective": EFFECTIVE.isoformat(), "redistribution": [
+        {"order_id": line["order_id"], "vials": 2, "to_rpps": to["rpps"]}]})
+    run, _ = request_reallocation(db, scenario.session.id, changes, "Opératrice", "non récupérés", LATER)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        assert step(db, run, LATER) == runs.DONE
+    found = emails(db, run)
+    with db.connect() as c:
+        officine = queries.contacts(c, "pharmacies", scenario.session.id, [line["finess"]])[line["finess"]]["name"]
+    assert {line["finess"], line["rpps"], to["rpps"]} <= set(found)
+    # the giving line, on the officine's email and the giving doctor's
+    for recipient in (line["finess"], line["rpps"]):
+        [giving] = [l for l in found[recipient].lines if l.order_id == line["order_id"]]
+        assert giving.given == ((2, f"{to['name']} ({KIND_LABELS[to['kind']]}, RPPS {to['rpps']})"),)
+    # the receiver's own line of received vials, dated by the redistribution, from the officine named
+    [received] = [l for l in found[to["rpps"]].lines if l.received_from]
+    assert (received.order_id, received.rpps, received.deliveries) == (line["order_id"], to["rpps"], ((EFFECTIVE, 2),))
+    assert received.received_from == f"{officine} (FINESS {line['finess']})"
+    assert received.redistribution_from == line["finess"]
+    assert any(f"à retirer à l'officine {officine} (FINESS {line['finess']})" in said
+               for said in found[to["rpps"]].changes)
+    assert any("2 flacons non récupérés redistribués" in said and to["rpps"] in said
+               for said in found[line["finess"]].changes)
+
+
+def test_r10_a_later_version_keeps_the_redistribution_dated_by_the_version_that_made_it(db, scenario, prepared):
+    line, to = a_week_old_named_line(db, prepared)
+    first = Changes.model_validate({"effective": EFFECTIVE.isoformat(), "redistribution": [
+        {"order_id": line["order_id"], "vials": 1, "to_rpps": to["rpps"]}]})
+    run, _ = request_reallocation(db, scenario.session.id, first, "Opératrice", "non récupérés", LATER)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        step(db, run, LATER)
+    second = Changes.model_validate({"effective": "2021-06-28", "redistribution": [
+        {"order_id": line["order_id"], "vials": 1, "to_rpps": to["rpps"]}]})
+    run, _ = request_reallocation(db, scenario.session.id, second, "Opératrice", "encore", LATER)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        step(db, run, LATER)
+    received = [l for l in emails(db, run)[to["rpps"]].lines if l.received_from]
+    assert [l.deliveries for l in received] == [((EFFECTIVE, 1),), ((dt.date(2021, 6, 28), 1),)]
