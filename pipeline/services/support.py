@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.db.queries import STAMPS
+from pipeline.domain.versions import differences
 
 PENDING = "en attente"  # a remainder without a date yet (R8)
 
@@ -130,3 +131,45 @@ def _iso(value) -> str | None:
 
 def _text(value) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+SEARCH_LIMIT = 50
+
+
+def search(engine: Engine, text: str) -> list[dict]:
+    """Officines whose name holds `text`, any case, in any session (one row per FINESS, its sessions listed)."""
+    text = " ".join(text.split())
+    if len(text) < 3:
+        raise LookupError("give at least 3 characters of the name")
+    with engine.connect() as c:
+        frame = queries.officines_named(c, text, SEARCH_LIMIT * 4)
+    found: dict[str, dict] = {}
+    for row in frame.itertuples():
+        entry = found.setdefault(row.finess, {"finess": row.finess, "name": row.name, "department": row.department,
+                                              "sessions": []})
+        entry["sessions"].append(row.session_id)
+    return list(found.values())[:SEARCH_LIMIT]
+
+
+def sessions(engine: Engine) -> list[dict]:
+    """Every session, newest first: id, title, closes_at, state, and its runs' count."""
+    with engine.connect() as c:
+        frame = queries.sessions(c)
+        titles = queries.session_titles(c, frame["id"].tolist())
+        runs = queries.session_runs(c, frame["id"].tolist())
+    counted = runs.groupby("session_id").size().to_dict() if len(runs) else {}
+    return [{"session_id": row.id, "title": titles.get(row.id, ""), "closes_at": _iso(row.closes_at),
+             "state": row.state, "runs": int(counted.get(row.id, 0))} for row in frame.itertuples()]
+
+
+def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> dict:
+    """What changed from run version `before` to `after` of the session: lines, deliveries, vials."""
+    with engine.connect() as c:
+        if queries.session_row(c, session_id) is None:
+            raise LookupError(f"unknown session {session_id}")
+        ids = [queries.run_id(c, session_id, version) for version in (before, after)]
+        for version, run in zip((before, after), ids):
+            if run is None:
+                raise LookupError(f"session {session_id} has no run version {version}")
+        old, new = (queries.lines(c, run, session_id) for run in ids)
+    return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {"before": before, "after": after}
