@@ -173,3 +173,9 @@ def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> di
                 raise LookupError(f"session {session_id} has no run version {version}")
         old, new = (queries.lines(c, run, session_id) for run in ids)
     return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {"before": before, "after": after}
+
+
+def vaccines(engine: Engine, session_id: str) -> list[str]:
+    """The session's vaccine keys, as its rules name them."""
+    with engine.connect() as c:
+        return list(queries.session_rules(c, session_id).vaccines)
