@@ -85,10 +85,13 @@ def sign_in(engine: Engine, name: str, password: str, address: str, now: dt.date
         if by_name >= ATTEMPTS or by_address >= ATTEMPTS:
             raise TooManyAttempts("too many refused sign-ins")
         user = queries.user_named(c, name) if name else None
-        if not _verified(user.password_hash if user is not None else _DUMMY, password or "") or user is None \
-                or user.disabled:
+        refused = not _verified(user.password_hash if user is not None else _DUMMY, password or "") \
+            or user is None or user.disabled
+        if refused:  # committed with this transaction: raising inside it would roll the count back
             queries.record_sign_in_failure(c, now, name, address)
-            raise SignInRefused("wrong user name or password")
+    if refused:
+        raise SignInRefused("wrong user name or password")
+    with engine.begin() as c:
         queries.forget_sign_in_failures(c, name=name)
         queries.forget_sign_in_failures(c, before=now - WINDOW)
         queries.delete_console_sessions(c, before=now)
