@@ -25,7 +25,7 @@ HEADERS = [
                                  b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make a browser send `Origin: null`
     (b"cache-control", b"no-store"),  # health data: no copy in a shared browser's cache
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
