@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.db.queries import STAMPS
+from pipeline.domain.rules import NAMED_KINDS
 from pipeline.domain.versions import differences
 
 PENDING = "en attente"  # a remainder without a date yet (R8)
@@ -38,6 +39,9 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
         changes = queries.run_changes(c, ids)
         lines = {int(run.id): _lines(c, int(run.id), run.session_id, finess) for run in runs.itertuples()}
         emails = _emails(queries.officine_emails(c, finess, ids))
+        named = sorted({line["rpps"] for run_lines in lines.values() for line in run_lines
+                        if line["rpps"] and line["effector"] in NAMED_KINDS})
+        people = _emails(queries.officine_emails(c, finess, ids, people=named))
     found = []
     for session in sessions.itertuples():
         mine = runs[runs["session_id"] == session.id]
@@ -48,6 +52,7 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
             "runs": [{"version": int(run.version), "created_at": _iso(run.created_at), "operator": run.operator,
                       "reason": run.reason, "step": _step(run),
                       "lines": lines[int(run.id)], "emails": emails.get(int(run.id), []),
+                      "professional_emails": people.get(int(run.id), []),
                       "redistributions": _redistributions(changes.get(int(run.id)), lines[int(run.id)])}
                      for run in mine.itertuples()]})
     return {"finess": finess, "sessions": found}
@@ -82,7 +87,8 @@ def _emails(frame: pd.DataFrame) -> dict[int, list[dict]]:
     for row in frame.itertuples(index=False):
         found[int(row.run_id)].append({
             "message_id": row.message_id, "state": row.state, "attempts": int(row.attempts),
-            "sent_at": _iso(row.sent_at), "replaces": _text(row.replaces), "detail": _text(row.detail)})
+            "sent_at": _iso(row.sent_at), "replaces": _text(row.replaces), "detail": _text(row.detail),
+            "outbox_id": int(row.outbox_id), "recipient_id": row.recipient_id})
     return found
 
 

@@ -205,6 +205,24 @@ def test_search_by_name_is_a_post_and_the_name_never_reaches_an_address(client, 
     assert all(name not in str(row) for row in actions(engine))
 
 
+def test_support_reads_the_emails_of_an_officine_and_its_professionals_as_sent_without_an_rpps_in_the_address(
+        client, engine, folder):
+    table = allocations(folder)
+    named = table[table["effector"].isin(["medecin", "sage_femme", "medecin_travail"]) & (table["rpps"] != "")]
+    with engine.connect() as c:
+        sent = set(c.execute(text("SELECT recipient_id FROM outbox")).scalars())
+    line = named[named["rpps"].isin(sent)].iloc[0]
+    sign_in(client, "sophie")
+    page = client.get(f"/officines/{line['finess']}")
+    links = sorted(set(part.split('"')[0] for part in page.text.split('href="/emails/')[1:]))
+    assert len(links) >= 2 and all(link.isdigit() for link in links)  # the officine's and its professional's
+    bodies = [client.get(f"/emails/{link}") for link in links]
+    assert all(b.status_code == 200 and "Objet" in b.text for b in bodies)
+    assert any(f"RPPS {line['rpps']}" in b.text or line["rpps"] in b.text for b in bodies)
+    assert [a["target"] for a in actions(engine) if a["action"] == "message"] == [f"email {k}" for k in links]
+    assert client.get("/emails/999999").status_code == 404
+
+
 def test_support_sees_versions_reports_and_follow_pages(client):
     sign_in(client, "sophie")
     assert "Versions" in client.get(f"/sessions/{SESSION}").text

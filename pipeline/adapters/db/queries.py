@@ -519,12 +519,14 @@ def outbox_rows(c: Connection, run: int, state: str | None = None) -> pd.DataFra
     return read_frame(c, (query.where(box.c.state == state) if state else query).order_by(box.c.id))
 
 
-def officine_emails(c: Connection, finess: str, session_ids: list[str]) -> pd.DataFrame:
+def officine_emails(c: Connection, finess: str, session_ids: list[str], people: list[str] | None = None) -> pd.DataFrame:
+    """The emails of these sessions' runs to the officine, or (`people`) to these professionals."""
     b, r = T["outbox"], T["runs"]
+    whom = and_(b.c.recipient_id == finess, b.c.recipient_kind == "officine") if people is None else \
+        and_(b.c.recipient_id.in_(people or [""]), b.c.recipient_kind != "officine")
     return read_frame(c, select(b.c.run_id, b.c.message_id, b.c.state, b.c.attempts, b.c.sent_at, b.c.replaces,
-                                b.c.detail).join(r, r.c.id == b.c.run_id)
-                      .where(r.c.session_id.in_(session_ids), b.c.recipient_id == finess,
-                             b.c.recipient_kind == "officine")
+                                b.c.detail, b.c.id.label("outbox_id"), b.c.recipient_id).join(r, r.c.id == b.c.run_id)
+                      .where(r.c.session_id.in_(session_ids), whom)
                       .order_by(b.c.run_id, b.c.id))
 
 
@@ -634,3 +636,10 @@ def reopen_emails(c: Connection, ids: list[int], states: tuple[str, ...]) -> lis
     found = list(c.execute(select(b.c.id).where(b.c.id.in_(ids), b.c.state.in_(states)).order_by(b.c.id)).scalars())
     c.execute(update(b).where(b.c.id.in_(found)).values(state="retry", claimed_by=None, next_attempt_at=func.now()))
     return found
+
+
+def outbox_row(c: Connection, outbox_id: int):
+    """One email with its run's session and version."""
+    b, r = T["outbox"], T["runs"]
+    return c.execute(select(b, r.c.session_id, r.c.version).join(r, r.c.id == b.c.run_id)
+                     .where(b.c.id == outbox_id)).first()

@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from pipeline.adapters.mail.render import INJECTION_LABELS, KIND_LABELS
 from pipeline.domain.french import french_date, number
+from pipeline.settings import Settings
 
 from . import api, pages
 from .security import Forbidden, NotSignedIn, SecurityHeaders
@@ -44,9 +45,10 @@ class Console:
     engine: Engine
     workers: object  # .hand_over(run), .send_again(run), .running()
     run_folder: Path | None = None
+    mail_from: str = Settings.mail_from  # the sender the emails were rebuilt with
 
 
-def create_app(engine: Engine, workers, run_folder: Path | None = None) -> Starlette:
+def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_from: str = Settings.mail_from) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         with workers.running():
@@ -58,7 +60,7 @@ def create_app(engine: Engine, workers, run_folder: Path | None = None) -> Starl
                     exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden, 404: _not_found,
                                         405: _not_allowed},
                     lifespan=lifespan)
-    app.state.console = Console(engine, workers, run_folder)
+    app.state.console = Console(engine, workers, run_folder, mail_from)
     app.state.templates = templates()
     return app
 

@@ -68,7 +68,7 @@ def console(out: Out = None, database_url: DatabaseUrl = None,
     engine = make_engine(settings.database_url)
     migrate(engine)
     workers = Workers(settings, (out / "mail") if out is not None else None)
-    uvicorn.run(create_app(engine, workers, out), host=host, port=port, proxy_headers=bool(forwarded_allow_ips),
+    uvicorn.run(create_app(engine, workers, out, settings.mail_from), host=host, port=port, proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1", server_header=False, access_log=False,
                 log_level="warning")
 

@@ -132,6 +132,19 @@ async def explanation(request: Request) -> Response:
     return page(request, "explanation.html", {"found": found, "said": said[:1].upper() + said[1:] + "."})
 
 
+@guard()
+async def message(request: Request) -> Response:
+    """One email as it was sent, rebuilt from the stored run."""
+    outbox_id = request.path_params["outbox_id"]
+    try:
+        found = await run_in_threadpool(outbox_view.message, _engine(request), outbox_id,
+                                        request.app.state.console.mail_from)
+    except LookupError:
+        return page(request, "error.html", {"title": "Email inconnu", "message": f"Aucun email n° {outbox_id}."}, 404)
+    await _record(request, "message", session_id=found["session_id"], target=f"email {outbox_id}")
+    return page(request, "message.html", {"found": found})
+
+
 # A session's versions, their differences, reports, and following a run.
 
 @guard()
@@ -322,6 +335,7 @@ ROUTES = [
     Route("/recherche", search, methods=["POST"]),
     Route("/officines/{finess}", officine),
     Route("/lignes/{order_id}/explication", explanation),
+    Route("/emails/{outbox_id:int}", message),
     Route("/sessions/{session_id}", session),
     Route("/sessions/{session_id}/versions/{version:int}/rapport", report),
     Route("/sessions/{session_id}/versions/{version:int}/suivi", follow),
