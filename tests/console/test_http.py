@@ -4,6 +4,7 @@ rows, the security headers, and bad input said in French with nothing changed.""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 
 import pandas as pd
@@ -331,11 +332,12 @@ def test_an_uploaded_changes_file_is_read_by_the_cli_s_reader(client):
     ({"effective": "2021-06-22", "supply": {"pfizer": 5}}, "x", "vaccin inconnu"),
     ({"supply": {"moderna": 5}}, "x", "date d'effet : manquant"),
     (CHANGES, "", "Un motif est obligatoire"),
+    (CHANGES, "x", "« preview » vaut true ou false"),
 ])
 def test_bad_reallocations_are_said_in_french_and_change_nothing(client, engine, workers, changes, reason, said):
     sign_in(client, "olivier")
-    answer = client.post(f"/api/sessions/{SESSION}/reallocations", headers=csrf(client),
-                         json={"changes": changes, "reason": reason, "preview": False})
+    body = {"changes": changes, "reason": reason} | ({} if "preview" in said else {"preview": False})
+    answer = client.post(f"/api/sessions/{SESSION}/reallocations", headers=csrf(client), json=body)
     assert answer.status_code == 400 and said in answer.json()["error"], answer.text
     assert runs_count(engine) == 1 and workers.handed == []
 
@@ -356,6 +358,7 @@ def test_an_unknown_finess_or_order_is_said_in_french(client):
     assert client.get("/officines/12345").status_code == 400
     answer = client.get("/api/orders/A-NOPE/explanation")
     assert answer.status_code == 404 and answer.json()["error"] == "Ligne inconnue : A-NOPE."
+    assert "n'a pas de version 7" in html.unescape(client.get(f"/sessions/{SESSION}/versions/7/suivi").text)
 
 
 # The outbox.
@@ -420,3 +423,23 @@ def test_users_add_reads_the_password_from_standard_input(folder):
                               "pirate", "--out", str(folder)], input="a-long-enough-password\n", capture_output=True,
                              text=True, timeout=120)
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1
+
+
+def test_the_form_composes_a_depot_day_closed_a_cancelled_line_and_a_redistribution(client, engine, folder):
+    deliveries = pd.read_csv(folder / "deliveries.csv", dtype=str, keep_default_na=False)
+    given = deliveries[(deliveries["status"] == "scheduled") & (deliveries["delivery_date"] <= "2021-06-18")].iloc[0]
+    effective = (dt.date.fromisoformat(given["delivery_date"]) + dt.timedelta(days=7)).isoformat()
+    refused = allocations(folder).query("status == 'refused'").iloc[0]["order_id"]
+    with engine.connect() as c:
+        rpps = c.execute(text("SELECT rpps FROM professionals ORDER BY rpps LIMIT 1")).scalar()
+    sign_in(client, "olivier")
+    answer = client.post(f"/sessions/{SESSION}/reallocation/apercu", data={
+        "csrftoken": client.cookies["csrftoken"], "effective": effective, "depot_id": given["depot_id"],
+        "depot_date": "2021-06-30", "depot_capacity": "0", "cancel": f" {refused} ",
+        "redistribution_order": given["order_id"], "redistribution_vials": "1", "redistribution_rpps": rpps})
+    assert answer.status_code == 200, answer.text
+    changes = json.loads(html.unescape(answer.text.split('name="changes" value="')[1].split('"')[0]))
+    assert changes["cancel"] == [refused] and changes["depot_days"][0]["capacity_vials"] == 0
+    assert changes["redistribution"] == [{"order_id": given["order_id"], "vials": 1, "to_rpps": rpps}]
+    audited = actions(engine)[-1]
+    assert audited["action"] == "preview" and rpps not in json.dumps(audited["detail"]) and runs_count(engine) == 1

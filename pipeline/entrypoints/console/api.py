@@ -67,7 +67,7 @@ async def reallocations(request: Request) -> JSONResponse:
         return _error("Le corps de la requête doit être un objet JSON.", 400)
     try:
         changes = requests.changes_from_json(body.get("changes"))
-        previewing = body.get("preview", False)
+        previewing = body.get("preview")  # said each time: a forgotten key must not record a version
         if not isinstance(previewing, bool):
             raise requests.BadRequest("« preview » vaut true ou false.")
         reason = "" if previewing else requests.reason(body.get("reason"))
@@ -83,6 +83,8 @@ async def reallocate(request: Request, session_id: str, changes, reason: str, pr
     """Preview or record (shared with the pages); raises ServiceError, said in French by the caller."""
     console, user = request.app.state.console, request.state.user
     detail = json.loads(changes.model_dump_json())
+    for item in detail.get("redistribution", []):
+        item.pop("to_rpps", None)  # the audit log names no professional; the run keeps its changes
     if previewing:
         try:
             found = await run_in_threadpool(preview_reallocation, console.engine, session_id, changes)

@@ -40,7 +40,7 @@ REFUSALS = [
     (r"an operator name is required.*", "Un nom d'opérateur est obligatoire."),
     (r"another reallocation of session (\S+) was recorded at the same time.*", "Une autre réallocation de la session {0} vient d'être enregistrée : consultez ses versions et recommencez."),
     (r"no officine (\S+) in (?:any session|session (\S+))", "Aucune officine de numéro FINESS {0} dans les sessions enregistrées."),
-    (r"session (\S+) has no run version (\d+)", "La session {0} n'a pas de version {1}."),
+    (r"session (\S+) has no run version (\d+)(?: yet)?", "La session {0} n'a pas de version {1}."),
     (r"session (\S+) has no run.*", "La session {0} n'a pas encore de version."),
     (r"give at least 3 characters of the name", "Donnez au moins 3 caractères du nom."),
 ]
