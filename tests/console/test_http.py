@@ -377,7 +377,7 @@ def test_an_operator_resends_a_failed_email_with_a_reason(client, engine, worker
                        data={"csrftoken": token, "ids": str(outbox_id), "reason": "Adresse corrigée"})
     assert done.status_code == 200 and "1 email(s) remis" in done.text
     with engine.connect() as c:
-        assert c.execute(text("SELECT state FROM outbox WHERE id = :id"), {"id": outbox_id}).scalar() == "retry"
+        assert c.execute(text("SELECT state FROM outbox WHERE id = :id"), {"id": outbox_id}).scalar() == "pending"
     assert workers.sent_again == [run]
     assert [(a["action"], a["reason"]) for a in actions(engine) if a["action"] == "resend"] == \
         [("resend", "Adresse corrigée")]

@@ -620,24 +620,6 @@ def sessions(c: Connection) -> pd.DataFrame:
     return read_frame(c, select(s.c.id, s.c.closes_at, s.c.state).order_by(s.c.closes_at.desc(), s.c.id))
 
 
-def session_outbox(c: Connection, session_id: str, state: str | None = None) -> pd.DataFrame:
-    """The session's emails, every version: id, run_id, version, recipient_id, recipient_kind, state,
-    attempts, sent_at, next_attempt_at, detail, message_id (never an address)."""
-    b, r = T["outbox"], T["runs"]
-    query = select(b.c.id, b.c.run_id, r.c.version, b.c.recipient_id, b.c.recipient_kind, b.c.state, b.c.attempts,
-                   b.c.sent_at, b.c.next_attempt_at, b.c.detail, b.c.message_id).join(r, r.c.id == b.c.run_id)\
-        .where(r.c.session_id == session_id)
-    return read_frame(c, (query.where(b.c.state == state) if state else query).order_by(r.c.version, b.c.id))
-
-
-def reopen_emails(c: Connection, ids: list[int], states: tuple[str, ...]) -> list[int]:
-    """Put these rows, when still in `states`, back to `retry`, due now; the ids reopened."""
-    b = T["outbox"]
-    found = list(c.execute(select(b.c.id).where(b.c.id.in_(ids), b.c.state.in_(states)).order_by(b.c.id)).scalars())
-    c.execute(update(b).where(b.c.id.in_(found)).values(state="retry", claimed_by=None, next_attempt_at=func.now()))
-    return found
-
-
 def outbox_row(c: Connection, outbox_id: int):
     """One email with its run's session and version."""
     b, r = T["outbox"], T["runs"]

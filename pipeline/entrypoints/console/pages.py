@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.services import ServiceError, accounts, audit, confirmations, explain, outbox_view, runs, support
+from pipeline.services import ServiceError, accounts, audit, confirmations, explain, messages, runs, support
 from pipeline.services.outputs import write_outputs
 from pipeline.services.reallocation import preview_reallocation
 
@@ -137,7 +137,7 @@ async def message(request: Request) -> Response:
     """One email as it was sent, rebuilt from the stored run."""
     outbox_id = request.path_params["outbox_id"]
     try:
-        found = await run_in_threadpool(outbox_view.message, _engine(request), outbox_id,
+        found = await run_in_threadpool(messages.message, _engine(request), outbox_id,
                                         request.app.state.console.mail_from)
     except LookupError:
         return page(request, "error.html", {"title": "Email inconnu", "message": f"Aucun email n° {outbox_id}."}, 404)
@@ -283,7 +283,7 @@ async def _outbox(request: Request, message: str | None, status: int = 200, done
     session_id = request.path_params["session_id"]
     state = request.query_params.get("etat") or None
     try:
-        rows = await run_in_threadpool(outbox_view.outbox_listing, _engine(request), session_id, None, state)
+        rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id, None, state)
     except ServiceError as error:
         return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
     await _record(request, "outbox", session_id=session_id, detail={"state": state})
@@ -301,14 +301,15 @@ async def resend(request: Request) -> Response:
         ids = [int(x) for x in form.getlist("ids") if str(x).isdigit()]
         if not ids:
             raise requests.BadRequest("Cochez au moins un email à renvoyer.")
-        reopened = await run_in_threadpool(outbox_view.resend, _engine(request), session_id, None, None,
+        reopened = await run_in_threadpool(confirmations.resend, _engine(request), session_id, None, None,
                                            request.state.user.name, reason, now(), ids)
     except requests.BadRequest as error:
         return await _outbox(request, error.message, 400)
     except ServiceError as error:
         return await _outbox(request, requests.french(error), 400)
-    rows = await run_in_threadpool(outbox_view.outbox_listing, _engine(request), session_id)
-    for run in sorted(set(int(r) for r in rows.loc[rows["id"].isin(reopened), "run_id"])) if reopened else []:
+    rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id)
+    for version in sorted(set(int(v) for v in rows.loc[rows["id"].isin(reopened), "version"])):
+        run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
         request.app.state.console.workers.send_again(run)
     return await _outbox(request, None, done=f"{len(reopened)} email(s) remis à l'envoi.")
 
