@@ -36,6 +36,10 @@ STATUSES = {"served": "servie", "partial": "partielle", "refused": "refusée"}
 STATES = {"pending": "à envoyer", "claimed": "prise en charge", "sending": "en cours d'envoi", "sent": "envoyé",
           "retry": "nouvel essai prévu", "failed": "échec", "unknown": "incertain"}
 ROLES = {"support": "support", "operator": "opérateur", "admin": "administrateur"}
+ACTIONS = {"lookup": "consultation d'une officine", "explain": "explication d'une ligne", "search": "recherche par nom",
+           "message": "lecture d'un email", "outbox": "liste des emails", "preview": "aperçu de réallocation",
+           "reallocate": "réallocation", "resend": "renvoi d'emails", "sign_in": "connexion", "sign_out": "déconnexion",
+           "purge": "purge"}
 
 
 @dataclass
@@ -70,17 +74,18 @@ def templates() -> Jinja2Templates:
     found.env.filters.update(instant=instant, day=day, number=_number, reason=lambda r: REASONS.get(r, r),
                              status=lambda s: STATUSES.get(s, s), state=lambda s: STATES.get(s, s),
                              kind=lambda k: KIND_LABELS.get(k, k), injection=lambda i: INJECTION_LABELS.get(i, i),
-                             role=lambda r: ROLES.get(r, r))
+                             role=lambda r: ROLES.get(r, r), action=lambda a: ACTIONS.get(a, a),
+                             instant_s=lambda v: instant(v, seconds=True))
     return found
 
 
-def instant(value) -> str:
+def instant(value, seconds: bool = False) -> str:
     """An instant (ISO or datetime, UTC when naive) as a Paris reader writes it: `lundi 14 juin 2021 à 09:15`."""
     if value is None or value == "":
         return "—"
     when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     when = (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).astimezone(PARIS)
-    return f"{french_date(when.date())} à {when:%H:%M}"
+    return f"{french_date(when.date())} à {when:%H:%M:%S}" if seconds else f"{french_date(when.date())} à {when:%H:%M}"
 
 
 def day(value) -> str:
