@@ -313,6 +313,9 @@ def test_the_composed_form_previews_then_confirms_a_reallocation(client, engine,
     assert done.status_code == 303 and done.headers["location"] == f"/sessions/{SESSION}/versions/2/suivi"
     assert len(workers.handed) == 1
     assert "Arrivage" in client.get(f"/sessions/{SESSION}").text
+    following = client.get(f"/sessions/{SESSION}/versions/2/suivi")  # the recording workers do nothing
+    assert following.status_code == 200 and 'http-equiv="refresh"' in following.text and "settled" not in following.text
+    assert client.get(f"/sessions/{SESSION}/versions/2/rapport").status_code == 409
 
 
 def test_an_uploaded_changes_file_is_read_by_the_cli_s_reader(client):

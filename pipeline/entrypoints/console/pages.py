@@ -176,12 +176,22 @@ async def report(request: Request) -> Response:
         run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
     except ServiceError as error:
         return page(request, "error.html", {"title": "Version inconnue", "message": requests.french(error)}, 404)
-    html = await run_in_threadpool(_report_html, _engine(request), run)
+    versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
+    if not next(v for v in versions if v["version"] == version)["scheduled_at"]:
+        return page(request, "error.html", {"title": "Rapport pas encore prêt", "message": (
+            f"La version {version} est encore en calcul : son rapport sera prêt une fois ses livraisons planifiées.")},
+            409)
+    folder = request.app.state.console.run_folder
+    html = await run_in_threadpool(_report_html, _engine(request), run,
+                                   None if folder is None else folder / "runs" / str(version) / "report.html")
     return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_POLICY})
 
 
-def _report_html(engine, run: int) -> str:
-    """The run's report.html, written by the outputs service from the stored run."""
+def _report_html(engine, run: int, written: Path | None) -> str:
+    """The run's report.html: as `vialflow run` or `reallocate` wrote it into the run folder once its
+    emails had settled, else written now by the outputs service from the stored run."""
+    if written is not None and written.is_file():
+        return written.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as folder:
         write_outputs(engine, run, Path(folder))
         return (Path(folder) / "report.html").read_text(encoding="utf-8")
