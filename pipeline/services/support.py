@@ -181,7 +181,11 @@ def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> di
     return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {"before": before, "after": after}
 
 
-def vaccines(engine: Engine, session_id: str) -> list[str]:
-    """The session's vaccine keys, as its rules name them."""
+def vaccines(engine: Engine, session_id: str) -> list[dict]:
+    """The session's vaccines: key, label and the supply its latest run allocated with (None: unlimited)."""
     with engine.connect() as c:
-        return list(queries.session_rules(c, session_id).vaccines)
+        rules = queries.session_rules(c, session_id)
+        latest = queries.latest_run(c, session_id)
+    changed = ((latest.changes or {}) if latest is not None else {}).get("supply", {})
+    return [{"key": key, "label": vaccine.label, "supply": changed.get(key, vaccine.supply_vials)}
+            for key, vaccine in rules.vaccines.items()]

@@ -232,6 +232,15 @@ def test_support_sees_versions_reports_and_follow_pages(client):
     assert client.get(f"/sessions/{SESSION}/versions/1/suivi").status_code == 200
 
 
+@pytest.mark.parametrize("name", ["sophie", "olivier", "adele"])
+def test_each_role_opens_exactly_the_pages_of_its_role(client, name):
+    sign_in(client, name)
+    role = {"sophie": "support", "olivier": "operator", "adele": "admin"}[name]
+    for path in PAGES:
+        allowed = (path not in OPERATOR_PAGES or role != "support") and (path not in ADMIN_PAGES or role == "admin")
+        assert client.get(path).status_code == (200 if allowed else 403), (name, path)
+
+
 @pytest.mark.parametrize("path", OPERATOR_PAGES + ADMIN_PAGES)
 def test_support_may_not_open_operator_or_admin_pages(client, path):
     sign_in(client, "sophie")

@@ -229,13 +229,9 @@ async def _compose(request: Request, context: dict, status: int = 200) -> Respon
         versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
     except LookupError as error:
         return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
-    vaccines = sorted((await run_in_threadpool(_vaccines, _engine(request), session_id)))
+    vaccines = await run_in_threadpool(support.vaccines, _engine(request), session_id)
     return page(request, "compose.html", {"session_id": session_id, "latest": versions[-1] if versions else None,
                                           "vaccines": vaccines, **context}, status)
-
-
-def _vaccines(engine, session_id: str) -> list[str]:
-    return support.vaccines(engine, session_id)
 
 
 @guard(ACTING, csrf=True)
