@@ -102,9 +102,21 @@ class Pages:
 
     def shot(self, name: str) -> None:
         self.count += 1
-        height = self.driver.execute_script("return document.body.scrollHeight")
-        self.driver.set_window_size(1280, max(900, min(int(height) + 120, 6000)))
+        self._again(lambda: self.driver.set_window_size(
+            1280, max(900, min(int(self.driver.execute_script("return document.body.scrollHeight")) + 120, 6000))))
         self.driver.save_screenshot(str(self.folder / f"{self.count:02d}-{name}.png"))
+
+    def _again(self, action, tries: int = 5):
+        """The follow page reloads itself every 2 s: an element read during a reload is read again."""
+        from selenium.common.exceptions import WebDriverException
+
+        for attempt in range(tries):
+            try:
+                return action()
+            except WebDriverException:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.5)
 
     def open(self, path: str) -> None:
         self.driver.get(self.base + path)
@@ -147,7 +159,7 @@ class Pages:
     def text(self) -> str:
         from selenium.webdriver.common.by import By
 
-        return self.driver.find_element(By.TAG_NAME, "main").text
+        return self._again(lambda: self.driver.find_element(By.TAG_NAME, "main").text)
 
     def sign_in(self, name: str) -> None:
         self.open("/login")
