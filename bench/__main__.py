@@ -8,7 +8,7 @@ import importlib
 import itertools
 import sys
 
-BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report")  # `fuzz` runs only when named: it runs as long as asked
+BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "console")  # `fuzz` runs only when named: it runs as long as asked
 
 if __name__ == "__main__":
     names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))

@@ -13,6 +13,7 @@ import typer
 
 from pipeline.adapters.files.scenario import ScenarioError
 from pipeline.entrypoints import operations
+from pipeline.entrypoints.console import commands as console_commands
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -23,6 +24,7 @@ app = typer.Typer(help="vialflow: allocation of national vaccine ordering sessio
 fixtures_app = typer.Typer(help="Scenario fixtures.", no_args_is_help=True)
 app.add_typer(fixtures_app, name="fixtures")
 operations.register(app)  # metrics, purge
+console_commands.install(app)  # `vialflow users add` and `vialflow console`
 
 DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL); default: SQLite in DIR.")]
 BrokerUrl = Annotated[Optional[str], typer.Option(help="Celery broker URL (env VIALFLOW_BROKER_URL); default: in-process worker.")]

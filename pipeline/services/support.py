@@ -13,6 +13,8 @@ from sqlalchemy import Connection, Engine
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.db.queries import STAMPS
+from pipeline.domain.rules import NAMED_KINDS
+from pipeline.domain.versions import differences
 
 PENDING = "en attente"  # a remainder without a date yet (R8)
 
@@ -38,6 +40,9 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
         changes = queries.run_changes(c, ids)
         lines = {int(run.id): _lines(c, int(run.id), run.session_id, finess) for run in runs.itertuples()}
         emails = _emails(queries.officine_emails(c, finess, ids))
+        named = sorted({line["rpps"] for run_lines in lines.values() for line in run_lines
+                        if line["rpps"] and line["effector"] in NAMED_KINDS})
+        people = _emails(queries.officine_emails(c, finess, ids, people=named))
     found = []
     for session in sessions.itertuples():
         mine = runs[runs["session_id"] == session.id]
@@ -49,6 +54,7 @@ def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
             "runs": [{"version": int(run.version), "created_at": _iso(run.created_at), "operator": run.operator,
                       "reason": run.reason, "step": _step(run),
                       "lines": lines[int(run.id)], "emails": emails.get(int(run.id), []),
+                      "professional_emails": people.get(int(run.id), []),
                       "redistributions": _redistributions(changes.get(int(run.id)), lines[int(run.id)])}
                      for run in mine.itertuples()]})
     return {"finess": finess, "sessions": found}
@@ -83,7 +89,8 @@ def _emails(frame: pd.DataFrame) -> dict[int, list[dict]]:
     for row in frame.itertuples(index=False):
         found[int(row.run_id)].append({
             "message_id": row.message_id, "state": row.state, "attempts": int(row.attempts),
-            "sent_at": _iso(row.sent_at), "replaces": _text(row.replaces), "detail": _text(row.detail)})
+            "sent_at": _iso(row.sent_at), "replaces": _text(row.replaces), "detail": _text(row.detail),
+            "outbox_id": int(row.outbox_id), "recipient_id": row.recipient_id})
     return found
 
 
@@ -132,3 +139,55 @@ def _iso(value) -> str | None:
 
 def _text(value) -> str | None:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+SEARCH_LIMIT = 50
+
+
+def search(engine: Engine, text: str) -> list[dict]:
+    """Officines whose name holds `text`, any case, in any session (one row per FINESS, its sessions listed)."""
+    text = " ".join(text.split())
+    if len(text) < 3:
+        raise LookupError("give at least 3 characters of the name")
+    with engine.connect() as c:
+        frame = queries.officines_named(c, text, SEARCH_LIMIT * 4)
+    found: dict[str, dict] = {}
+    for row in frame.itertuples():
+        entry = found.setdefault(row.finess, {"finess": row.finess, "name": row.name, "department": row.department,
+                                              "sessions": []})
+        entry["sessions"].append(row.session_id)
+    return list(found.values())[:SEARCH_LIMIT]
+
+
+def sessions(engine: Engine) -> list[dict]:
+    """Every session, newest first: id, title, closes_at, state, and its runs' count."""
+    with engine.connect() as c:
+        frame = queries.sessions(c)
+        titles = queries.session_titles(c, frame["id"].tolist())
+        runs = queries.session_runs(c, frame["id"].tolist())
+    counted = runs.groupby("session_id").size().to_dict() if len(runs) else {}
+    return [{"session_id": row.id, "title": titles.get(row.id, ""), "closes_at": _iso(row.closes_at),
+             "state": row.state, "runs": int(counted.get(row.id, 0))} for row in frame.itertuples()]
+
+
+def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> dict:
+    """What changed from run version `before` to `after` of the session: lines, deliveries, vials."""
+    with engine.connect() as c:
+        if queries.session_row(c, session_id) is None:
+            raise LookupError(f"unknown session {session_id}")
+        ids = [queries.run_id(c, session_id, version) for version in (before, after)]
+        for version, run in zip((before, after), ids):
+            if run is None:
+                raise LookupError(f"session {session_id} has no run version {version}")
+        old, new = (queries.lines(c, run, session_id) for run in ids)
+    return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {"before": before, "after": after}
+
+
+def vaccines(engine: Engine, session_id: str) -> list[dict]:
+    """The session's vaccines: key, label and the supply its latest run allocated with (None: unlimited)."""
+    with engine.connect() as c:
+        rules = queries.session_rules(c, session_id)
+        latest = queries.latest_run(c, session_id)
+    changed = ((latest.changes or {}) if latest is not None else {}).get("supply", {})
+    return [{"key": key, "label": vaccine.label, "supply": changed.get(key, vaccine.supply_vials)}
+            for key, vaccine in rules.vaccines.items()]

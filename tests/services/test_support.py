@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import logging
+from unittest.mock import ANY
 
 import pandas as pd
 import pytest
@@ -123,10 +124,11 @@ def test_r12_lookup_lists_the_email_of_the_run_sent_to_the_officine(engine):
     data = lookup(engine, FINESS, S1)
     assert run_of(data, S1, 1)["emails"] == [{
         "message_id": message_id(S1, 1, FINESS), "state": "pending", "attempts": 0,
-        "sent_at": None, "replaces": None, "detail": None}]
+        "sent_at": None, "replaces": None, "detail": None, "outbox_id": ANY, "recipient_id": FINESS}]
     assert run_of(data, S1, 2)["emails"] == [{  # R11: its lines changed, so "annule et remplace"
         "message_id": message_id(S1, 2, FINESS), "state": "pending", "attempts": 0,
-        "sent_at": None, "replaces": message_id(S1, 1, FINESS), "detail": None}]
+        "sent_at": None, "replaces": message_id(S1, 1, FINESS), "detail": None, "outbox_id": ANY,
+        "recipient_id": FINESS}]
     assert run_of(lookup(engine, GARE, S1), S1, 2)["emails"] == []  # nothing changed for it
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UTC = DateTime(timezone=True)
@@ -213,3 +213,40 @@ class Action(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     address: Mapped[str | None] = mapped_column(String(64))  # where it came from (the console's client)
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class User(Base):
+    """An account of the console: `support` reads, `operator` also acts, `admin` also sees accounts and the log."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, with its parameters and salt
+    created_at: Mapped[dt.datetime] = mapped_column(UTC)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie carries a random token, the table only its SHA-256, so a
+    copy of the database opens no session. Deleted at sign-out; past `expires_at` it is dead."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTC)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class SignInFailure(Base):
+    """A refused sign-in, for the rate limit per account and per address (shared by every console process)."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_name", "name", "at"), Index("ix_sign_in_failures_address", "address", "at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTC)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))

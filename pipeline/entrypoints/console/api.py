@@ -1,0 +1,121 @@
+"""The console's JSON routes: the objects of `vialflow lookup --json`, `explain --json` and
+`reallocate --preview --json`, and the recording of a reallocation (CONTRACT.md, "The console")."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pipeline.services import ServiceError, audit, explain, runs, support
+from pipeline.services.reallocation import preview_reallocation, request_reallocation
+
+from . import requests
+from .security import ACTING, address, guard, now
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@guard()
+async def officine(request: Request) -> JSONResponse:
+    console, user = request.app.state.console, request.state.user
+    try:
+        finess = requests.finess(request.path_params["finess"])
+    except requests.BadRequest as error:
+        return _error(error.message, 400)
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, "lookup", address=address(request),
+                            target=finess)
+    try:
+        found = await run_in_threadpool(support.lookup, console.engine, finess, request.query_params.get("session"))
+    except LookupError as error:
+        return _error(requests.french(error), 404)
+    return JSONResponse(json.loads(json.dumps(found, default=str)))
+
+
+@guard()
+async def explanation(request: Request) -> JSONResponse:
+    console, user = request.app.state.console, request.state.user
+    order_id = request.path_params["order_id"][:32]
+    session_id, version = request.query_params.get("session"), request.query_params.get("run")
+    try:
+        run = int(version) if version else None
+        found = await run_in_threadpool(explain.explain, console.engine, order_id, session_id, run)
+    except ValueError:
+        return _error("La version (run) est un nombre entier.", 400)
+    except ServiceError as error:
+        return _error(requests.french(error), 404)
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, "explain", address=address(request),
+                            session_id=found["session"], target=order_id)
+    return JSONResponse(found)
+
+
+@guard(ACTING, csrf=True)
+async def reallocations(request: Request) -> JSONResponse:
+    """`preview: true` answers the preview and writes nothing but the audit row; `false` records the
+    version with the signed-in user as operator and hands it to the workers."""
+    console, user, session_id = request.app.state.console, request.state.user, request.path_params["session_id"]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error("Le corps de la requête n'est pas du JSON.", 400)
+    if not isinstance(body, dict):
+        return _error("Le corps de la requête doit être un objet JSON.", 400)
+    try:
+        changes = requests.changes_from_json(body.get("changes"))
+        previewing = body.get("preview")  # said each time: a forgotten key must not record a version
+        if not isinstance(previewing, bool):
+            raise requests.BadRequest("« preview » vaut true ou false.")
+        reason = "" if previewing else requests.reason(body.get("reason"))
+    except requests.BadRequest as error:
+        return _error(error.message, 400)
+    try:
+        return JSONResponse(await reallocate(request, session_id, changes, reason, previewing))
+    except Refused as error:
+        return _error(error.message, error.status)
+
+
+async def reallocate(request: Request, session_id: str, changes, reason: str, previewing: bool) -> dict:
+    """Preview or record (shared with the pages); raises ServiceError, said in French by the caller."""
+    console, user = request.app.state.console, request.state.user
+    detail = json.loads(changes.model_dump_json())
+    for item in detail.get("redistribution", []):
+        item.pop("to_rpps", None)  # the audit log names no professional; the run keeps its changes
+    if previewing:
+        try:
+            found = await run_in_threadpool(preview_reallocation, console.engine, session_id, changes)
+        except ServiceError as error:
+            raise Refused(requests.french(error), 404 if "unknown session" in str(error) else 400) from None
+        await run_in_threadpool(audit.record, console.engine, now(), user.name, "preview", address=address(request),
+                                session_id=session_id, detail={"changes": detail})
+        return found
+    try:
+        run, created = await run_in_threadpool(request_reallocation, console.engine, session_id, changes, user.name,
+                                               reason, now())
+    except ServiceError as error:
+        raise Refused(requests.french(error), 404 if "unknown session" in str(error) else 400) from None
+    if created:
+        console.workers.hand_over(run)
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, "reallocate", address=address(request),
+                            session_id=session_id, run_id=run, reason=reason, detail={"changes": detail,
+                                                                                    "created": created})
+    version = await run_in_threadpool(runs.version_of, console.engine, run)
+    return {"session": session_id, "run": run, "version": version, "created": created, "operator": user.name,
+            "reason": reason}
+
+
+class Refused(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+ROUTES = [
+    Route("/api/officines/{finess}", officine),
+    Route("/api/orders/{order_id}/explanation", explanation),
+    Route("/api/sessions/{session_id}/reallocations", reallocations, methods=["POST"]),
+]

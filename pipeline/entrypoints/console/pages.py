@@ -1,0 +1,356 @@
+"""The console's pages, in French: sign-in, search, an officine, an explanation, a session's versions
+and their differences, reports, the outbox, a reallocation composed, previewed, confirmed and followed,
+and, for admins, the accounts and the audit log."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from pipeline.services import ServiceError, accounts, audit, confirmations, explain, messages, runs, support
+from pipeline.services.outputs import write_outputs
+from pipeline.services.reallocation import preview_reallocation
+
+from . import requests
+from .api import Refused, reallocate
+from .security import (ACTING, ADMIN, COOKIE, CSRF_FIELD, address, clear_session_cookies, guard, now, same_origin,
+                       set_session_cookies)
+
+REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+FOLLOW_SECONDS = 2
+
+
+def page(request: Request, name: str, context: dict, status: int = 200) -> Response:
+    user = getattr(request.state, "user", None)
+    return request.app.state.templates.TemplateResponse(
+        request, name, {"user": user, "csrf_field": CSRF_FIELD, "csrf": user.csrf_token if user else "",
+                        "acting": bool(user and user.role in ACTING), "admin": bool(user and user.role in ADMIN),
+                        **context}, status_code=status)
+
+
+def _engine(request: Request):
+    return request.app.state.console.engine
+
+
+async def _record(request: Request, action: str, **values) -> None:
+    await run_in_threadpool(audit.record, _engine(request), now(), request.state.user.name, action,
+                            address=address(request), **values)
+
+
+# Signing in and out.
+
+async def login_form(request: Request) -> Response:
+    expired = "expiree" in request.query_params
+    return page(request, "login.html", {"message": "Votre session a expiré : reconnectez-vous." if expired else None})
+
+
+async def login(request: Request) -> Response:
+    if not same_origin(request):
+        return page(request, "login.html", {"message": "Formulaire envoyé depuis un autre site : refusé."}, 403)
+    form = await request.form()
+    name, password = str(form.get("username") or ""), str(form.get("password") or "")
+    try:
+        signed = await run_in_threadpool(accounts.sign_in, _engine(request), name, password, address(request), now())
+    except accounts.TooManyAttempts:
+        return page(request, "login.html", {"message": "Trop de tentatives de connexion refusées : réessayez dans "
+                                                       "15 minutes."}, 429)
+    except accounts.SignInRefused:
+        return page(request, "login.html", {"message": "Identifiant ou mot de passe incorrect."}, 401)
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookies(request, response, signed)
+    return response
+
+
+@guard(csrf=True)
+async def logout(request: Request) -> Response:
+    await run_in_threadpool(accounts.sign_out, _engine(request), request.cookies.get(COOKIE), address(request), now())
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookies(request, response)
+    return response
+
+
+# Support: search, an officine, an explanation.
+
+@guard()
+async def home(request: Request) -> Response:
+    sessions = await run_in_threadpool(support.sessions, _engine(request))
+    return page(request, "home.html", {"sessions": sessions})
+
+
+@guard(csrf=True)
+async def search(request: Request) -> Response:
+    """By FINESS: straight to its page. By name: the results, in this POST's answer, so that a
+    name never appears in an address."""
+    text = str((await request.form()).get("q") or "").strip()
+    sessions = await run_in_threadpool(support.sessions, _engine(request))
+    compact = text.replace(" ", "")
+    if compact[:1].isdigit() and len(compact) <= 9:
+        try:
+            return RedirectResponse(f"/officines/{requests.finess(compact)}", status_code=303)
+        except requests.BadRequest as error:
+            return page(request, "home.html", {"sessions": sessions, "message": error.message, "q": text}, 400)
+    try:
+        found = await run_in_threadpool(support.search, _engine(request), text)
+    except LookupError as error:
+        return page(request, "home.html", {"sessions": sessions, "message": requests.french(error), "q": text}, 400)
+    await _record(request, "search", detail={"results": len(found)})
+    return page(request, "home.html", {"sessions": sessions, "results": found, "q": text,
+                                       "message": None if found else "Aucune officine ne porte ce nom."})
+
+
+@guard()
+async def officine(request: Request) -> Response:
+    try:
+        finess = requests.finess(request.path_params["finess"])
+    except requests.BadRequest as error:
+        return page(request, "error.html", {"title": "Numéro FINESS invalide", "message": error.message}, 400)
+    await _record(request, "lookup", target=finess)
+    try:
+        found = await run_in_threadpool(support.lookup, _engine(request), finess)
+    except LookupError as error:
+        return page(request, "error.html", {"title": "Officine inconnue", "message": requests.french(error)}, 404)
+    return page(request, "officine.html", {"found": found})
+
+
+@guard()
+async def explanation(request: Request) -> Response:
+    order_id = request.path_params["order_id"][:32]
+    session_id, version = request.query_params.get("session") or None, request.query_params.get("run")
+    try:
+        found = await run_in_threadpool(explain.explain, _engine(request), order_id, session_id,
+                                        int(version) if version and version.isdigit() else None)
+    except ServiceError as error:
+        return page(request, "error.html", {"title": "Ligne inconnue", "message": requests.french(error)}, 404)
+    await _record(request, "explain", session_id=found["session"], target=order_id)
+    said = " ; ".join(found["phrases"])
+    return page(request, "explanation.html", {"found": found, "said": said[:1].upper() + said[1:] + "."})
+
+
+@guard()
+async def message(request: Request) -> Response:
+    """One email as it was sent, rebuilt from the stored run."""
+    outbox_id = request.path_params["outbox_id"]
+    try:
+        found = await run_in_threadpool(messages.message, _engine(request), outbox_id,
+                                        request.app.state.console.mail_from)
+    except LookupError:
+        return page(request, "error.html", {"title": "Email inconnu", "message": f"Aucun email n° {outbox_id}."}, 404)
+    await _record(request, "message", session_id=found["session_id"], target=f"email {outbox_id}")
+    return page(request, "message.html", {"found": found})
+
+
+# A session's versions, their differences, reports, and following a run.
+
+@guard()
+async def session(request: Request) -> Response:
+    session_id = request.path_params["session_id"]
+    try:
+        versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
+    except LookupError as error:
+        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
+    compared, message = None, None
+    before, after = request.query_params.get("avant"), request.query_params.get("apres")
+    if before and after:
+        if not (before.isdigit() and after.isdigit()):
+            message = "Choisissez deux versions."
+        else:
+            try:
+                compared = await run_in_threadpool(support.compare_runs, _engine(request), session_id, int(before),
+                                                   int(after))
+            except LookupError as error:
+                message = requests.french(error)
+    return page(request, "session.html", {"session_id": session_id, "versions": versions, "compared": compared,
+                                          "message": message}, 400 if message else 200)
+
+
+@guard()
+async def report(request: Request) -> Response:
+    session_id, version = request.path_params["session_id"], request.path_params["version"]
+    try:
+        run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
+    except ServiceError as error:
+        return page(request, "error.html", {"title": "Version inconnue", "message": requests.french(error)}, 404)
+    versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
+    if not next(v for v in versions if v["version"] == version)["scheduled_at"]:
+        return page(request, "error.html", {"title": "Rapport pas encore prêt", "message": (
+            f"La version {version} est encore en calcul : son rapport sera prêt une fois ses livraisons planifiées.")},
+            409)
+    folder = request.app.state.console.run_folder
+    html = await run_in_threadpool(_report_html, _engine(request), run,
+                                   None if folder is None else folder / "runs" / str(version) / "report.html")
+    return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_POLICY})
+
+
+def _report_html(engine, run: int, written: Path | None) -> str:
+    """The run's report.html: as `vialflow run` or `reallocate` wrote it into the run folder once its
+    emails had settled, else written now by the outputs service from the stored run."""
+    if written is not None and written.is_file():
+        return written.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as folder:
+        write_outputs(engine, run, Path(folder))
+        return (Path(folder) / "report.html").read_text(encoding="utf-8")
+
+
+@guard()
+async def follow(request: Request) -> Response:
+    """A run on its way: its step and its emails, refreshed until every email has settled."""
+    session_id, version = request.path_params["session_id"], request.path_params["version"]
+    engine = _engine(request)
+    try:
+        run = await run_in_threadpool(runs.run_id, engine, session_id, version)
+    except ServiceError as error:
+        return page(request, "error.html", {"title": "Version inconnue", "message": requests.french(error)}, 404)
+    versions = await run_in_threadpool(support.list_runs, engine, session_id)
+    mine = next(v for v in versions if v["version"] == version)
+    counts = await run_in_threadpool(confirmations.outbox_counts, engine, run)
+    waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
+    settled = bool(mine["prepared_at"]) and not waiting
+    return page(request, "follow.html", {"session_id": session_id, "run": mine, "counts": counts,
+                                         "waiting": waiting, "settled": settled, "failed": mine["error"],
+                                         "refresh": None if settled or mine["error"] else FOLLOW_SECONDS})
+
+
+# Operators: a reallocation, composed or uploaded, previewed, confirmed.
+
+@guard(ACTING)
+async def compose(request: Request) -> Response:
+    return await _compose(request, {})
+
+
+async def _compose(request: Request, context: dict, status: int = 200) -> Response:
+    session_id = request.path_params["session_id"]
+    try:
+        versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
+    except LookupError as error:
+        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
+    vaccines = await run_in_threadpool(support.vaccines, _engine(request), session_id)
+    return page(request, "compose.html", {"session_id": session_id, "latest": versions[-1] if versions else None,
+                                          "vaccines": vaccines, **context}, status)
+
+
+@guard(ACTING, csrf=True)
+async def preview(request: Request) -> Response:
+    form = await request.form()
+    session_id = request.path_params["session_id"]
+    try:
+        upload = form.get("fichier")
+        if upload is not None and getattr(upload, "filename", ""):
+            changes = requests.changes_from_toml(await upload.read())
+        else:
+            changes = requests.changes_from_form(form)
+        found = await reallocate(request, session_id, changes, "", True)
+    except requests.BadRequest as error:
+        return await _compose(request, {"message": error.message, "form": dict(form.items())}, 400)
+    except Refused as error:
+        return await _compose(request, {"message": error.message, "form": dict(form.items())}, error.status)
+    return page(request, "preview.html", {"session_id": session_id, "preview": found,
+                                          "changes": changes.model_dump_json()})
+
+
+@guard(ACTING, csrf=True)
+async def confirm(request: Request) -> Response:
+    form = await request.form()
+    session_id = request.path_params["session_id"]
+    try:
+        changes = requests.changes_from_json(json.loads(str(form.get("changes") or "null")))
+    except (requests.BadRequest, ValueError):
+        return await _compose(request, {"message": "Modifications illisibles : recomposez la réallocation."}, 400)
+    try:
+        reason = requests.reason(form.get("reason"))
+        done = await reallocate(request, session_id, changes, reason, False)
+    except (requests.BadRequest, Refused) as error:
+        found = await run_in_threadpool(_preview_again, request, session_id, changes)
+        return page(request, "preview.html", {"session_id": session_id, "preview": found, "message": error.message,
+                                              "changes": changes.model_dump_json()}, 400)
+    return RedirectResponse(f"/sessions/{session_id}/versions/{done['version']}/suivi", status_code=303)
+
+
+def _preview_again(request: Request, session_id: str, changes):
+    try:
+        return preview_reallocation(_engine(request), session_id, changes)
+    except ServiceError:
+        return None
+
+
+# Operators: the outbox and a deliberate resend.
+
+@guard(ACTING)
+async def outbox(request: Request) -> Response:
+    return await _outbox(request, None)
+
+
+async def _outbox(request: Request, message: str | None, status: int = 200, done: str | None = None) -> Response:
+    session_id = request.path_params["session_id"]
+    state = request.query_params.get("etat") or None
+    try:
+        rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id, None, state)
+    except ServiceError as error:
+        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
+    await _record(request, "outbox", session_id=session_id, detail={"state": state})
+    listed = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    return page(request, "outbox.html", {"session_id": session_id, "rows": listed, "state": state,
+                                         "message": message, "done": done}, status)
+
+
+@guard(ACTING, csrf=True)
+async def resend(request: Request) -> Response:
+    session_id = request.path_params["session_id"]
+    form = await request.form()
+    try:
+        reason = requests.reason(form.get("reason"))
+        ids = [int(x) for x in form.getlist("ids") if str(x).isdigit()]
+        if not ids:
+            raise requests.BadRequest("Cochez au moins un email à renvoyer.")
+        reopened = await run_in_threadpool(confirmations.resend, _engine(request), session_id, None, None,
+                                           request.state.user.name, reason, now(), ids)
+    except requests.BadRequest as error:
+        return await _outbox(request, error.message, 400)
+    except ServiceError as error:
+        return await _outbox(request, requests.french(error), 400)
+    rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id)
+    for version in sorted(set(int(v) for v in rows.loc[rows["id"].isin(reopened), "version"])):
+        run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
+        request.app.state.console.workers.send_again(run)
+    return await _outbox(request, None, done=f"{len(reopened)} email(s) remis à l'envoi.")
+
+
+# Admins: the accounts and the audit log, read-only.
+
+@guard(ADMIN)
+async def accounts_page(request: Request) -> Response:
+    found = await run_in_threadpool(accounts.users, _engine(request))
+    return page(request, "accounts.html", {"accounts": found})
+
+
+@guard(ADMIN)
+async def journal(request: Request) -> Response:
+    found = await run_in_threadpool(audit.log, _engine(request), 500)
+    return page(request, "journal.html", {"actions": found})
+
+
+ROUTES = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/", home),
+    Route("/recherche", search, methods=["POST"]),
+    Route("/officines/{finess}", officine),
+    Route("/lignes/{order_id}/explication", explanation),
+    Route("/emails/{outbox_id:int}", message),
+    Route("/sessions/{session_id}", session),
+    Route("/sessions/{session_id}/versions/{version:int}/rapport", report),
+    Route("/sessions/{session_id}/versions/{version:int}/suivi", follow),
+    Route("/sessions/{session_id}/reallocation", compose),
+    Route("/sessions/{session_id}/reallocation/apercu", preview, methods=["POST"]),
+    Route("/sessions/{session_id}/reallocation/confirmer", confirm, methods=["POST"]),
+    Route("/sessions/{session_id}/emails", outbox),
+    Route("/sessions/{session_id}/emails/renvoi", resend, methods=["POST"]),
+    Route("/admin/comptes", accounts_page),
+    Route("/admin/journal", journal),
+]

@@ -1,0 +1,146 @@
+"""What a person sends, read into the services' inputs, with a French sentence for each mistake."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from pipeline.adapters.files.changes import read_changes
+from pipeline.adapters.files.scenario import ScenarioError
+from pipeline.domain.changes import Changes
+from pipeline.domain.identifiers import FINESS
+
+WHAT = {"missing": "manquant", "extra_forbidden": "champ inconnu", "greater_than_equal": "doit être positif ou nul",
+        "greater_than": "doit être positif", "less_than_equal": "trop grand", "int_type": "doit être un nombre entier",
+        "int_parsing": "doit être un nombre entier", "date_type": "doit être une date (AAAA-MM-JJ)",
+        "date_from_datetime_parsing": "doit être une date (AAAA-MM-JJ)", "date_parsing": "doit être une date (AAAA-MM-JJ)",
+        "value_error": "valeur invalide", "string_type": "doit être un texte", "dict_type": "doit être une table",
+        "tuple_type": "doit être une liste", "list_type": "doit être une liste", "model_type": "doit être un objet"}
+FIELDS = {"effective": "date d'effet", "supply": "stock", "cancel": "lignes annulées", "depot_days": "jours de dépôt",
+          "redistribution": "redistribution", "depot_id": "dépôt", "date": "date", "capacity_vials": "capacité",
+          "order_id": "ligne", "vials": "flacons", "to_rpps": "RPPS du professionnel qui reçoit"}
+# The services' refusals, said in French (their English sentences are the CLI's).
+REFUSALS = [
+    (r"unknown order (\S+) in session (\S+)", "Ligne inconnue : {0} n'est pas une ligne de la session {1}."),
+    (r"unknown order (\S+)", "Ligne inconnue : {0}."),
+    (r"unknown session (\S+)", "Session inconnue : {0}."),
+    (r"supply: unknown vaccine '?([^' ]+)'? \(this session has (.*)\)", "Stock : vaccin inconnu « {0} » (vaccins de la session : {1})."),
+    (r"depot_days: unknown depot (\S+)", "Jours de dépôt : dépôt inconnu {0}."),
+    (r"session (\S+) is not closed yet.*", "La session {0} n'est pas encore close : rien à réallouer."),
+    (r"session (\S+): run (\d+) is still under way.*", "Session {0} : la version {1} est encore en cours ; réessayez quand elle sera terminée."),
+    (r"cancel: order (\S+) has a delivery dated on or before (\S+):.*", "Annulation impossible : la ligne {0} a une livraison datée du {1} ou avant (elle a quitté le dépôt)."),
+    (r"supply: (\d+) (\S+) vials is less than the (\d+) already delivered on or before (\S+)", "Stock : {0} flacons de {1}, c'est moins que les {2} déjà livrés au {3} ou avant."),
+    (r"supply: line (\S+) would get (\d+) (\S+) vials, fewer than the (\d+) delivered.*", "Stock : la ligne {0} recevrait {1} flacons de {2}, moins que les {3} déjà livrés ; donnez plus de stock à ce vaccin."),
+    (r"redistribution of (\S+): the receiving professional is not in the register", "Redistribution de {0} : le professionnel qui reçoit n'est pas dans le répertoire."),
+    (r"redistribution of (\S+): (\d+) vials asked, (\d+) of .*", "Redistribution de {0} : {1} flacons demandés, seuls {2} ont été livrés depuis plus d'une semaine sans être redistribués."),
+    (r"a reason is required.*", "Un motif est obligatoire."),
+    (r"an operator name is required.*", "Un nom d'opérateur est obligatoire."),
+    (r"another reallocation of session (\S+) was recorded at the same time.*", "Une autre réallocation de la session {0} vient d'être enregistrée : consultez ses versions et recommencez."),
+    (r"no officine (\S+) in (?:any session|session (\S+))", "Aucune officine de numéro FINESS {0} dans les sessions enregistrées."),
+    (r"session (\S+) has no run version (\d+)(?: yet)?", "La session {0} n'a pas de version {1}."),
+    (r"session (\S+) has no run.*", "La session {0} n'a pas encore de version."),
+    (r"give at least 3 characters of the name", "Donnez au moins 3 caractères du nom."),
+]
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def french(error: Exception) -> str:
+    """A service's refusal as one French sentence."""
+    text = str(error.args[0] if error.args else error)
+    for pattern, said in REFUSALS:
+        if found := re.fullmatch(pattern, text):
+            return said.format(*found.groups())
+    return f"Demande refusée : {text}"
+
+
+def finess(text: str) -> str:
+    text = (text or "").strip()
+    if not re.fullmatch(FINESS, text):
+        raise BadRequest(f"« {text[:20]} » n'est pas un numéro FINESS (9 chiffres, A ou B en 2e position pour la Corse).")
+    return text
+
+
+def changes_from_json(data: object) -> Changes:
+    if not isinstance(data, dict):
+        raise BadRequest("Modifications invalides : « changes » doit être un objet (le fichier changes.toml en JSON).")
+    try:
+        return Changes.model_validate(data)
+    except ValidationError as error:
+        raise BadRequest(f"Modifications invalides : {_said(error)}") from None
+
+
+def changes_from_toml(content: bytes) -> Changes:
+    """An uploaded changes.toml, read by the same reader as `vialflow reallocate`."""
+    if len(content) > 1_000_000:
+        raise BadRequest("Fichier de modifications trop gros (1 Mo au plus).")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "changes.toml"
+        path.write_bytes(content)
+        try:
+            return read_changes(path)
+        except ScenarioError as error:
+            raise BadRequest(f"Le fichier de modifications ne se lit pas : {error}") from None
+
+
+def changes_from_form(form) -> Changes:
+    """The reallocation composed in the page: effective date, supply per vaccine, one depot day,
+    cancelled lines, one redistribution."""
+    data: dict = {"effective": _field(form, "effective")}
+    supply = {}
+    for key, value in form.multi_items():
+        if key.startswith("supply_") and str(value).strip():
+            supply[key.removeprefix("supply_")] = _count(value, f"stock de {key.removeprefix('supply_')}", signed=True)
+    if supply:
+        data["supply"] = supply
+    cancel = [part for part in re.split(r"[\s,;]+", _field(form, "cancel")) if part]
+    if cancel:
+        data["cancel"] = cancel
+    if _field(form, "depot_id"):
+        data["depot_days"] = [{"depot_id": _field(form, "depot_id"), "date": _field(form, "depot_date"),
+                               "capacity_vials": _count(_field(form, "depot_capacity") or "0", "capacité")}]
+    if _field(form, "redistribution_order"):
+        data["redistribution"] = [{"order_id": _field(form, "redistribution_order"),
+                                   "vials": _count(_field(form, "redistribution_vials"), "flacons redistribués"),
+                                   "to_rpps": _field(form, "redistribution_rpps")}]
+    if not data["effective"]:
+        raise BadRequest("Donnez la date d'effet de la réallocation.")
+    return changes_from_json(data)
+
+
+def reason(text: object) -> str:
+    said = " ".join(str(text or "").split())
+    if not said:
+        raise BadRequest("Un motif est obligatoire.")
+    if len(said) > 500:
+        raise BadRequest("Le motif tient en 500 caractères au plus.")
+    return said
+
+
+def _field(form, name: str) -> str:
+    return str(form.get(name) or "").strip()
+
+
+def _count(text: str, what: str, signed: bool = False) -> int:
+    text = str(text).strip()
+    if signed and re.fullmatch(r"-\s*[0-9]+", text):
+        raise BadRequest(f"{what[:1].upper() + what[1:]} : un nombre de flacons ne peut pas être négatif.")
+    if not re.fullmatch(r"[0-9]{1,9}", text):
+        raise BadRequest(f"{what[:1].upper() + what[1:]} : « {text[:20]} » n'est pas un nombre entier de flacons.")
+    return int(text)
+
+
+def _said(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = " › ".join(FIELDS.get(str(part), str(part)) for part in first["loc"]) or "ensemble"
+    what = WHAT.get(first["type"], first["msg"])
+    if first["type"] == "greater_than_equal" and isinstance(first.get("input"), int) and first["input"] < 0:
+        what = "ne peut pas être négatif"
+    return f"{where} : {what}."

@@ -1,0 +1,74 @@
+"""The console over a copy of the fixture's run folder, with accounts of each role."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from pipeline.adapters.db import make_engine, migrate
+from pipeline.entrypoints.console.app import create_app
+from pipeline.services.accounts import add_user
+from pipeline.settings import DATABASE_FILE
+
+PASSWORDS = {"sophie": "support-password-1", "olivier": "operator-password-1", "adele": "admin-password-12"}
+ROLES = {"sophie": "support", "olivier": "operator", "adele": "admin"}
+
+
+class RecordingWorkers:
+    """Stands for the workers: what the console handed over (the browser test uses real ones)."""
+
+    def __init__(self) -> None:
+        self.handed, self.sent_again = [], []
+
+    def hand_over(self, run: int) -> None:
+        self.handed.append(run)
+
+    def send_again(self, run: int) -> None:
+        self.sent_again.append(run)
+
+    @contextlib.contextmanager
+    def running(self):
+        yield
+
+
+@pytest.fixture
+def folder(fixture_run, tmp_path) -> Path:
+    """A copy of the fixture's run folder with one account per role."""
+    copy = tmp_path / "run"
+    shutil.copytree(fixture_run, copy)
+    engine = make_engine(f"sqlite:///{copy / DATABASE_FILE}")
+    migrate(engine)
+    for name, role in ROLES.items():
+        add_user(engine, name, role, PASSWORDS[name], dt.datetime.now(dt.timezone.utc))
+    engine.dispose()
+    return copy
+
+
+@pytest.fixture
+def engine(folder):
+    found = make_engine(f"sqlite:///{folder / DATABASE_FILE}")
+    yield found
+    found.dispose()
+
+
+@pytest.fixture
+def workers() -> RecordingWorkers:
+    return RecordingWorkers()
+
+
+@pytest.fixture
+def client(engine, workers, folder):
+    with TestClient(create_app(engine, workers, folder), follow_redirects=False) as found:
+        yield found
+
+
+def sign_in(client: TestClient, name: str) -> TestClient:
+    client.cookies.clear()
+    answer = client.post("/login", data={"username": name, "password": PASSWORDS[name]})
+    assert answer.status_code == 303, answer.text
+    return client

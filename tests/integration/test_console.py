@@ -1,0 +1,58 @@
+"""The console in its deployed form: PostgreSQL (migration 0004 included), a reallocation confirmed by
+an operator handed to a `celery worker` through RabbitMQ, its emails sent once beat's tick runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from pipeline.adapters.db import make_engine
+from pipeline.entrypoints.celery_app import app as celery
+from pipeline.entrypoints.console.app import create_app
+from pipeline.entrypoints.console.workers import TICK, Workers
+from pipeline.entrypoints.runner import load_into
+from pipeline.services import confirmations, runs as services
+from pipeline.services.accounts import add_user
+from pipeline.settings import Settings
+
+from .conftest import wait_for
+from .test_pipeline import EXAMPLE
+from .test_reallocation import NOW, SESSION, complete
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_reallocation_confirmed_in_the_console_reaches_the_workers_through_rabbitmq_and_its_emails_settle(
+        database_url, broker_url, workers, mail_sink):
+    load_into(EXAMPLE, database_url, NOW)
+    engine = make_engine(database_url)
+    complete(engine, services.close_session(engine, SESSION, NOW), mail_sink)
+    mail_sink.received.clear()
+    add_user(engine, "olivier", "operator", "operator-password-1", dt.datetime.now(dt.timezone.utc))
+    with engine.connect() as c:
+        order_id = c.execute(text("SELECT order_id FROM decisions WHERE allocated > 0 ORDER BY rank LIMIT 1")).scalar()
+    workers.start()
+    with TestClient(create_app(engine, Workers(Settings(database_url=database_url, broker_url=broker_url))),
+                    follow_redirects=False) as client:
+        assert client.post("/login", data={"username": "olivier", "password": "operator-password-1"}).status_code == 303
+        answer = client.post(f"/api/sessions/{SESSION}/reallocations",
+                             headers={"X-CSRF-Token": client.cookies["csrftoken"]},
+                             json={"changes": {"effective": "2021-06-16", "cancel": [order_id]},
+                                   "reason": "Commande retirée par téléphone", "preview": False})
+        assert answer.status_code == 200, answer.text
+        run = answer.json()["run"]
+        wait_for(lambda: services.progress(engine, SESSION)["step"] == "prepared", what="the workers to prepare run 2",
+                 timeout=180)
+        celery.send_task(TICK)  # what beat does every 30 s
+        wait_for(lambda: (counts := confirmations.outbox_counts(engine, run)) and set(counts) <= {"sent"},
+                 what="run 2's emails", timeout=180)
+        page = client.get(f"/sessions/{SESSION}/versions/2/suivi")
+        assert 'id="settled"' in page.text
+    with engine.connect() as c:
+        assert c.execute(text("SELECT operator FROM runs WHERE id = :r"), {"r": run}).scalar() == "olivier"
+        assert c.execute(text("SELECT reason FROM decisions WHERE run_id = :r AND order_id = :o"),
+                         {"r": run, "o": order_id}).scalar() == "cancelled"
+    assert len(mail_sink.received) == sum(confirmations.outbox_counts(engine, run).values()) > 0
