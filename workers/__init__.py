@@ -6,12 +6,14 @@ again in each pool child after the fork.
 """
 
 import logging
+import os
+import sys
 from functools import cache
 
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
+from celery.signals import celeryd_after_setup, setup_logging, worker_init, worker_process_init, worker_ready
 
 from pipeline import bootstrap
-from pipeline.entrypoints.celery_app import app
+from pipeline.entrypoints.celery_app import EMAIL_QUEUE, app
 from pipeline.settings import Settings
 
 
@@ -30,6 +32,19 @@ def _logs(loglevel=None, **_) -> None:
     VIALFLOW_LOG_LEVEL or else `--loglevel` (an embedded worker keeps its command's configuration)."""
     if not bootstrap.logging_configured():
         bootstrap.configure_logging(settings(), default=logging.getLevelName(loglevel) if loglevel else "INFO")
+
+
+@celeryd_after_setup.connect
+def _refuse_email_without_smtp(sender, instance, **_) -> None:
+    """A worker that would consume the email queue with no SMTP server would claim emails it cannot
+    send: it does not start (before it consumes a single message)."""
+    queues = instance.app.amqp.queues
+    consumed = set(queues.consume_from or queues)
+    if EMAIL_QUEUE in consumed and not bootstrap.wire_once(settings).settings.smtp_url:
+        sys.stderr.write(f"vialflow: this worker would consume {EMAIL_QUEUE} but has no SMTP server: set "
+                         "VIALFLOW_SMTP_URL, or start it with `-Q vialflow.pipeline` only\n")
+        sys.stderr.flush()
+        os._exit(2)  # Celery would turn an exception here into a traceback and go on
 
 
 @worker_init.connect

@@ -28,6 +28,7 @@ console_commands.install(app)  # `vialflow users add` and `vialflow console`
 
 DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL); default: SQLite in DIR.")]
 BrokerUrl = Annotated[Optional[str], typer.Option(help="Celery broker URL (env VIALFLOW_BROKER_URL); default: in-process worker.")]
+Timeout = Annotated[float, typer.Option(help="Give up (exit 1) when the run and its emails are not done within SECONDS; a rerun resumes.", min=1)]
 SmtpUrl = Annotated[Optional[str], typer.Option(help="smtp:// or smtps:// URL (env VIALFLOW_SMTP_URL); default: a loopback server writing DIR/mail/.")]
 
 
@@ -55,13 +56,14 @@ def now() -> dt.datetime:
 @app.command()
 def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.toml, registers, orders.csv).")],
         out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-        database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None) -> None:
+        database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None,
+        timeout: Timeout = 3600) -> None:
     """Run the whole pipeline on one scenario now: load, close, allocate, schedule, write outputs."""
     from pipeline.entrypoints.runner import run_scenario
 
     settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
-        summary = run_scenario(scenario, out, settings, now())
+        summary = run_scenario(scenario, out, settings, now(), timeout)
     except (ScenarioError, ServiceError) as error:
         fail(str(error))
     _report(summary, out)
@@ -75,7 +77,8 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
                out: Annotated[Path, typer.Option("--out", help="Folder of an earlier run.")] = Path("."),
                database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None,
                preview: Annotated[bool, typer.Option("--preview", help="Say what it would change; write nothing.")] = False,
-               as_json: Annotated[bool, typer.Option("--json", help="With --preview: one JSON object.")] = False) -> None:
+               as_json: Annotated[bool, typer.Option("--json", help="With --preview: one JSON object.")] = False,
+               timeout: Timeout = 3600) -> None:
     """R11: re-run allocation and scheduling of a closed session with changes; a new run version."""
     from pipeline.adapters.files.changes import read_changes
     from pipeline.entrypoints.runner import reallocate as run_reallocation
@@ -92,7 +95,7 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2) if as_json else preview_text(found))
         return
     try:
-        summary = run_reallocation(session, changes, operator, reason, out, settings, now())
+        summary = run_reallocation(session, changes, operator, reason, out, settings, now(), timeout)
     except (ScenarioError, ServiceError) as error:
         fail(str(error))
     _report(summary, out)
@@ -183,6 +186,65 @@ def _show(found, table, as_json: bool) -> None:
 
 
 @app.command()
+def emails(session: Annotated[str, typer.Argument(help="Session id.")],
+           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: every run.")] = None,
+           state: Annotated[Optional[str], typer.Option(help="Only this state: pending, claimed, sending, retry, sent, failed, unknown.")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
+           database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None,
+           as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+           show_addresses: Annotated[bool, typer.Option("--show-addresses", help="Show each recipient's address.")] = False,
+           resend: Annotated[bool, typer.Option("--resend", help="Send the listed unknown or failed emails again.")] = False,
+           operator: Annotated[str, typer.Option(help="With --resend: who decides it (recorded).")] = "",
+           reason: Annotated[str, typer.Option(help="With --resend: why (recorded).")] = "",
+           timeout: Timeout = 3600) -> None:
+    """A session's emails by state; with --resend, send its unknown or failed ones again, deliberately."""
+    from pipeline.entrypoints.runner import resend_emails
+    from pipeline.services import confirmations, runs as run_service
+
+    engine = _engine(out, database_url)
+    try:
+        run = run_service.run_id(engine, session, version) if version else None
+        if resend:
+            settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+            counts = resend_emails(engine, settings, out or Path("."), session, run, state, operator, reason, now(),
+                                   timeout)
+            typer.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no unknown or failed email to send again")
+            return
+        listed = confirmations.outbox_listing(engine, session, run, state, addresses=show_addresses)
+    except ServiceError as error:
+        fail(str(error))
+    listed = listed.drop(columns=["id", "message_id"])
+    if as_json:
+        typer.echo(listed.to_json(orient="records", lines=True, date_format="iso", force_ascii=False).rstrip())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"session {session}: {len(listed)} email(s)")
+    for column in listed.columns:
+        table.add_column(column)
+    for row in listed.itertuples(index=False):
+        table.add_row(*("" if value is None or value != value else str(value) for value in row))
+    Console().print(table)
+
+
+@app.command()
+def export(session: Annotated[str, typer.Argument(help="Session id.")],
+           out: Annotated[Path, typer.Option("--out", help="Export folder: files land in OUT/<session>/runs/<version>/.")],
+           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.")] = None,
+           source: Annotated[Optional[Path], typer.Option("--from", help="Folder of a run (its database).")] = None,
+           database_url: DatabaseUrl = None) -> None:
+    """Write a stored run's files (allocations, deliveries, manifests, summary, report) from the database."""
+    from pipeline.services.exports import export_session
+
+    try:
+        written = export_session(_engine(source, database_url), session, version, out)
+    except ServiceError as error:
+        fail(str(error))
+    typer.echo(f"run written to {written}")
+
+
+@app.command()
 def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("vialflow-demo")) -> None:
     """`run` on the shipped fixtures of the 14 June 2021 session."""
     run(FIXTURE, out)
@@ -243,7 +305,39 @@ def _report(summary: dict, out: Path) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app(prog_name="vialflow")
+    """The command, with every operational failure said in one line: never a traceback."""
+    import click
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy.exc import DBAPIError, OperationalError as DatabaseError
+
+    from pipeline.entrypoints.runner import _why
+
+    try:
+        code = typer.main.get_command(app).main(prog_name="vialflow", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)  # click returns an Exit's code when not standalone
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("vialflow: interrupted; nothing is lost: run the same command again to resume", err=True)
+        sys.exit(130)
+    except DatabaseError as error:
+        typer.echo(f"vialflow: the database cannot be reached or was lost ({_why(error)}): check that it runs and "
+                   "that --database-url (VIALFLOW_DATABASE_URL) is right, then run the same command again", err=True)
+        sys.exit(3)
+    except DBAPIError as error:
+        typer.echo(f"vialflow: the database refused a statement ({_why(error)}): is it at the schema of this "
+                   "version (`vialflow migrate`)?", err=True)
+        sys.exit(3)
+    except (BrokerError, ConnectionError) as error:
+        typer.echo(f"vialflow: the broker cannot be reached or was lost ({_why(error)}): check that RabbitMQ runs "
+                   "and that --broker-url (VIALFLOW_BROKER_URL) is right, then run the same command again", err=True)
+        sys.exit(4)
+    except OSError as error:
+        typer.echo(f"vialflow: {error.strerror or error} ({error.filename or 'file'})", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from pipeline.services.outputs import write_mail_copies, write_outputs
 from pipeline.services.reallocation import request_reallocation
 from pipeline.settings import DATABASE_FILE, Settings
 
-from .celery_app import app
+from .celery_app import EMAIL_QUEUE, PIPELINE_QUEUE, app
 
 # The tasks are sent by their stable names: this package never imports `workers`, which
 # registers them in the worker that runs them.
@@ -48,10 +51,16 @@ def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime
     if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
     loaded = load_scenario(scenario)
+    if not settings.in_process:
+        workers_ready(settings)  # before anything is written
+    if settings.database_url:  # a database that cannot be reached stops the run before the folder is made
+        engine = make_engine(settings.database_url)
+        migrate(engine)
     out.mkdir(parents=True, exist_ok=True)
-    settings = settings.in_folder(out)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    if not settings.database_url:
+        settings = settings.in_folder(out)
+        engine = make_engine(settings.database_url)
+        migrate(engine)
     session_id = runs.store_scenario(engine, loaded, now)
     return _drive(engine, settings, out, session_id, (CLOSE, session_id), now, timeout)
 
@@ -64,6 +73,8 @@ def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, 
         raise ServiceError(f"{out} holds no run: give the folder of an earlier `vialflow run`, or --database-url")
     if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
+    if not settings.in_process:
+        workers_ready(settings)
     settings = settings.in_folder(out)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -71,12 +82,58 @@ def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, 
     return _drive(engine, settings, out, session_id, (ALLOCATE, run), now, timeout)
 
 
+def resend_emails(engine, settings: Settings, out: Path, session_id: str, run: int | None, state: str | None,
+                  operator: str, reason: str, now: dt.datetime, timeout: float) -> dict:
+    """Put the unknown or failed emails back (recorded with who and why), send them, wait until they settle."""
+    if not settings.in_process:
+        workers_ready(settings)
+    reopened = confirmations.resend(engine, session_id, run, state, operator, reason, now)
+    if not reopened:
+        return {}
+    settings = settings.in_folder(out)
+    counts: dict = {}
+    with contextlib.ExitStack() as stack, _progress() as progress:
+        step = progress.add_task("sending again", total=None)
+        show = lambda text: progress.update(step, description=text)  # noqa: E731
+        if settings.in_process:
+            smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
+            stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
+        else:
+            app.conf.broker_url = settings.broker_url
+        fan_out = lambda r: app.send_task(FAN_OUT, args=[r])  # noqa: E731
+        for each in confirmations.runs_of(engine, reopened):
+            fan_out(each)
+            _wait_for_mail(engine, each, show, fan_out, timeout)
+    listed = confirmations.outbox_listing(engine, session_id)
+    for value in listed[listed["id"].isin(reopened)]["state"]:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
 def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[str, object], now: dt.datetime,
            timeout: float) -> dict:
-    """Send the `first` task (name, argument), wait for the run and its emails, then write its outputs."""
+    """Send the `first` task (name, argument), wait for the run and its emails, then write its outputs.
+
+    The command holds the session while it works: a second command on the same session is refused.
+    Embedded, the worker lives and dies with this command, so whatever an earlier, stopped command
+    left claimed is taken back at once (what was going out is recorded unknown): a rerun resumes."""
+    holder = f"pid {os.getpid()} on {socket.gethostname()}#{uuid.uuid4().hex[:8]}"
+    runs.hold(engine, session_id, holder, now, HOLD_SECONDS, _gone)
+    if settings.in_process:
+        confirmations.recover(engine, now, session_id, everything=True)
+    renew = lambda: runs.hold(engine, session_id, holder, _utcnow(), HOLD_SECONDS, _gone)  # noqa: E731
+    try:
+        return _steps(engine, settings, out, session_id, first, now, timeout, renew)
+    finally:
+        with contextlib.suppress(Exception):  # a lost database keeps its hold until it runs out
+            runs.release(engine, session_id, holder)
+
+
+def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[str, object], now: dt.datetime,
+           timeout: float, renew) -> dict:
     with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task("starting the workers", total=None)
-        show = lambda text: progress.update(step, description=text)  # noqa: E731
+        show = lambda text: (renew(), progress.update(step, description=text))  # noqa: E731
         if settings.in_process:
             smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
             stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
@@ -85,8 +142,8 @@ def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         fan_out = lambda run: app.send_task(FAN_OUT, args=[run])  # noqa: E731
         app.send_task(first[0], args=[first[1]])
         run = _wait(engine, session_id, show, timeout)
-        if confirmations.start_sending(engine, run, now):
-            fan_out(run)
+        confirmations.start_sending(engine, run, now)
+        fan_out(run)  # hands out only what nobody holds: on a rerun, what the stopped command left
         _wait_for_mail(engine, run, show, fan_out, timeout)
         show("writing outputs")
         if settings.smtp_url:
@@ -145,17 +202,80 @@ def _wait(engine, session_id: str, show, timeout: float) -> int:
 
 
 def _wait_for_mail(engine, run: int, show, fan_out, timeout: float) -> None:
-    """Until every email is sent, failed or unknown; emails due for another try are handed over
-    again (in the deployed form, beat does that)."""
+    """Until every email is sent, failed or unknown; emails due for another try, or whose lease ran
+    out, are handed over again (in the deployed form, beat does that too)."""
+    last = [time.monotonic()]
+
     def settled():
         counts = confirmations.outbox_counts(engine, run)
         waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
         show(f"sending emails: {counts.get('sent', 0)} sent, {waiting} to go")
-        if counts.get("retry") and confirmations.due(engine, run, dt.datetime.now(dt.timezone.utc)):
-            fan_out(run)
+        if waiting and time.monotonic() - last[0] > 2:
+            last[0] = time.monotonic()
+            if run in confirmations.recover(engine, _utcnow())["runs"]:
+                fan_out(run)
+        if not waiting:
+            confirmations.settle(engine, run, _utcnow())
         return not waiting
 
     _poll(settled, timeout, 0.2, "the emails were not all sent", "email workers")
+
+
+HOLD_SECONDS = 30  # renewed at every poll; a command killed without a word loses it after that
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _gone(holder: str) -> bool:
+    """The holding command ran on this machine and its process is no more."""
+    pid, _, rest = holder.removeprefix("pid ").partition(" on ")
+    if rest.split("#")[0] != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def workers_ready(settings: Settings, timeout: float = 3.0) -> None:
+    """Ask the workers on the broker which queues they consume; say in one line what is missing."""
+    app.conf.broker_url = settings.broker_url
+    where = _where(settings.broker_url)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as error:  # noqa: BLE001 - any failure to connect is the same advice
+        raise ServiceError(f"cannot reach the broker at {where} ({_why(error)}): is RabbitMQ running, "
+                           "and is --broker-url (VIALFLOW_BROKER_URL) right?") from None
+    answers = app.control.inspect(timeout=timeout).active_queues() or {}
+    consumed = {queue["name"] for queues in answers.values() for queue in queues or ()}
+    missing = [queue for queue in (PIPELINE_QUEUE, EMAIL_QUEUE) if queue not in consumed]
+    if not answers:
+        raise ServiceError(f"no worker answers on the broker at {where}: start `celery -A workers worker` with the "
+                           "same VIALFLOW_BROKER_URL and VIALFLOW_DATABASE_URL, then run this command again")
+    if missing:
+        raise ServiceError(f"no worker consumes {' or '.join(missing)} on {where}: start `celery -A workers worker "
+                           f"-Q {','.join(missing)}`, then run this command again")
+
+
+def _where(url: str) -> str:
+    """A broker or database URL without its credentials."""
+    from sqlalchemy.engine import make_url
+
+    with contextlib.suppress(Exception):
+        parsed = make_url(url.replace("amqp://", "amqp+x://", 1) if url.startswith("amqp://") else url)
+        return f"{parsed.host or 'localhost'}:{parsed.port or ''}/{parsed.database or ''}".replace(":/", "/")
+    return "the given address"
+
+
+def _why(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:160]
 
 
 def _poll(done, timeout: float, interval: float, late: str, who: str):

@@ -33,6 +33,7 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
     runs.mkdir(parents=True, exist_ok=True)
     target = runs / str(row.version)
     staging = Path(tempfile.mkdtemp(prefix=f".{row.version}-", dir=runs))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the run from the readers of the share
     try:
         write_outputs(engine, run, staging)
         if target.exists():
@@ -75,3 +76,9 @@ def _point(link: Path, to: Path) -> None:
     fresh.unlink(missing_ok=True)
     fresh.symlink_to(to, target_is_directory=True)
     os.replace(fresh, link)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -76,6 +76,20 @@ def sessions_due(engine: Engine, now: dt.datetime) -> list[str]:
         return queries.sessions_due(c, now)
 
 
+def hold(engine: Engine, session_id: str, holder: str, now: dt.datetime, seconds: float, gone) -> None:
+    """One command at a time per session: take or renew the hold, or say who has it."""
+    with engine.begin() as c:
+        other = queries.hold_session(c, session_id, holder, now, now + dt.timedelta(seconds=seconds), gone)
+    if other is not None:
+        raise ServiceError(f"session {session_id} is being run by another vialflow command ({other.split('#')[0]}); "
+                           "wait for it to finish, or stop it and run this command again")
+
+
+def release(engine: Engine, session_id: str, holder: str) -> None:
+    with engine.begin() as c:
+        queries.release_session(c, session_id, holder)
+
+
 def stalled(engine: Engine, before: dt.datetime) -> list[int]:
     """Runs not yet prepared whose last step ended before `before`: the message carrying them on was lost."""
     with engine.connect() as c:

@@ -58,6 +58,27 @@ def session_row(c: Connection, session_id: str, lock: bool = False):
     return c.execute(query.with_for_update() if lock else query).first()
 
 
+def hold_session(c: Connection, session_id: str, holder: str, now: dt.datetime, until: dt.datetime,
+                 gone=lambda holder: False) -> str | None:
+    """Take or renew the session's hold for `holder` until `until`; None when taken, else who holds it.
+    A hold whose time ran out, or whose holder `gone` says is dead, is taken over."""
+    sessions = T["sessions"]
+    row = c.execute(select(sessions.c.held_by, sessions.c.held_until).where(sessions.c.id == session_id)
+                    .with_for_update()).first()
+    if row is not None and row.held_by and row.held_by != holder and row.held_until is not None:
+        held_until = row.held_until if row.held_until.tzinfo else row.held_until.replace(tzinfo=dt.timezone.utc)
+        if held_until > now and not gone(row.held_by):
+            return row.held_by
+    c.execute(update(sessions).where(sessions.c.id == session_id).values(held_by=holder, held_until=until))
+    return None
+
+
+def release_session(c: Connection, session_id: str, holder: str) -> None:
+    sessions = T["sessions"]
+    c.execute(update(sessions).where(sessions.c.id == session_id, sessions.c.held_by == holder)
+              .values(held_by=None, held_until=None))
+
+
 def session_rules(c: Connection, session_id: str) -> Session:
     rules = c.execute(select(T["sessions"].c.rules).where(T["sessions"].c.id == session_id)).scalar_one()
     return Session.model_validate(rules)
