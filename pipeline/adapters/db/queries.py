@@ -451,7 +451,8 @@ def recover_leases(c: Connection, now: dt.datetime, session_id: str | None = Non
     With `everything`, every claim of the session's runs whatever its lease: its sender is known
     to be gone (the embedded worker of a command that was stopped)."""
     box, runs = T["outbox"], T["runs"]
-    scope = [box.c.lease_until <= now] if not everything else []
+    # A claim without a lease was taken before leases existed (migration 0003): it counts as run out.
+    scope = [or_(box.c.lease_until.is_(None), box.c.lease_until <= now)] if not everything else []
     if session_id is not None:
         scope.append(box.c.run_id.in_(select(runs.c.id).where(runs.c.session_id == session_id)))
     lost = c.execute(update(box).where(box.c.state == "sending", *scope).values(
