@@ -242,7 +242,10 @@ def _gone(holder: str) -> bool:
     return False
 
 
-def workers_ready(settings: Settings, timeout: float = 3.0) -> None:
+WORKERS_WAIT = 10  # seconds the command waits for the workers to answer before it says none does
+
+
+def workers_ready(settings: Settings, timeout: float = 1.0) -> None:
     """Ask the workers on the broker which queues they consume; say in one line what is missing."""
     app.conf.broker_url = settings.broker_url
     where = _where(settings.broker_url)
@@ -252,9 +255,13 @@ def workers_ready(settings: Settings, timeout: float = 3.0) -> None:
     except Exception as error:  # noqa: BLE001 - any failure to connect is the same advice
         raise ServiceError(f"cannot reach the broker at {where} ({_why(error)}): is RabbitMQ running, "
                            "and is --broker-url (VIALFLOW_BROKER_URL) right?") from None
-    answers = app.control.inspect(timeout=timeout).active_queues() or {}
-    consumed = {queue["name"] for queues in answers.values() for queue in queues or ()}
-    missing = [queue for queue in (PIPELINE_QUEUE, EMAIL_QUEUE) if queue not in consumed]
+    deadline = time.monotonic() + WORKERS_WAIT  # workers started a moment ago may still be starting
+    while True:
+        answers = app.control.inspect(timeout=timeout).active_queues() or {}
+        consumed = {queue["name"] for queues in answers.values() for queue in queues or ()}
+        missing = [queue for queue in (PIPELINE_QUEUE, EMAIL_QUEUE) if queue not in consumed]
+        if not missing or time.monotonic() > deadline:
+            break
     if not answers:
         raise ServiceError(f"no worker answers on the broker at {where}: start `celery -A workers worker` with the "
                            "same VIALFLOW_BROKER_URL and VIALFLOW_DATABASE_URL, then run this command again")

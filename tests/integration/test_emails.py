@@ -79,7 +79,8 @@ def test_r9_a_temporary_error_three_times_then_success_gives_one_delivery(
 
     mail_sink.script = flaky
     workers.start()
-    assert run_deployed(workers, database_url, broker_url, tmp_path / "out").returncode == 0, workers.logs()
+    done = run_deployed(workers, database_url, broker_url, tmp_path / "out")
+    assert done.returncode == 0, done.stderr + workers.logs()[-3000:]
     assert refusals["069020474"] == 3
     assert [recipient_of(m.content) for m in mail_sink.received].count("069020474") == 1
     row = outbox(database_url).set_index("recipient_id").loc["069020474"]
