@@ -149,12 +149,23 @@ class Pages:
     def _then_wait(self, element) -> None:
         """Click, then wait until the next page has replaced this one."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
+
+        from selenium.common.exceptions import WebDriverException
 
         page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(page))
+
+        def replaced(_driver) -> bool:
+            # Chromium reports a node of a replaced document either as stale or as "does not belong to
+            # the document" (an inspector error): both mean the next page is there.
+            try:
+                page.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        WebDriverWait(self.driver, 60).until(replaced)
 
     def text(self) -> str:
         from selenium.webdriver.common.by import By
