@@ -95,11 +95,7 @@ def resend_emails(engine, settings: Settings, out: Path, session_id: str, run: i
     with contextlib.ExitStack() as stack, _progress() as progress:
         step = progress.add_task("sending again", total=None)
         show = lambda text: progress.update(step, description=text)  # noqa: E731
-        if settings.in_process:
-            smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
-            stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
-        else:
-            app.conf.broker_url = settings.broker_url
+        _workers(stack, settings, out)
         fan_out = lambda r: app.send_task(FAN_OUT, args=[r])  # noqa: E731
         for each in confirmations.runs_of(engine, reopened):
             fan_out(each)
@@ -134,11 +130,7 @@ def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[
     with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task("starting the workers", total=None)
         show = lambda text: (renew(), progress.update(step, description=text))  # noqa: E731
-        if settings.in_process:
-            smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
-            stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
-        else:
-            app.conf.broker_url = settings.broker_url
+        _workers(stack, settings, out)
         fan_out = lambda run: app.send_task(FAN_OUT, args=[run])  # noqa: E731
         app.send_task(first[0], args=[first[1]])
         run = _wait(engine, session_id, show, timeout)
@@ -156,6 +148,16 @@ def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         else:
             shutil.copyfile(item, target)
     return summary
+
+
+def _workers(stack: contextlib.ExitStack, settings: Settings, out: Path) -> None:
+    """Embedded: an in-process worker (and the loopback SMTP server writing DIR/mail/ when no other is
+    named), for as long as `stack`; else the tasks go to the broker's workers."""
+    if settings.in_process:
+        smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
+        stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
+    else:
+        app.conf.broker_url = settings.broker_url
 
 
 @contextlib.contextmanager
