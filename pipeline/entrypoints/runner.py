@@ -273,13 +273,10 @@ def workers_ready(settings: Settings, timeout: float = 1.0) -> None:
 
 
 def _where(url: str) -> str:
-    """A broker or database URL without its credentials."""
-    from sqlalchemy.engine import make_url
+    """A broker URL with its password masked (kombu's own sanitiser)."""
+    from kombu.utils.url import maybe_sanitize_url
 
-    with contextlib.suppress(Exception):
-        parsed = make_url(url.replace("amqp://", "amqp+x://", 1) if url.startswith("amqp://") else url)
-        return f"{parsed.host or 'localhost'}:{parsed.port or ''}/{parsed.database or ''}".replace(":/", "/")
-    return "the given address"
+    return maybe_sanitize_url(url)
 
 
 def _why(error: Exception) -> str:
