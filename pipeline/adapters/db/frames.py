@@ -70,7 +70,7 @@ def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
     for column in query.selected_columns:
         if isinstance(column.type, DateTime):
             frame[column.name] = pd.to_datetime(frame[column.name], utc=True, format="ISO8601")
-        elif isinstance(column.type, Date):
+        elif isinstance(column.type, Date) and connection.dialect.name != "postgresql":  # psycopg gives dates
             dates = pd.to_datetime(frame[column.name], format="ISO8601")
             frame[column.name] = pd.Series([None if pd.isna(d) else d.date() for d in dates], index=frame.index,
                                            dtype=object)
