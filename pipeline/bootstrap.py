@@ -117,4 +117,7 @@ def logging_configured() -> bool:
 def celery_settings(settings: Settings) -> dict:
     """The Celery configuration that depends on the settings."""
     return {"broker_url": settings.broker_url or "memory://localhost/",
-            "beat_schedule": {"sessions-due": {"task": "schedules.tick", "schedule": settings.beat_seconds}}}
+            # A tick still queued when the next one is sent is dropped (`expires`): behind a long step
+            # on a busy pipeline worker, ticks would otherwise pile up and run back to back.
+            "beat_schedule": {"sessions-due": {"task": "schedules.tick", "schedule": settings.beat_seconds,
+                                               "options": {"expires": settings.beat_seconds}}}}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from pipeline.adapters import logs
 from pipeline.adapters.db import queries
 from pipeline.adapters.files.safety import inside
 
@@ -35,11 +36,12 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
     staging = Path(tempfile.mkdtemp(prefix=f".{row.version}-", dir=runs))
     staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the run from the readers of the share
     try:
-        write_outputs(engine, run, staging)
-        if target.exists():
-            _replace_files(staging, target)
-        else:
-            os.rename(staging, target)
+        with logs.step("export", session=row.session_id, run=row.version, run_id=run):
+            write_outputs(engine, run, staging)
+            if target.exists():
+                _replace_files(staging, target)
+            else:
+                os.rename(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if latest.id == run:
