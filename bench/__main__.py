@@ -8,7 +8,8 @@ import importlib
 import itertools
 import sys
 
-BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "console")  # `fuzz` runs only when named: it runs as long as asked
+BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "console")
+# `fuzz` and `scale` run only when named: fuzz runs as long as asked, scale sends a million-line session (about 20 minutes)
 
 if __name__ == "__main__":
     names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))
