@@ -58,18 +58,30 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
 
 def _changed_only(c, run, outbox: pd.DataFrame) -> pd.DataFrame:
     """R11: a new version writes only to the recipients whose lines changed, or who are party to a
-    new redistribution (R10), each email cancelling and replacing their previous one."""
+    new redistribution (R10), each email cancelling and replacing their previous one. Only the lines
+    the database finds changed are read from both versions (all of them past READ_ALL)."""
     previous = queries.previous_run(c, run)
-    outbox = rewritten(c, run.session_id, previous, run.changes, queries.lines(c, run.id, run.session_id), outbox)
-    outbox["replaces"] = outbox["recipient_id"].map(queries.earlier_messages(c, run.session_id, run.version))
+    wanted = sorted(set(queries.changed_lines(c, previous.id, run.id))
+                    | {item["order_id"] for item in new_redistributions(run.changes, previous.changes)})
+    wanted = wanted if len(wanted) <= READ_ALL else None
+    outbox = rewritten(c, run.session_id, previous, run.changes,
+                       queries.lines(c, run.id, run.session_id, order_ids=wanted), outbox, wanted)
+    replaced = queries.earlier_messages(c, run.session_id, run.version,
+                                        outbox["recipient_id"].tolist() if wanted is not None else None)
+    outbox["replaces"] = outbox["recipient_id"].map(replaced)
     return outbox
 
 
-def rewritten(c, session_id: str, previous, changes: dict, new: queries.Lines, outbox: pd.DataFrame) -> pd.DataFrame:
+READ_ALL = 50_000  # changed lines past which both versions are read whole rather than by a list of ids
+
+
+def rewritten(c, session_id: str, previous, changes: dict, new: queries.Lines, outbox: pd.DataFrame,
+              order_ids: list[str] | None = None) -> pd.DataFrame:
     """The rows of `outbox` (recipient_id, recipient_kind) that a version with these `changes` and
     these `new` lines writes to after `previous`: the recipients of the lines whose state changed
-    and the parties of each new redistribution. Shared with the preview of a reallocation."""
-    old = queries.lines(c, previous.id, session_id)
+    and the parties of each new redistribution. `order_ids`: the only lines that may have changed
+    (`new` holds those), else all. Shared with the preview of a reallocation."""
+    old = queries.lines(c, previous.id, session_id, order_ids=order_ids)
     parties = new_redistributions(changes, previous.changes)
     touched = changed_recipients(line_states(old.lines, old.deliveries), line_states(new.lines, new.deliveries),
                                  parties)

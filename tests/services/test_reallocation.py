@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from pipeline.adapters.db import queries
 from pipeline.adapters.db.tables import Base
 from pipeline.domain.changes import Changes
+from pipeline.domain.outbox import line_states
 from pipeline.domain.rules import NAMED_KINDS
 from pipeline.services import ServiceError, confirmations, runs
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
@@ -105,3 +106,45 @@ def test_r11_a_supply_that_would_leave_a_line_below_what_it_has_received_is_refu
     with pytest.raises(ServiceError, match="fewer than the"):
         preview_reallocation(db, scenario.session.id, request)
     assert versions(db) == 1
+
+
+def _change_kinds(db, run: int) -> dict:
+    """One request of each kind R11 knows, fitted to the scenario's first run."""
+    from tests.services.test_letters import EFFECTIVE, a_week_old_named_line
+
+    line = a_served_line(db, run)
+    given, to = a_week_old_named_line(db, run)
+    with db.connect() as c:
+        session_id = queries.run_row(c, run).session_id
+        depot = queries.registers(c, session_id, "depots")["depot_id"].iloc[0]
+        totals = queries.lines(c, run, session_id).lines.groupby("vaccine")["allocated"].sum()
+    return {
+        "cancel": changes(cancel=[line["order_id"]]),
+        "supply": changes(effective="2021-06-18", supply={vaccine: int(total) + 50 for vaccine, total in totals.items()}),
+        "depot day": changes(effective="2021-06-16", depot_days=[{"depot_id": depot, "date": "2021-06-21",
+                                                                  "capacity_vials": 0}]),
+        "redistribution": Changes.model_validate({"effective": EFFECTIVE.isoformat(), "redistribution": [
+            {"order_id": given["order_id"], "vials": 2, "to_rpps": to["rpps"]}]}),
+    }
+
+
+@pytest.mark.parametrize("kind", ["cancel", "supply", "depot day", "redistribution"])
+def test_r11_the_lines_the_database_finds_changed_give_the_same_recipients_as_comparing_both_runs_whole(
+        db, scenario, prepared, kind):
+    run, _ = request_reallocation(db, scenario.session.id, _change_kinds(db, prepared)[kind], "Ops", "why", LATER)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        assert step(db, run, LATER) == runs.DONE
+    with db.connect() as c:
+        row = queries.run_row(c, run)
+        previous = queries.previous_run(c, row)
+        found = set(queries.changed_lines(c, previous.id, run))
+        old, new = queries.lines(c, previous.id, row.session_id), queries.lines(c, run, row.session_id)
+        whole = confirmations.rewritten(c, row.session_id, previous, row.changes, new,
+                                        queries.recipients(c, row.session_id, run))
+        written = queries.outbox_rows(c, run)
+    was = line_states(old.lines, old.deliveries).set_index("order_id")["state"]
+    now = line_states(new.lines, new.deliveries).set_index("order_id")["state"]
+    differ = {order_id for order_id, state in now.items() if was.get(order_id) != state}
+    assert differ <= found  # every line whose email would change is found
+    assert differ or kind == "redistribution"  # a redistribution changes no line's allocation or deliveries
+    assert sorted(written["recipient_id"]) == sorted(whole["recipient_id"])

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, true, union, update
+from sqlalchemy import Connection, and_, bindparam, except_, func, or_, select, true, union, update
 
 from pipeline.domain.allocate import TRACE_COLUMNS
 from pipeline.domain.rules import NAMED_KINDS, Session
@@ -279,6 +279,26 @@ def lines(c: Connection, run: int, session_id: str, *, order_ids: list[str] | No
     return Lines(found, deliveries)
 
 
+def changed_lines(c: Connection, before: int, after: int) -> list[str]:
+    """The order ids whose decision (allocated, status, reason) or deliveries (each date and its vials,
+    as many times as they occur) differ between two stored runs of a session, or that only `after` has:
+    the lines whose emails may change (R11), found by the database without reading either run whole."""
+    d, v = T["decisions"], T["deliveries"]
+    old = d.alias("old")
+    decided = (select(d.c.order_id)
+               .join(old, and_(old.c.run_id == before, old.c.order_id == d.c.order_id), isouter=True)
+               .where(d.c.run_id == after, or_(old.c.order_id.is_(None), old.c.allocated != d.c.allocated,
+                                               old.c.status != d.c.status, old.c.reason != d.c.reason)))
+
+    def pieces(run: int):
+        return (select(v.c.order_id, v.c.delivery_date, v.c.vials, func.count().label("times"))
+                .where(v.c.run_id == run).group_by(v.c.order_id, v.c.delivery_date, v.c.vials))
+
+    moved = [except_(pieces(a), pieces(b)).subquery() for a, b in ((after, before), (before, after))]
+    query = union(decided, *(select(m.c.order_id) for m in moved))
+    return sorted(c.execute(query).scalars())
+
+
 def order_sessions(c: Connection, order_id: str) -> list[str]:
     """The sessions that have an order line with this id (ids are unique within a session only)."""
     o = T["orders"]
@@ -344,11 +364,13 @@ def professionals_kinds(c: Connection, session_id: str, rpps: list[str]) -> pd.D
                       .where(pr.c.session_id == session_id, pr.c.rpps.in_(rpps)))
 
 
-def earlier_messages(c: Connection, session_id: str, version: int) -> pd.Series:
-    """Each recipient's last Message-ID before this version (what a new email cancels and replaces)."""
+def earlier_messages(c: Connection, session_id: str, version: int, recipients: list[str] | None = None) -> pd.Series:
+    """Each recipient's (of `recipients`, else all) last Message-ID before this version (what a new
+    email cancels and replaces)."""
     box, runs = T["outbox"], T["runs"]
+    chosen = [box.c.recipient_id.in_(recipients or [""])] if recipients is not None else []
     earlier = read_frame(c, select(box.c.recipient_id, box.c.message_id).join(runs, runs.c.id == box.c.run_id)
-                         .where(runs.c.session_id == session_id, runs.c.version < version)
+                         .where(runs.c.session_id == session_id, runs.c.version < version, *chosen)
                          .order_by(runs.c.version))
     return earlier.drop_duplicates("recipient_id", keep="last").set_index("recipient_id")["message_id"]
 
