@@ -23,6 +23,13 @@ TRANSIENT = (DatabaseError, BrokerError, ConnectionError)
 STEP = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=8)
 COME_BACK = dict(countdown=3, max_retries=600)  # up to half an hour behind a long step
 CHUNK = 500  # recipients per email task
+# Emails waiting in the queue per run at most: the rest stay in the outbox, unleased, until sent chunks
+# make room (each one asks for more). A lease must outlast the queue's wait: with the window bounded,
+# the slowest fleet (one process signing with RSA, about 130 emails/s) empties it in under 80 s, far
+# inside the 300 s lease, whatever the session's size. Handing out everything at once, a million-line
+# session's last rows outwaited their lease and were handed out twice (claimed once, but sent as
+# empty chunks).
+WINDOW = 20 * CHUNK
 
 
 def now() -> dt.datetime:
@@ -78,9 +85,9 @@ def export(self, run: int) -> str | None:
 
 @app.task(name="email.fan_out", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 def fan_out(self, run: int) -> int:
-    """Hand the run's due emails nobody holds to the email workers, in chunks."""
+    """Hand the run's due emails nobody holds to the email workers, in chunks, up to the window."""
     wiring = bootstrap.current()
-    ids = confirmations.hand_out(wiring.engine, run, now(), wiring.settings.lease_seconds)
+    ids = confirmations.hand_out(wiring.engine, run, now(), wiring.settings.lease_seconds, WINDOW)
     if ids:
         group(send_chunk.s(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)).apply_async()
     return len(ids)
@@ -95,4 +102,6 @@ def send_chunk(self, ids: list[int]) -> dict:
     for run in confirmations.runs_of(wiring.engine, ids):
         if confirmations.settle(wiring.engine, run, now()):
             export.delay(run)  # summary.json and the report again, with the emails' outcomes
+        else:
+            fan_out.delay(run)  # this chunk made room in the window: the next emails, if any are left
     return counts

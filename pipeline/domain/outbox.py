@@ -45,7 +45,8 @@ def line_states(lines: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
     joined = {order_id: ",".join(items) for order_id, items in grouped.items()}
     found = lines[["order_id", "finess", "effector", "rpps", "allocated"]].copy()
     found["state"] = (lines["allocated"].astype(str) + "|" + lines["status"] + "|" + lines["reason"] + "|"
-                      + lines["order_id"].map(joined).fillna(""))
+                      + pd.Series([joined.get(order_id, "") for order_id in lines["order_id"].tolist()],
+                                  index=lines.index, dtype=str))
     return found
 
 

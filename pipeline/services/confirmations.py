@@ -105,10 +105,11 @@ def runs_to_confirm(engine: Engine, now: dt.datetime) -> list[int]:
         return queries.runs_to_confirm(c, now)
 
 
-def hand_out(engine: Engine, run: int, now: dt.datetime, lease: int) -> list[int]:
-    """The run's emails ready to go that nobody holds, leased to the email queue for `lease` seconds."""
+def hand_out(engine: Engine, run: int, now: dt.datetime, lease: int, window: int | None = None) -> list[int]:
+    """The run's emails ready to go that nobody holds, leased to the email queue for `lease` seconds;
+    with `window`, no more than keep `window` of them waiting in the queue."""
     with engine.begin() as c:
-        return queries.hand_out(c, run, now, now + dt.timedelta(seconds=lease))
+        return queries.hand_out(c, run, now, now + dt.timedelta(seconds=lease), window)
 
 
 def recover(engine: Engine, now: dt.datetime, session_id: str | None = None, everything: bool = False) -> dict:

@@ -216,3 +216,19 @@ def test_the_listing_shows_addresses_only_when_asked(db, prepared):
     assert dict(zip(shown["id"], shown["email"])) == addresses(db, prepared)
     with pytest.raises(ServiceError):
         confirmations.outbox_listing(db, "no-such-session")
+
+
+def test_a_windowed_hand_out_keeps_at_most_the_window_in_the_queue_and_each_row_goes_once(db, prepared):
+    confirmations.start_sending(db, prepared, CLOSED)
+    total = len(rows(db, prepared))
+    assert total > 5
+    first = confirmations.hand_out(db, prepared, CLOSED, lease=60, window=3)
+    assert len(first) == 3 and confirmations.hand_out(db, prepared, CLOSED, lease=60, window=3) == []  # full
+    fake = FakeSmtp()
+    confirmations.send_chunk(db, first[:2], "task-1", CLOSED, None, SENDER, delays=DELAYS, send=fake)
+    second = confirmations.hand_out(db, prepared, CLOSED, lease=60, window=3)  # room for the two sent
+    assert len(second) == 2 and not set(second) & set(first)
+    handed = first + second
+    while more := confirmations.hand_out(db, prepared, CLOSED, lease=60, window=len(handed) + 3):
+        handed += more
+    assert sorted(handed) == sorted(rows(db, prepared)["id"]) and len(set(handed)) == total

@@ -408,12 +408,23 @@ def due(c: Connection, run: int, now: dt.datetime) -> list[int]:
     return list(c.execute(select(box.c.id).where(box.c.run_id == run, _ready(box, now)).order_by(box.c.id)).scalars())
 
 
-def hand_out(c: Connection, run: int, now: dt.datetime, until: dt.datetime) -> list[int]:
+def hand_out(c: Connection, run: int, now: dt.datetime, until: dt.datetime, window: int | None = None) -> list[int]:
     """The run's rows ready to go and not already handed to the email queue (or handed so long ago
-    that the message must have been lost), leased to the queue `until`."""
+    that the message must have been lost), leased to the queue `until`. With `window`, only as many
+    as keep at most `window` of the run's rows waiting in the queue; rows another hand-out is taking
+    at the same moment are skipped (PostgreSQL), so two hand-outs never give the same row."""
     box = T["outbox"]
-    ids = list(c.execute(select(box.c.id).where(box.c.run_id == run, _ready(box, now), _free(box, now))
-                         .order_by(box.c.id)).scalars())
+    chosen = select(box.c.id).where(box.c.run_id == run, _ready(box, now), _free(box, now))
+    if window is None:
+        chosen = chosen.order_by(box.c.id)
+    else:
+        queued = c.execute(select(func.count()).where(box.c.run_id == run, box.c.state.in_(("pending", "retry")),
+                                                      box.c.lease_until > now)).scalar_one()
+        if queued >= window:
+            return []
+        # No ORDER BY: the first rows an index gives, rather than sorting every row left at each hand-out.
+        chosen = chosen.limit(window - queued).with_for_update(skip_locked=True)
+    ids = sorted(c.execute(chosen).scalars())
     for start in range(0, len(ids), 10_000):
         c.execute(update(box).where(box.c.id.in_(ids[start:start + 10_000])).values(lease_until=until))
     return ids
@@ -490,8 +501,11 @@ def runs_with_stranded_emails(c: Connection, now: dt.datetime) -> list[int]:
     """Runs whose emails were handed over and that still have rows ready and unleased: their
     message never reached a worker, or it was lost."""
     box, runs = T["outbox"], T["runs"]
-    return list(c.execute(select(box.c.run_id).join(runs, runs.c.id == box.c.run_id).where(
-        runs.c.sending_at.is_not(None), _ready(box, now), _free(box, now)).distinct().order_by(box.c.run_id)).scalars())
+    # One EXISTS per run handed over: it stops at the first such row, where a DISTINCT over the rows
+    # read every row still waiting, at each of beat's ticks (a quarter of a second at 400 000 emails).
+    stranded = select(box.c.id).where(box.c.run_id == runs.c.id, _ready(box, now), _free(box, now)).exists()
+    return list(c.execute(select(runs.c.id).where(runs.c.sending_at.is_not(None), runs.c.settled_at.is_(None), stranded)
+                          .order_by(runs.c.id)).scalars())
 
 
 def stalled_runs(c: Connection, before: dt.datetime) -> list[int]:
