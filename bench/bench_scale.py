@@ -69,6 +69,7 @@ class Result:
     peak_rss: dict[str, float] = field(default_factory=dict)  # MiB, the largest process of each worker
     idle_rss: dict[str, float] = field(default_factory=dict)  # MiB, the same processes once started
     lines_mib: float = 0.0          # the session's order lines as one pandas frame
+    connections: int = 0            # the most PostgreSQL connections to the session's database at once
     realloc: dict = field(default_factory=dict)
     fast_path: float = 0.0
 
@@ -151,7 +152,12 @@ def measure(scenario: Path, lines: int, workers: int, folder: Path, smtp_url: st
     session_id = load_into(scenario, deployment.url, NOW)  # `vialflow load`: beat closes it at its next tick
     result.stages["load"] = time.perf_counter() - started
     engine = deployment.engine
-    run = _wait(lambda: _settled_run(engine, session_id), timeout, f"session {session_id} did not settle")
+
+    def settled():
+        result.connections = max(result.connections, _connections(engine))
+        return _settled_run(engine, session_id)
+
+    run = _wait(settled, timeout, f"session {session_id} did not settle")
     _wait(lambda: sum(1 for e in deployment.events() if e.get("step") == "export" and e.get("event") == "end"
                       and e.get("run_id") == run) >= 2, 120, "the settled run was not exported again")
     result.email_cpu = sum(_cpu(p) for p in deployment.tree("email")) - deployment.idle_cpu
@@ -164,6 +170,12 @@ def measure(scenario: Path, lines: int, workers: int, folder: Path, smtp_url: st
         frame = queries.session_orders(c, session_id)
     result.lines_mib = frame.memory_usage(deep=True).sum() / 2**20
     return result, deployment
+
+
+def _connections(engine) -> int:
+    """Connections to this database, the asking one included."""
+    with engine.connect() as c:
+        return c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")).scalar()
 
 
 def _settled_run(engine, session_id: str) -> int | None:
@@ -338,7 +350,8 @@ def report(results: list[Result]) -> None:
     for r in national:
         speedup = f", {r.rate / one.rate:.2f}x one process" if one else ""
         print(f"{r.email_workers:>3} processes: {r.rate:>6.0f} emails/s, {r.emails / r.email_cpu:>6.0f} per CPU-second"
-              f"{speedup}; close -> last email {r.close_to_last:.1f} s")
+              f"{speedup}; close -> last email {r.close_to_last:.1f} s; at most {r.connections} connections to "
+              "PostgreSQL")
     two = next((r for r in national if r.email_workers == 2 and r.fast_path), None)
     if two:
         print(f"fast path (render + send from one process, no database): {two.fast_path:.1f} s "
