@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +13,7 @@ import typer
 from pipeline.adapters.files.scenario import ScenarioError
 from pipeline.entrypoints import operations
 from pipeline.entrypoints.console import commands as console_commands
+from pipeline.domain.vocabulary import EmailState
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -112,8 +112,8 @@ def runs(session: Annotated[str, typer.Argument(help="Session id.")],
 
     try:
         found = list_runs(_engine(out, database_url), session)
-    except LookupError as error:
-        fail(str(error.args[0]))
+    except ServiceError as error:
+        fail(str(error))
     _show(found, runs_table, as_json)
 
 
@@ -129,19 +129,9 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
 
     try:
         found = find(_engine(out, database_url), finess, session)
-    except LookupError as error:
-        fail(_french_refusal(str(error.args[0])))
+    except ServiceError as error:
+        fail(str(error))
     _show(found, lookup_table, as_json)
-
-
-def _french_refusal(text: str) -> str:
-    """The support service's refusals, said in French for `lookup`."""
-    for pattern, said in ((r"unknown session (.+)", "session {0} inconnue"),
-                          (r"no officine (\S+) in any session", "l'officine {0} n'apparaît dans aucune session"),
-                          (r"no officine (\S+) in session (.+)", "l'officine {0} n'apparaît pas dans la session {1}")):
-        if found := re.fullmatch(pattern, text):
-            return said.format(*found.groups())
-    return text
 
 
 @app.command()
@@ -208,7 +198,8 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
             settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
             counts = resend_emails(engine, settings, out or Path("."), session, run, state, operator, reason, now(),
                                    timeout)
-            typer.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no unknown or failed email to send again")
+            typer.echo(", ".join(f"{EmailState.labelled(s)} : {n}" for s, n in sorted(counts.items()))
+                       or f"aucun email en {EmailState.FAILED.short} ou d'{EmailState.UNKNOWN.short} à renvoyer")
             return
         listed = confirmations.outbox_listing(engine, session, run, state, addresses=show_addresses)
     except ServiceError as error:
@@ -218,14 +209,10 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
         typer.echo(listed.to_json(orient="records", lines=True, date_format="iso", force_ascii=False).rstrip())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"session {session}: {len(listed)} email(s)")
-    for column in listed.columns:
-        table.add_column(column)
-    for row in listed.itertuples(index=False):
-        table.add_row(*("" if value is None or value != value else str(value) for value in row))
-    Console().print(table)
+    from pipeline.entrypoints.views import emails_table
+
+    Console().print(emails_table(session, listed))
 
 
 @app.command()
@@ -292,16 +279,11 @@ def fixtures_generate(out: Annotated[Path, typer.Argument(help="Folder to write 
 
 def _report(summary: dict, out: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"session {summary['session']}, run {summary['run']}")
-    for column in ("vaccine", "lines", "requested", "allocated", "scheduled", "pending"):
-        table.add_column(column, justify="left" if column == "vaccine" else "right")
-    for key, v in summary["vaccines"].items():
-        table.add_row(key, str(v["lines"]), str(v["requested"]), str(v["allocated"]),
-                      str(v["scheduled_vials"]), str(v["pending_vials"]))
-    Console(stderr=False).print(table)
-    typer.echo(f"outputs in {out}")
+    from pipeline.entrypoints.views import summary_table
+
+    Console(stderr=False).print(summary_table(summary))
+    typer.echo(f"fichiers dans {out}")
 
 
 def main() -> None:  # pragma: no cover - console entry point
@@ -310,7 +292,7 @@ def main() -> None:  # pragma: no cover - console entry point
     from kombu.exceptions import OperationalError as BrokerError
     from sqlalchemy.exc import DBAPIError, OperationalError as DatabaseError
 
-    from pipeline.entrypoints.runner import _why
+    from pipeline.entrypoints.runner import why
 
     try:
         code = typer.main.get_command(app).main(prog_name="vialflow", standalone_mode=False)
@@ -324,15 +306,15 @@ def main() -> None:  # pragma: no cover - console entry point
         typer.echo("vialflow: interrupted; nothing is lost: run the same command again to resume", err=True)
         sys.exit(130)
     except DatabaseError as error:
-        typer.echo(f"vialflow: the database cannot be reached or was lost ({_why(error)}): check that it runs and "
+        typer.echo(f"vialflow: the database cannot be reached or was lost ({why(error)}): check that it runs and "
                    "that --database-url (VIALFLOW_DATABASE_URL) is right, then run the same command again", err=True)
         sys.exit(3)
     except DBAPIError as error:
-        typer.echo(f"vialflow: the database refused a statement ({_why(error)}): is it at the schema of this "
+        typer.echo(f"vialflow: the database refused a statement ({why(error)}): is it at the schema of this "
                    "version (`vialflow migrate`)?", err=True)
         sys.exit(3)
     except (BrokerError, ConnectionError) as error:
-        typer.echo(f"vialflow: the broker cannot be reached or was lost ({_why(error)}): check that RabbitMQ runs "
+        typer.echo(f"vialflow: the broker cannot be reached or was lost ({why(error)}): check that RabbitMQ runs "
                    "and that --broker-url (VIALFLOW_BROKER_URL) is right, then run the same command again", err=True)
         sys.exit(4)
     except OSError as error:

@@ -8,10 +8,11 @@ from email import policy
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import queries, runs
 from pipeline.adapters.mail.render import render
 
 from .letters import confirmations
+from .refusals import UnknownEmail
 
 
 def message(engine: Engine, outbox_id: int, sender: str) -> dict:
@@ -20,8 +21,8 @@ def message(engine: Engine, outbox_id: int, sender: str) -> dict:
     with engine.connect() as c:
         row = queries.outbox_row(c, outbox_id)
         if row is None:
-            raise LookupError(f"unknown email {outbox_id}")
-        run = queries.run_row(c, row.run_id)
+            raise UnknownEmail(outbox_id)
+        run = runs.run_row(c, row.run_id)
         rows = pd.DataFrame([{k: getattr(row, k) for k in ("id", "recipient_id", "recipient_kind", "message_id",
                                                           "replaces")}])
         letter = confirmations(c, run, rows, sender)[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import lines, outbox, runs, sessions
 from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
 from pipeline.adapters.files.report import write_report
 from pipeline.adapters.mail.render import render
@@ -27,16 +27,16 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     """allocations.csv, deliveries.csv, rejections.csv, manifests/, summary.json and report.html of one run."""
     out.mkdir(parents=True, exist_ok=True)
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        session = queries.session_rules(c, row.session_id)
-        pharmacies = queries.registers(c, row.session_id, "pharmacies")
-        depots = queries.registers(c, row.session_id, "depots")
-        read = queries.lines(c, run, row.session_id)
-        rejections = queries.rejections(c, row.session_id)
-        counts = queries.outbox_counts(c, run)
-        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
-        before = queries.previous_run(c, row)
-        previous = queries.lines(c, before.id, row.session_id) if before is not None else None
+        row = runs.run_row(c, run)
+        session = sessions.session_rules(c, row.session_id)
+        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
+        depots = sessions.registers(c, row.session_id, "depots")
+        read = lines.read(c, run, row.session_id)
+        rejections = sessions.rejections(c, row.session_id)
+        counts = outbox.outbox_counts(c, run)
+        depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
+        before = runs.previous_run(c, row)
+        previous = lines.read(c, before.id, row.session_id) if before is not None else None
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -52,7 +52,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     return summary
 
 
-def _deliveries(read: queries.Lines) -> pd.DataFrame:
+def _deliveries(read: lines.Lines) -> pd.DataFrame:
     """deliveries.csv: by order id, each line's dated days first in date order, then its pending remainder."""
     frame = read.deliveries.assign(finess=read.deliveries["order_id"].map(read.lines.set_index("order_id")["finess"]))
     frame["delivery_date"] = pd.to_datetime(frame["delivery_date"]).dt.strftime("%Y-%m-%d").fillna("")
@@ -66,8 +66,8 @@ def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str, sign=
     (and signed again by `sign`, the DKIM signer, when there is one)."""
     written = 0
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        sent = queries.outbox_rows(c, run, "sent")
+        row = runs.run_row(c, run)
+        sent = outbox.outbox_rows(c, run, "sent")
         for start in range(0, len(sent), MAIL_CHUNK):
             for confirmation in confirmations(c, row, sent.iloc[start:start + MAIL_CHUNK], sender):
                 message = render(confirmation)

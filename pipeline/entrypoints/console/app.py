@@ -19,8 +19,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from pipeline.adapters.mail.render import INJECTION_LABELS, KIND_LABELS
 from pipeline.domain.french import french_date, number
+from pipeline.domain.vocabulary import Action, Delivery, EmailState, Injection, Kind, Reason, Role, RunStep, Status
+from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
 from . import api, pages
@@ -28,18 +29,6 @@ from .security import Forbidden, NotSignedIn, SecurityHeaders
 
 HERE = Path(__file__).resolve().parent
 PARIS = ZoneInfo("Europe/Paris")
-REASONS = {"ok": "servie en totalité", "cap": "plafond", "unit": "arrondi à la boîte", "supply": "stock épuisé",
-           "eligibility": "non éligible", "window": "hors délai", "zone": "hors zone", "not_attached": "non rattaché",
-           "unknown_pharmacy": "officine inconnue", "unknown_professional": "professionnel inconnu",
-           "cancelled": "annulée"}
-STATUSES = {"served": "servie", "partial": "partielle", "refused": "refusée"}
-STATES = {"pending": "à envoyer", "claimed": "prise en charge", "sending": "en cours d'envoi", "sent": "envoyé",
-          "retry": "nouvel essai prévu", "failed": "échec", "unknown": "incertain"}
-ROLES = {"support": "support", "operator": "opérateur", "admin": "administrateur"}
-ACTIONS = {"lookup": "consultation d'une officine", "explain": "explication d'une ligne", "search": "recherche par nom",
-           "message": "lecture d'un email", "outbox": "liste des emails", "preview": "aperçu de réallocation",
-           "reallocate": "réallocation", "resend": "renvoi d'emails", "sign_in": "connexion", "sign_out": "déconnexion",
-           "purge": "purge"}
 
 
 @dataclass
@@ -61,8 +50,8 @@ def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_fro
     app = Starlette(routes=[*api.ROUTES, *pages.ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"),
                                                                name="static")],
                     middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden, 404: _not_found,
-                                        405: _not_allowed},
+                    exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden, ServiceError: _refused,
+                                        404: _not_found, 405: _not_allowed},
                     lifespan=lifespan)
     app.state.console = Console(engine, workers, run_folder, mail_from)
     app.state.templates = templates()
@@ -71,11 +60,13 @@ def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_fro
 
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=HERE / "templates")
-    found.env.filters.update(instant=instant, day=day, number=_number, reason=lambda r: REASONS.get(r, r),
-                             status=lambda s: STATUSES.get(s, s), state=lambda s: STATES.get(s, s),
-                             kind=lambda k: KIND_LABELS.get(k, k), injection=lambda i: INJECTION_LABELS.get(i, i),
-                             role=lambda r: ROLES.get(r, r), action=lambda a: ACTIONS.get(a, a),
+    # Every code is said with the vocabulary's label; an officine recipient is an officine.
+    found.env.filters.update(instant=instant, day=day, number=_number, reason=Reason.labelled, status=Status.labelled,
+                             state=EmailState.labelled, injection=Injection.labelled, role=Role.labelled,
+                             action=Action.labelled, step=RunStep.labelled,
+                             kind=lambda k: "officine" if k == "officine" else Kind.labelled(k),
                              instant_s=lambda v: instant(v, seconds=True))
+    found.env.globals.update(EmailState=EmailState, RunStep=RunStep)
     return found
 
 
@@ -90,7 +81,7 @@ def instant(value, seconds: bool = False) -> str:
 
 def day(value) -> str:
     if value is None or value == "":
-        return "date communiquée ultérieurement"
+        return Delivery.PENDING.long
     return french_date(value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10]))
 
 
@@ -112,6 +103,13 @@ async def _forbidden(request: Request, error: Forbidden) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": error.message}, status_code=403)
     return pages.page(request, "error.html", {"title": "Accès refusé", "message": error.message}, 403)
+
+
+async def _refused(request: Request, error: ServiceError) -> Response:
+    """Any refusal of a service, by its class: its status, its French sentence, and its page's title."""
+    if _wants_json(request):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+    return pages.page(request, "error.html", {"title": error.title, "message": str(error)}, error.status)
 
 
 async def _not_found(request: Request, _error) -> Response:
