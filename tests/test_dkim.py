@@ -113,7 +113,8 @@ def test_each_header_a_reader_trusts_is_named_once_more_than_it_appears(key):
     import datetime as dt
 
     path, record = key
-    letter = doctor_confirmation(replaces="<2021-06-14.1.x@vialflow>", date=dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc))
+    letter = doctor_confirmation(replaces="<2021-06-14.1.x@vialflow>",
+                                 date=dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc))
     message = Signer.from_file(path, SELECTOR, DOMAIN)(render(letter))
     head = message.split(b"\r\n\r\n", 1)[0].lower()
     times = named(message)
