@@ -1,4 +1,8 @@
-"""The `vialflow` command: translates arguments into one use case and its errors into one line."""
+"""The `vialflow` command: translates arguments into one use case and its errors into one line.
+
+One module, over 300 lines: every subcommand, each a few lines from its options to one service call, sharing
+the options' help, the settings read once and the one-line failure (the console's and the operations'
+commands are beside it, in console/commands.py and operations.py)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 The console renders them by class and the command line prints them as they are; neither reads their
 text. A new refusal is one class here, raised by its service.
+
+One module, over 300 lines, on purpose: every sentence a person may be told side by side, so that a new
+refusal is written like its neighbours and a reader checks the French of all of them in one place.
 """
 
 from __future__ import annotations

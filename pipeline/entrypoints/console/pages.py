@@ -3,7 +3,11 @@ and their differences, reports, the outbox, a reallocation composed, previewed, 
 and, for admins, the accounts and the audit log.
 
 A service's refusal that ends a page is rendered by the application's handler for its class (app.py);
-a page catches one only to show it beside the form that asked."""
+a page catches one only to show it beside the form that asked.
+
+One module, over 300 lines: every page is a few lines from its route to one service call and one template,
+sharing the guard, the rendering and the audit; the JSON routes are in api.py, the reading of what a person
+sends in requests.py."""
 
 from __future__ import annotations
 
