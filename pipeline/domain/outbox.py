@@ -11,6 +11,7 @@ import pandas as pd
 from .french import vials
 from .rules import NAMED_KINDS
 
+STATES = ("pending", "claimed", "sending", "retry", "sent", "failed", "unknown")  # an outbox row's states
 TERMINAL = ("sent", "failed", "unknown")  # an outbox row in one of these is settled for good
 
 

@@ -10,7 +10,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pipeline.adapters.db import make_engine, migrate
 from pipeline.adapters.files.changes import read_changes
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.services import ServiceError, confirmations, runs
-from pipeline.services.outputs import write_mail_copies, write_outputs
+from pipeline.services.outputs import Written, publish, write_mail_copies, write_outputs
 from pipeline.services.reallocation import request_reallocation
 from pipeline.settings import DATABASE_FILE, Settings
 
@@ -47,7 +46,7 @@ def load_into(scenario: Path, database_url: str, now: dt.datetime) -> str:
     return runs.store_scenario(engine, loaded, now)
 
 
-def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime, timeout: float = 3600) -> dict:
+def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime, timeout: float = 3600) -> Written:
     if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
     loaded = load_scenario(scenario)
@@ -66,7 +65,7 @@ def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime
 
 
 def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, out: Path, settings: Settings,
-               now: dt.datetime, timeout: float = 3600) -> dict:
+               now: dt.datetime, timeout: float = 3600) -> Written:
     """R11 on the folder of an earlier run (its database, unless --database-url names another)."""
     changes = read_changes(changes_file)
     if not settings.database_url and not (out / DATABASE_FILE).exists():
@@ -107,7 +106,7 @@ def resend_emails(engine, settings: Settings, out: Path, session_id: str, run: i
 
 
 def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[str, object], now: dt.datetime,
-           timeout: float) -> dict:
+           timeout: float) -> Written:
     """Send the `first` task (name, argument), wait for the run and its emails, then write its outputs.
 
     The command holds the session while it works: a second command on the same session is refused.
@@ -126,7 +125,7 @@ def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[
 
 
 def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[str, object], now: dt.datetime,
-           timeout: float, renew) -> dict:
+           timeout: float, renew) -> Written:
     with _progress() as progress, contextlib.ExitStack() as stack:
         step = progress.add_task("starting the workers", total=None)
         show = lambda text: (renew(), progress.update(step, description=text))  # noqa: E731
@@ -140,14 +139,9 @@ def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         show("writing outputs")
         if settings.smtp_url:
             write_mail_copies(engine, run, out / "mail", settings.mail_from, sign=bootstrap.signer(settings))
-        summary = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
-    for item in (out / "runs" / str(summary["run"])).iterdir():
-        target = out / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(item, target)
-    return summary
+        written = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
+    publish(out / "runs" / str(written.summary["run"]), out)
+    return written
 
 
 def _workers(stack: contextlib.ExitStack, settings: Settings, out: Path) -> None:

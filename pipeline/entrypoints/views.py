@@ -146,6 +146,8 @@ def runs_table(runs: list[dict]) -> RenderableType:
         ]
         if run["error"]:
             rows.append(("Error", run["error"]))
+        if run.get("view_failure"):
+            rows.append(("View not written", run["view_failure"] + " (the data files are written)"))
         for name, value in rows:
             table.add_row(Text(name), Text(value))
         parts.append(table)

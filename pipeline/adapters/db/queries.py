@@ -196,7 +196,7 @@ def record_failure(c: Connection, target: int | str | None, message: str) -> Non
 def session_runs(c: Connection, session_ids: list[str]) -> pd.DataFrame:
     r = T["runs"]
     return read_frame(c, select(r.c.id, r.c.session_id, r.c.version, r.c.created_at, r.c.operator, r.c.reason,
-                                r.c.input_hash, *[r.c[n] for n in STAMPS], r.c.error)
+                                r.c.input_hash, *[r.c[n] for n in STAMPS], r.c.error, r.c.view_failure)
                       .where(r.c.session_id.in_(session_ids)).order_by(r.c.session_id, r.c.version))
 
 
@@ -653,6 +653,16 @@ def metric_stamps(c: Connection) -> list:
                             last_sent)
                      .join(latest, and_(latest.c.session_id == r.c.session_id, latest.c.version == r.c.version))
                      .order_by(r.c.session_id)).all()
+
+
+def metric_failures(c: Connection) -> list[tuple]:
+    """(session, version, step failed, view failed) of each run where a step failed for good or a
+    view (the report) could not be written."""
+    r = T["runs"]
+    return [(row.session_id, row.version, row.error is not None, row.view_failure is not None) for row in
+            c.execute(select(r.c.session_id, r.c.version, r.c.error, r.c.view_failure)
+                      .where(or_(r.c.error.is_not(None), r.c.view_failure.is_not(None)))
+                      .order_by(r.c.session_id, r.c.version))]
 
 
 # Purge: personal data kept no longer than the emails need it.
