@@ -149,7 +149,8 @@ def _workers(stack: contextlib.ExitStack, settings: Settings, out: Path) -> None
     named), for as long as `stack`; else the tasks go to the broker's workers."""
     if settings.in_process:
         smtp_url = settings.smtp_url or stack.enter_context(_loopback_sink(out / "mail"))
-        stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url)))
+        # Whether emails are signed matters for a real SMTP server, not for the loopback one.
+        stack.enter_context(_in_process_worker(replace(settings, smtp_url=smtp_url), announce=bool(settings.smtp_url)))
     else:
         app.conf.broker_url = settings.broker_url
 
@@ -170,13 +171,15 @@ def _loopback_sink(folder: Path):
 
 
 @contextlib.contextmanager
-def _in_process_worker(settings: Settings):
+def _in_process_worker(settings: Settings, announce: bool = True):
     """A Celery worker in a thread of this process, over an in-memory transport, wired to `settings`."""
     from celery.contrib.testing.worker import start_worker
 
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
-    bootstrap.wire(settings).announce()
+    wiring = bootstrap.wire(settings)
+    if announce:
+        wiring.announce()
     # Celery sets the root logger's level to the worker's: keep this command's (bootstrap.configure_logging).
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                       loglevel=logging.getLogger().getEffectiveLevel(),

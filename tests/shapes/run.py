@@ -18,11 +18,12 @@ class Done:
     err: str
 
 
-def vialflow(*args: str) -> Done:
+def vialflow(*args: str, env: dict[str, str] | None = None) -> Done:
+    """`vialflow ARGS` with none of this environment's VIALFLOW_ settings but `env`'s."""
     from pipeline.entrypoints.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")} | (env or {})
     with mock.patch.object(sys, "argv", ["vialflow", *args]), mock.patch.dict(os.environ, clean, clear=True), \
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
