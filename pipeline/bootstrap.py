@@ -104,9 +104,11 @@ def signer(settings: Settings) -> Signer | None:
         raise ServiceError(str(error)) from None
 
 
-def configure_logging(settings: Settings, default: str = "INFO", stream=None) -> None:
-    """Structured log lines for this process (plain key=value, or JSON), at the settings' level."""
-    logs.configure(settings.log_format, settings.log_level or default, stream)
+def configure_logging(settings: Settings, default: str = "INFO", stream=None, tracebacks: bool = False) -> None:
+    """Structured log lines for this process (plain key=value, or JSON), at the settings' level;
+    with `tracebacks` (the command line), tracebacks go to the settings' error log instead."""
+    logs.configure(settings.log_format, settings.log_level or default, stream,
+                   settings.error_log_path if tracebacks else None)
     logging.captureWarnings(True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class Settings:
     dkim_domain: str | None = None
     log_format: str = "plain"        # plain (key=value) or json
     log_level: str | None = None     # None: INFO for workers and beat, WARNING for the command line
+    # Where the command line writes the traceback of what it says in one line (None: a file of this
+    # user's under the temporary folder).
+    error_log: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -43,11 +47,16 @@ class Settings:
                    float(_positive(env.get("VIALFLOW_BEAT_SECONDS"), "VIALFLOW_BEAT_SECONDS") or cls.beat_seconds),
                    env.get("VIALFLOW_DKIM_KEY_FILE") or None, env.get("VIALFLOW_DKIM_SELECTOR") or None,
                    env.get("VIALFLOW_DKIM_DOMAIN") or None, log_format,
-                   _level(env.get("VIALFLOW_LOG_LEVEL")))
+                   _level(env.get("VIALFLOW_LOG_LEVEL")), env.get("VIALFLOW_ERROR_LOG") or None)
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""
         return replace(self, **{k: v for k, v in values.items() if v})
+
+    @property
+    def error_log_path(self) -> Path:
+        return Path(self.error_log) if self.error_log else \
+            Path(tempfile.gettempdir()) / f"vialflow-{os.getuid()}" / "errors.log"
 
     @property
     def in_process(self) -> bool:

@@ -15,6 +15,7 @@ import logging
 import re
 import sys
 import time
+from pathlib import Path
 
 from pipeline.adapters.mail.transaction import without_addresses
 
@@ -87,15 +88,32 @@ def configured() -> bool:
     return any(isinstance(h, _Handler) for h in logging.getLogger().handlers)
 
 
-def configure(kind: str = "plain", level: str = "INFO", stream=None) -> None:
+class _Tracebacks(logging.FileHandler):
+    """The records that carry a traceback, whole, appended to a file only its owner reads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600, exist_ok=True)
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.addFilter(lambda record: record.exc_info is not None)
+
+
+def configure(kind: str = "plain", level: str = "INFO", stream=None, tracebacks: Path | None = None) -> None:
     """The root logger writes structured lines to `stream` (default stderr) at `level`, replacing
-    an earlier configuration of this module."""
-    handler = _Handler(stream)
-    handler.setFormatter(Formatter(kind))
+    an earlier configuration of this module. With `tracebacks` (a command run in a terminal), a
+    record carrying a traceback goes whole to that file and not to `stream`: the command says in
+    one line what failed and where its traceback is."""
+    handlers: list[logging.Handler] = [_Handler(stream)]
+    if tracebacks is not None:
+        handlers[0].addFilter(lambda record: record.exc_info is None)
+        handlers.append(_Tracebacks(tracebacks))
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+    for old in [h for h in root.handlers if isinstance(h, (_Handler, _Tracebacks))]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for handler in handlers:
+        handler.setFormatter(Formatter(kind))
+        root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)

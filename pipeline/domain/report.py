@@ -11,11 +11,35 @@ import numpy as np
 import pandas as pd
 
 from .calendar import capacity_grid, epoch_day
+from .allocate import OUTRIGHT
 from .explain import sold_out
 from .rules import Session
 from .versions import differences
 
 TIMELINE_POINTS = 2_000  # a curve is drawn through at most this many of its lines: the eye sees no more
+
+
+@dataclass(frozen=True)
+class VaccineFigures:
+    """One vaccine's row of the report; every optional value typed as such (no NaN, no NaT)."""
+
+    key: str
+    label: str
+    supply: int | None             # None: unlimited
+    requested: int                 # vials asked on its lines
+    outright: int                  # of which on lines refused outright (window, zone, eligibility...)
+    demand: int                    # what caps and whole boxes left of the rest (the capped demand)
+    allocated: int
+    sold_out_at: pd.Timestamp | None  # in the session's time zone; None: never sold out
+
+    @property
+    def trimmed(self) -> int:
+        """Vials the caps (R4, R5) and whole boxes (R6) took off the lines not refused outright."""
+        return self.requested - self.outright - self.demand
+
+    @property
+    def fill_rate(self) -> float | None:
+        return self.allocated / self.demand if self.demand else None
 
 
 @dataclass
@@ -24,14 +48,17 @@ class ReportData:
     version: int
     operator: str
     reason: str
-    vaccines: pd.DataFrame      # vaccine, label, supply (NA: unlimited), demand (capped), allocated, sold_out_at
-    timelines: dict[str, pd.DataFrame]  # per limited vaccine: submitted_at (local), demand, allocated (cumulative)
-    departments: pd.DataFrame   # department, lines, demand, allocated, fill_rate
-    capacity: pd.DataFrame      # depots × days: share of the day's capacity used (NaN: no delivery that day)
+    vaccines: list[VaccineFigures]
+    timelines: dict[str, pd.DataFrame]  # per limited vaccine with lines: submitted_at (local), demand, allocated
+    departments: pd.DataFrame   # department, lines, demand, allocated, fill_rate (NaN: no demand)
+    capacity: pd.DataFrame      # depots × days: share of the day's capacity used (NaN: closed that day)
     pending: pd.DataFrame       # depot_id, wholesaler, pending vials (depots with some)
     refusals: pd.DataFrame      # reason, lines (lines not served in full, by reason)
     emails: dict[str, int]
     changes: dict | None = field(default=None)  # `differences` against the previous version, when there is one
+
+    def vaccine(self, key: str) -> VaccineFigures:
+        return next(v for v in self.vaccines if v.key == key)
 
 
 def report_data(session: Session, run, lines: pd.DataFrame, deliveries: pd.DataFrame, pharmacies: pd.DataFrame,
@@ -43,12 +70,15 @@ def report_data(session: Session, run, lines: pd.DataFrame, deliveries: pd.DataF
     zone = session.timezone
     supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | run.changes.supply
     sold = sold_out(lines, list(session.vaccines))
-    vaccines = pd.DataFrame([{
-        "vaccine": key, "label": rules.label, "supply": supplies.get(key),
-        "demand": int(lines.loc[lines["vaccine"] == key, "capped"].sum()),
-        "allocated": int(lines.loc[lines["vaccine"] == key, "allocated"].sum()),
-        "sold_out_at": None if sold[key] is None else sold[key].tz_convert(zone)}
-        for key, rules in session.vaccines.items()])
+    vaccines = []
+    for key, rules in session.vaccines.items():
+        mine = lines[lines["vaccine"] == key]
+        supply = supplies.get(key)
+        vaccines.append(VaccineFigures(
+            key=key, label=rules.label, supply=None if supply is None else int(supply),
+            requested=int(mine["requested"].sum()), outright=int(mine.loc[mine["reason"].isin(OUTRIGHT), "requested"].sum()),
+            demand=int(mine["capped"].sum()), allocated=int(mine["allocated"].sum()),
+            sold_out_at=None if sold[key] is None else pd.Timestamp(sold[key]).tz_convert(zone)))
     previous_changes = None
     if previous is not None:
         previous_changes = differences(previous[0], previous[1], lines, deliveries)

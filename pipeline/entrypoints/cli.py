@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.adapters.files.scenario import ScenarioError
-from pipeline.entrypoints import operations
+from pipeline.entrypoints import operations, options
 from pipeline.entrypoints.console import commands as console_commands
 from pipeline.domain.vocabulary import EmailState
 from pipeline.services import ServiceError
@@ -44,13 +45,35 @@ def _settings(**flags: str | None) -> Settings:
         settings = Settings.from_env().override(**flags)
     except ValueError as error:
         fail(str(error))
-    configure_logging(settings, default="WARNING")
+    configure_logging(settings, default="WARNING", tracebacks=not _debug)
     return settings
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 1) -> None:
     typer.echo(f"vialflow: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+VIEW_FAILED = 5  # exit status of a run whose data files are written but a view (report.html) is not
+_debug = False  # --debug: an unexpected error shows its traceback instead of writing it to the error log
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vialflow {version('vialflow')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print vialflow's version and exit.")] = False,
+             debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error here "
+                                                 "instead of writing it to the error log.")] = False) -> None:
+    """vialflow: allocation of national vaccine ordering sessions (DGS-URGENT 2021-60)."""
+    global _debug
+    _debug = debug
 
 
 def now() -> dt.datetime:
@@ -67,10 +90,10 @@ def run(scenario: Annotated[Path, typer.Argument(help="Scenario folder (session.
 
     settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
     try:
-        summary = run_scenario(scenario, out, settings, now(), timeout)
+        written = run_scenario(scenario, out, settings, now(), timeout)
     except (ScenarioError, ServiceError) as error:
         fail(str(error))
-    _report(summary, out)
+    _report(written, out, settings)
 
 
 @app.command()
@@ -99,10 +122,10 @@ def reallocate(session: Annotated[str, typer.Argument(help="Session id.")],
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2) if as_json else preview_text(found))
         return
     try:
-        summary = run_reallocation(session, changes, operator, reason, out, settings, now(), timeout)
+        written = run_reallocation(session, changes, operator, reason, out, settings, now(), timeout)
     except (ScenarioError, ServiceError) as error:
         fail(str(error))
-    _report(summary, out)
+    _report(written, out, settings)
 
 
 @app.command()
@@ -128,9 +151,12 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
            database_url: DatabaseUrl = None,
            as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False) -> None:
     """R12, for support advisers: an officine's lines, planned deliveries and emails, per run."""
+    from pipeline.domain.identifiers import FINESS, FINESS_RULE
     from pipeline.entrypoints.views import lookup_table
     from pipeline.services.support import lookup as find
 
+    if not re.fullmatch(FINESS, finess):
+        raise typer.BadParameter(f"{finess!r} is not {FINESS_RULE}", param_hint="FINESS")
     try:
         found = find(_engine(out, database_url), finess, session)
     except ServiceError as error:
@@ -141,7 +167,7 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
 @app.command()
 def explain(order_id: Annotated[str, typer.Argument(help="The order line's id (order_id).")],
             session: Annotated[Optional[str], typer.Option(help="The session, when the id is in several.")] = None,
-            version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.")] = None,
+            version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.", min=1)] = None,
             out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
             database_url: DatabaseUrl = None,
             as_json: Annotated[bool, typer.Option("--json", help="The explanation as one JSON object.")] = False) -> None:
@@ -162,12 +188,8 @@ def explain(order_id: Annotated[str, typer.Argument(help="The order line's id (o
 
 def _engine(out: Path | None, database_url: str | None):
     from pipeline.adapters.db import make_engine
-    from pipeline.settings import DATABASE_FILE
 
-    settings = _settings(database_url=database_url)
-    if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
-        fail("no database: give --out with the folder of a run, or --database-url")
-    return make_engine(settings.database_for(out or Path(".")))
+    return make_engine(options.database_url(_settings(database_url=database_url), out))
 
 
 def _show(found, table, as_json: bool) -> None:
@@ -181,7 +203,7 @@ def _show(found, table, as_json: bool) -> None:
 
 @app.command()
 def emails(session: Annotated[str, typer.Argument(help="Session id.")],
-           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: every run.")] = None,
+           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: every run.", min=1)] = None,
            state: Annotated[Optional[str], typer.Option(help="Only this state: pending, claimed, sending, retry, sent, failed, unknown.")] = None,
            out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")] = None,
            database_url: DatabaseUrl = None, broker_url: BrokerUrl = None, smtp_url: SmtpUrl = None,
@@ -195,6 +217,9 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
     from pipeline.entrypoints.runner import resend_emails
     from pipeline.services import confirmations, runs as run_service
 
+    if state is not None and EmailState.of(state) is None:
+        raise typer.BadParameter(f"{state!r} is not a state of an email: one of {', '.join(EmailState)}",
+                                 param_hint="'--state'")
     engine = _engine(out, database_url)
     try:
         run = run_service.run_id(engine, session, version) if version else None
@@ -222,7 +247,7 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
 @app.command()
 def export(session: Annotated[str, typer.Argument(help="Session id.")],
            out: Annotated[Path, typer.Option("--out", help="Export folder: files land in OUT/<session>/runs/<version>/.")],
-           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.")] = None,
+           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.", min=1)] = None,
            source: Annotated[Optional[Path], typer.Option("--from", help="Folder of a run (its database).")] = None,
            database_url: DatabaseUrl = None) -> None:
     """Write a stored run's files (allocations, deliveries, manifests, summary, report) from the database."""
@@ -281,34 +306,41 @@ def fixtures_generate(out: Annotated[Path, typer.Argument(help="Folder to write 
     typer.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
-def _report(summary: dict, out: Path) -> None:
+def _report(written, out: Path, settings: Settings) -> None:
+    """The run's table; a view that could not be written, said in one line (exit VIEW_FAILED)."""
     from rich.console import Console
 
     from pipeline.entrypoints.views import summary_table
 
-    Console(stderr=False).print(summary_table(summary))
+    Console(stderr=False).print(summary_table(written.summary))
     typer.echo(f"fichiers dans {out}")
+    if written.view_failure:
+        fail(f"every data file is written, but {written.view_failure} (its traceback is in "
+             f"{settings.error_log_path}); `vialflow export` writes it again once mended", VIEW_FAILED)
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    """The command, with every operational failure said in one line: never a traceback."""
-    import click
+    """The command, with every failure said in one line on stderr: a slip on the command line (exit
+    2), an operational failure naming its fix (1, 3 database, 4 broker, 5 a view, 130 interrupted),
+    anything unexpected naming the file its traceback went to. Never a traceback (but --debug's)."""
     from kombu.exceptions import OperationalError as BrokerError
     from sqlalchemy.exc import DBAPIError, OperationalError as DatabaseError
 
     from pipeline.entrypoints.runner import why
 
+    command = typer.main.get_command(app)
     try:
-        code = typer.main.get_command(app).main(prog_name="vialflow", standalone_mode=False)
+        # Typer carries its own copy of click: its exceptions are typer.Exit, typer.Abort and the
+        # subclasses of typer.TyperException, never click's.
+        code = command.main(prog_name="vialflow", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)  # click returns an Exit's code when not standalone
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("vialflow: interrupted; nothing is lost: run the same command again to resume", err=True)
         sys.exit(130)
+    except typer.TyperException as error:
+        sys.exit(_slip(error))
     except DatabaseError as error:
         typer.echo(f"vialflow: the database cannot be reached or was lost ({why(error)}): check that it runs and "
                    "that --database-url (VIALFLOW_DATABASE_URL) is right, then run the same command again", err=True)
@@ -324,6 +356,47 @@ def main() -> None:  # pragma: no cover - console entry point
     except OSError as error:
         typer.echo(f"vialflow: {error.strerror or error} ({error.filename or 'file'})", err=True)
         sys.exit(1)
+    except Exception as error:  # noqa: BLE001 - the last resort: one line, the traceback kept in a file
+        if _debug:
+            raise
+        typer.echo(f"vialflow: unexpected error ({type(error).__name__}); nothing more was done: its traceback is "
+                   f"in {_keep_traceback(error)} (or run again with --debug)", err=True)
+        sys.exit(1)
+
+
+def _slip(error) -> int:
+    """A slip on the command line in one line on stderr, with the usage it missed; its exit status.
+    A bare `vialflow` (or group) also prints its help on stdout."""
+    context = getattr(error, "ctx", None)
+    if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+        typer.echo(context.get_help())
+        typer.echo(f"vialflow: a command is needed: {context.get_usage()}", err=True)
+        return 2
+    message = " ".join(error.format_message().split())
+    if context is not None and hasattr(error, "format_message") and getattr(error, "exit_code", 1) == 2:
+        usage = " ".join(context.get_usage().split())
+        message = f"{message} ({usage}; see `{context.command_path} --help`)"
+    typer.echo(f"vialflow: {message}", err=True)
+    return getattr(error, "exit_code", 1)
+
+
+def _keep_traceback(error: BaseException) -> str:
+    """Append the error's traceback, without addresses or RPPS numbers, to this user's error log."""
+    import datetime as dt
+    import os
+    import traceback
+
+    from pipeline.adapters.logs import scrub
+
+    try:
+        path = Settings.from_env().error_log_path
+    except ValueError:
+        path = Settings().error_log_path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path, "a", encoding="utf-8", opener=lambda name, flags: os.open(name, flags, 0o600)) as log:
+        log.write(f"{dt.datetime.now(dt.timezone.utc).isoformat()} vialflow {sys.argv[1] if len(sys.argv) > 1 else ''}\n"
+                  f"{scrub(''.join(traceback.format_exception(error)))}\n")
+    return str(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,13 +44,16 @@ def loopback_sink(folder: Path):
 
 
 @contextlib.contextmanager
-def in_process_worker(settings: Settings):
-    """A Celery worker in a thread of this process, over an in-memory transport, wired to `settings`."""
+def in_process_worker(settings: Settings, announce: bool = True):
+    """A Celery worker in a thread of this process, over an in-memory transport, wired to `settings`;
+    with `announce`, it says whether its emails are signed."""
     from celery.contrib.testing.worker import start_worker
 
     app.conf.broker_url = "memory://localhost/"
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
-    bootstrap.wire(settings).announce()
+    wiring = bootstrap.wire(settings)
+    if announce:
+        wiring.announce()
     # Celery sets the root logger's level to the worker's: keep this command's (bootstrap.configure_logging).
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                       loglevel=logging.getLogger().getEffectiveLevel(),
@@ -86,7 +89,8 @@ def workers(settings: Settings, mail_folder: Path):
     with contextlib.ExitStack() as stack:
         if settings.in_process:
             smtp_url = settings.smtp_url or stack.enter_context(loopback_sink(mail_folder))
-            stack.enter_context(in_process_worker(replace(settings, smtp_url=smtp_url)))
+            # Whether emails are signed matters for a real SMTP server, not for the loopback one.
+            stack.enter_context(in_process_worker(replace(settings, smtp_url=smtp_url), announce=bool(settings.smtp_url)))
         else:
             app.conf.broker_url = settings.broker_url
         stack.enter_context(ticking())

@@ -44,3 +44,9 @@ class Collector(Base):
         for session, run, step, seconds in found.steps:
             steps.add_metric([session, run, step], seconds)
         yield steps
+        failed = GaugeMetricFamily("vialflow_run_failed", "1 for a run whose step failed for good (part=step) or "
+                                   "whose report could not be written, its data files written all the same "
+                                   "(part=view).", labels=["session", "run", "part"])
+        for session, run, part in found.failures:
+            failed.add_metric([session, run, part], 1)
+        yield failed

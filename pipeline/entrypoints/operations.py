@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from pipeline.services import ServiceError
-from pipeline.settings import DATABASE_FILE, Settings
+from pipeline.settings import Settings
+
+from .options import database_url as database_url_of
 
 Out = Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database).")]
 DatabaseUrl = Annotated[Optional[str], typer.Option(help="SQLAlchemy URL (env VIALFLOW_DATABASE_URL).")]
@@ -80,9 +82,7 @@ def _engine(out: Path | None, database_url: str | None):
         settings = Settings.from_env().override(database_url=database_url)
     except ValueError as error:
         _fail(str(error))
-    if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
-        _fail("no database: give --out with the folder of a run, or --database-url")
-    return make_engine(settings.database_for(out or Path(".")))
+    return make_engine(database_url_of(settings, out))
 
 
 def _fail(message: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 import socket
 import time
 import uuid
@@ -22,7 +21,7 @@ from pipeline.adapters.db import make_engine, migrate
 from pipeline.adapters.files.changes import read_changes
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.services import ServiceError, chain, confirmations, runs
-from pipeline.services.outputs import write_mail_copies, write_outputs
+from pipeline.services.outputs import Written, publish, write_mail_copies, write_outputs
 from pipeline.services.reallocation import request_reallocation
 from pipeline.settings import DATABASE_FILE, Settings
 
@@ -37,7 +36,7 @@ def load_into(scenario: Path, database_url: str, now: dt.datetime) -> str:
     return runs.store_scenario(engine, loaded, now)
 
 
-def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime, timeout: float = 3600) -> dict:
+def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime, timeout: float = 3600) -> Written:
     if not settings.in_process and not settings.database_url:
         raise ServiceError("--broker-url needs a --database-url that the workers share")
     loaded = load_scenario(scenario)
@@ -56,7 +55,7 @@ def run_scenario(scenario: Path, out: Path, settings: Settings, now: dt.datetime
 
 
 def reallocate(session_id: str, changes_file: Path, operator: str, reason: str, out: Path, settings: Settings,
-               now: dt.datetime, timeout: float = 3600) -> dict:
+               now: dt.datetime, timeout: float = 3600) -> Written:
     """R11 on the folder of an earlier run (its database, unless --database-url names another)."""
     changes = read_changes(changes_file)
     if not settings.database_url and not (out / DATABASE_FILE).exists():
@@ -95,7 +94,7 @@ def resend_emails(engine, settings: Settings, out: Path, session_id: str, run: i
 
 
 def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[chain.Step, object],
-           now: dt.datetime, timeout: float) -> dict:
+           now: dt.datetime, timeout: float) -> Written:
     """Send the `first` step (the step, its argument), wait for the run and its emails, then write its outputs.
 
     The command holds the session while it works: a second command on the same session is refused.
@@ -114,7 +113,7 @@ def _drive(engine, settings: Settings, out: Path, session_id: str, first: tuple[
 
 
 def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[chain.Step, object],
-           now: dt.datetime, timeout: float, renew) -> dict:
+           now: dt.datetime, timeout: float, renew) -> Written:
     with _progress() as progress, embedded.workers(settings, out / "mail"):
         step = progress.add_task("démarrage", total=None)
         show = lambda text: (renew(), progress.update(step, description=text))  # noqa: E731
@@ -127,14 +126,9 @@ def _steps(engine, settings: Settings, out: Path, session_id: str, first: tuple[
         show("écriture des fichiers")
         if settings.smtp_url:
             write_mail_copies(engine, run, out / "mail", settings.mail_from, sign=bootstrap.signer(settings))
-        summary = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
-    for item in (out / "runs" / str(summary["run"])).iterdir():
-        target = out / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(item, target)
-    return summary
+        written = write_outputs(engine, run, out / "runs" / str(runs.version_of(engine, run)))
+    publish(out / "runs" / str(written.summary["run"]), out)
+    return written
 
 
 HOLD_SECONDS = 30  # renewed at every poll; a command killed without a word loses it after that

@@ -142,6 +142,8 @@ def runs_table(runs: list[dict]) -> RenderableType:
         if run["error"]:
             step = RunStep.of(run.get("failed_step"))
             rows.append(("Échec", (f"{step.short} : " if step else "") + run["error"]))
+        if run.get("view_failure"):
+            rows.append(("Vue non écrite", run["view_failure"] + " (les fichiers de données sont écrits)"))
         for name, value in rows:
             table.add_row(Text(name), Text(value))
         parts.append(table)

@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 
 from pipeline.adapters import logs
 from pipeline.adapters.db import runs, sessions
+from pipeline.adapters.files.outputs import MANIFEST_INDEX
 from pipeline.adapters.files.safety import inside
 from pipeline.domain.vocabulary import RunStep
 
-from .outputs import write_outputs
+from .outputs import VIEWS, write_outputs
 from .refusals import NoRun, UnknownSession
 
 
@@ -41,6 +42,9 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
             write_outputs(engine, run, staging)
             if target.exists():
                 _replace_files(staging, target)
+                for name in VIEWS:  # a view this writing could not make is not left from an earlier one
+                    if not (staging / name).exists():
+                        (target / name).unlink(missing_ok=True)
             else:
                 os.rename(staging, target)
     finally:
@@ -65,8 +69,9 @@ def export_session(engine: Engine, session_id: str, version: int | None, folder:
 
 
 def _replace_files(source: Path, target: Path) -> None:
-    """Move every file of `source` over its namesake in `target`, each in one rename."""
-    for path in sorted(source.rglob("*")):
+    """Move every file of `source` over its namesake in `target`, each in one rename, the dispatch
+    files' index last (a transfer job that reads it finds every file it names)."""
+    for path in sorted(source.rglob("*"), key=lambda p: (p.name == MANIFEST_INDEX, str(p))):
         if path.is_file():
             destination = target / path.relative_to(source)
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Emails per session, run and outbox state; lines per vaccine, status and reason; vials requested,
 allocated, scheduled and pending; the age of the oldest email still waiting; each step's last
-duration from the latest run's stamps. Runs are labelled by their version, as in summary.json.
+duration from the latest run's stamps; the runs where a step or a view failed. Runs are labelled by their version, as in summary.json.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Snapshot:
     vials: list[tuple[str, str, str, str, int]] = field(default_factory=list)         # ..., vaccine, stage, vials
     oldest_waiting: list[tuple[str, float]] = field(default_factory=list)             # session, seconds
     steps: list[tuple[str, str, str, float]] = field(default_factory=list)            # session, run, step, seconds
+    failures: list[tuple[str, str, str]] = field(default_factory=list)                # session, run, step|view
 
 
 def snapshot(engine: Engine, now: dt.datetime) -> Snapshot:
@@ -61,6 +62,8 @@ def snapshot(engine: Engine, now: dt.datetime) -> Snapshot:
                 if stamps[start] is not None and stamps[end] is not None:
                     seconds = (_aware(stamps[end]) - _aware(stamps[start])).total_seconds()
                     found.steps.append((row.session_id, str(row.version), step.value, max(0.0, seconds)))
+        found.failures = [(s, str(v), part) for s, v, step, view in metrics.failures(c)
+                          for part, failed in (("step", step), ("view", view)) if failed]
     return found
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from pipeline.adapters import logs
 from pipeline.adapters.db import lines, outbox, runs, sessions
-from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
+from pipeline.adapters.files.outputs import MANIFEST_INDEX, write_csv, write_json, write_manifests, write_whole
 from pipeline.adapters.files.report import write_report
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.sink import save_message
@@ -23,8 +25,17 @@ from .runs import depot_days_with_changes
 MAIL_CHUNK = 500  # outbox rows whose emails are rebuilt at once
 
 
-def write_outputs(engine: Engine, run: int, out: Path) -> dict:
-    """allocations.csv, deliveries.csv, rejections.csv, manifests/, summary.json and report.html of one run."""
+@dataclass(frozen=True)
+class Written:
+    summary: dict                 # summary.json's content
+    view_failure: str | None      # why a view (report.html) could not be written; None: every file is
+
+
+def write_outputs(engine: Engine, run: int, out: Path) -> Written:
+    """One run's files: first the contract's data files, each whole (allocations.csv,
+    deliveries.csv, rejections.csv, the dispatch files and their index, summary.json), then the
+    views (report.html). A view that fails is logged with its traceback and recorded on the run
+    (`runs.view_failure`, cleared by a later writing that succeeds): it never costs a data file."""
     out.mkdir(parents=True, exist_ok=True)
     with engine.connect() as c:
         row = runs.run_row(c, run)
@@ -34,9 +45,6 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
         read = lines.read(c, run, row.session_id)
         rejections = sessions.rejections(c, row.session_id)
         counts = outbox.outbox_counts(c, run)
-        depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
-        before = runs.previous_run(c, row)
-        previous = lines.read(c, before.id, row.session_id) if before is not None else None
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -47,10 +55,46 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     summary = summarise(session, row, read.lines, deliveries)
     summary["emails"] = emails_summary(counts)
     write_json(summary, out / "summary.json")
+    failure = None
+    try:
+        _report(engine, row, session, read, pharmacies, depots, summary, out / "report.html")
+    except Exception as error:  # noqa: BLE001 - any failure of a view is recorded, never raised
+        failure = f"report.html: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
+        logs.log.error("the report could not be written; the data files are", exc_info=True, extra={
+            "session": row.session_id, "run": row.version, "run_id": run, "step": "report", "event": "view_failed"})
+    if failure != row.view_failure:
+        with engine.begin() as c:
+            runs.stamp(c, run, view_failure=failure)
+    return Written(summary, failure)
+
+
+VIEWS = ("report.html",)  # the files of a run folder outside the contract
+
+
+def publish(run_folder: Path, out: Path) -> None:
+    """The top level of an output folder shows its latest run: each file of `run_folder` copied up
+    whole, the dispatch files' index last; a view the run could not write is not left from an
+    earlier run."""
+    files = sorted((p for p in run_folder.rglob("*") if p.is_file()), key=lambda p: p.name == MANIFEST_INDEX)
+    for path in files:
+        target = out / path.relative_to(run_folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(target, path.read_bytes())
+    for name in VIEWS:
+        if not (run_folder / name).exists():
+            (out / name).unlink(missing_ok=True)
+
+
+def _report(engine: Engine, row, session, read: lines.Lines, pharmacies: pd.DataFrame, depots: pd.DataFrame,
+            summary: dict, path: Path) -> None:
+    """report.html, with what changed against the previous version for a reallocation."""
+    with engine.connect() as c:
+        depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
+        before = runs.previous_run(c, row)
+        previous = lines.read(c, before.id, row.session_id) if before is not None else None
     write_report(report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days,
                              summary["emails"], None if previous is None else (previous.lines, previous.deliveries)),
-                 out / "report.html")
-    return summary
+                 path)
 
 
 def _deliveries(read: lines.Lines) -> pd.DataFrame:

@@ -116,7 +116,7 @@ def list_runs(engine: Engine, session_id: str) -> list[dict]:
             "version": int(run.version), "created_at": _iso(run.created_at), "operator": run.operator,
             "reason": run.reason, "changes": changes[key].stored(), "input_hash": run.input_hash[:12],
             **{n: _iso(getattr(run, n)) for n in STAMPS}, "error": _text(run.error),
-            "failed_step": _text(run.failed_step),
+            "failed_step": _text(run.failed_step), "view_failure": _text(run.view_failure),
             "counts": {"lines": n_lines, "allocated_vials": allocated,
                        "scheduled_vials": delivered.get((key, "scheduled"), 0),
                        "pending_vials": delivered.get((key, "pending"), 0), "emails": by_state.get(key, {})}})

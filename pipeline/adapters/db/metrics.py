@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from .runs import STAMPS
 from .tables import Base
@@ -55,3 +55,13 @@ def latest_stamps(c: Connection) -> list:
                             last_sent)
                      .join(latest, and_(latest.c.session_id == r.c.session_id, latest.c.version == r.c.version))
                      .order_by(r.c.session_id)).all()
+
+
+def failures(c: Connection) -> list[tuple]:
+    """(session, version, step failed, view failed) of each run where a step failed for good or a
+    view (the report) could not be written."""
+    r = T["runs"]
+    return [(row.session_id, row.version, row.error is not None, row.view_failure is not None) for row in
+            c.execute(select(r.c.session_id, r.c.version, r.c.error, r.c.view_failure)
+                      .where(or_(r.c.error.is_not(None), r.c.view_failure.is_not(None)))
+                      .order_by(r.c.session_id, r.c.version))]

@@ -152,6 +152,9 @@ class Run(Base):
     settled_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # every email sent, failed or unknown
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
     failed_step: Mapped[str | None] = mapped_column(String(24))  # which step (a RunStep), NULL when none did
+    # Why a view of the run (report.html) could not be written the last time its files were: its
+    # data files were written all the same. Cleared when a later writing succeeds.
+    view_failure: Mapped[str | None] = mapped_column(Text)
 
 
 # Decisions and deliveries carry no foreign key to their run: a per-row trigger check would

@@ -21,11 +21,22 @@ MANIFEST_INDEX = "index.json"
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n")
+    write_whole(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
 
 
 def write_json(data: dict, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_whole(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """`data` into `path` whole: written beside it, then renamed over it in one step, so that a
+    reader never meets half a file, and a failure leaves the earlier file as it was."""
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        staged.write_bytes(data)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def write_manifests(rounds: pd.DataFrame, depots: pd.DataFrame, folder: Path, *, session: str, run: int,
@@ -57,13 +68,11 @@ def write_manifests(rounds: pd.DataFrame, depots: pd.DataFrame, folder: Path, *,
         title = f"{depot.wholesaler}, dépôt {depot.depot_id}"
         for path, data in ((csv_path, rows.to_csv(index=False, lineterminator="\n").encode("utf-8")),
                            (csv_path.with_suffix(".xlsx"), manifest_book(rows, title, created))):
-            path.write_bytes(data)
+            write_whole(path, data)
             files.append({"path": f"{wholesaler}/{path.name}", "rows": len(rows), "vials": int(rows["vials"].sum()),
                           "sha256": hashlib.sha256(data).hexdigest()})
     index = {"session": session, "run": int(run), "files": files}
-    staged = index_path.with_name(f".{MANIFEST_INDEX}.{os.getpid()}")
-    write_json(index, staged)
-    os.replace(staged, index_path)
+    write_json(index, index_path)
     return index
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from pipeline.services import ServiceError
-from pipeline.settings import DATABASE_FILE, Settings
+from pipeline.settings import Settings
+
+from ..options import database_url as database_url_of
 
 users_app = typer.Typer(help="Accounts of the web console.", no_args_is_help=True)
 
@@ -25,10 +28,11 @@ def _fail(message: str) -> None:
 
 def _settings(out: Path | None, database_url: str | None, broker_url: str | None = None,
               smtp_url: str | None = None) -> Settings:
-    settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
-    if not settings.database_url and (out is None or not (out / DATABASE_FILE).exists()):
-        _fail("no database: give --out with the folder of a run, or --database-url")
-    return settings.in_folder(out or Path("."))
+    try:
+        settings = Settings.from_env().override(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
+    except ValueError as error:
+        _fail(str(error))
+    return replace(settings, database_url=database_url_of(settings, out))
 
 
 @users_app.command("add")
@@ -68,6 +72,7 @@ def console(out: Out = None, database_url: DatabaseUrl = None,
     engine = make_engine(settings.database_url)
     migrate(engine)
     workers = Workers(settings, (out / "mail") if out is not None else None)
+    typer.echo(f"vialflow console on http://{host if ':' not in host else f'[{host}]'}:{port}/ (Ctrl-C to stop)", err=True)
     uvicorn.run(create_app(engine, workers, out, settings.mail_from), host=host, port=port, proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1", server_header=False, access_log=False,
                 log_level="warning")

@@ -176,16 +176,22 @@ async def report(request: Request) -> Response:
     folder = request.app.state.console.run_folder
     html = await run_in_threadpool(_report_html, _engine(request), run,
                                    None if folder is None else folder / "runs" / str(version) / "report.html")
+    if html is None:
+        return page(request, "error.html", {"title": "Rapport indisponible", "message": (
+            f"Le rapport de la version {version} n'a pas pu être produit ; ses fichiers de données sont écrits. "
+            "La cause est consignée dans le journal de l'application.")}, 503)
     return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_POLICY})
 
 
-def _report_html(engine, run: int, written: Path | None) -> str:
+def _report_html(engine, run: int, written: Path | None) -> str | None:
     """The run's report.html: as `vialflow run` or `reallocate` wrote it into the run folder once its
-    emails had settled, else written now by the outputs service from the stored run."""
+    emails had settled, else written now by the outputs service from the stored run; None when the
+    report cannot be made (the failure is recorded on the run)."""
     if written is not None and written.is_file():
         return written.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as folder:
-        write_outputs(engine, run, Path(folder))
+        if write_outputs(engine, run, Path(folder)).view_failure:
+            return None
         return (Path(folder) / "report.html").read_text(encoding="utf-8")
 
 

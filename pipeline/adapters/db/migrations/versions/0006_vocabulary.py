@@ -5,13 +5,13 @@ The codes are written out here as they were when this revision was made (pipelin
 a migration describes the schema at its point in history.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 from alembic import op
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
