@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from pipeline.adapters.db import queries
 from pipeline.adapters.files.outputs import write_csv, write_json, write_manifests
-from pipeline.adapters.files.report import write_report
+from pipeline.adapters.files.report import render_report, write_report
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.sink import save_message
 from pipeline.domain.allocate import ALLOCATION_COLUMNS
@@ -50,6 +50,23 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
                              summary["emails"], None if previous is None else (previous.lines, previous.deliveries)),
                  out / "report.html")
     return summary
+
+
+def report_html(engine: Engine, run: int) -> tuple[str, dict]:
+    """The run's report.html alone, as write_outputs writes it, and the email counts it drew."""
+    with engine.connect() as c:
+        row = queries.run_row(c, run)
+        session = queries.session_rules(c, row.session_id)
+        pharmacies = queries.registers(c, row.session_id, "pharmacies")
+        depots = queries.registers(c, row.session_id, "depots")
+        read = queries.lines(c, run, row.session_id)
+        emails = emails_summary(queries.outbox_counts(c, run))
+        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
+        before = queries.previous_run(c, row)
+        previous = queries.lines(c, before.id, row.session_id) if before is not None else None
+    data = report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days, emails,
+                       None if previous is None else (previous.lines, previous.deliveries))
+    return render_report(data), emails
 
 
 def _deliveries(read: queries.Lines) -> pd.DataFrame:

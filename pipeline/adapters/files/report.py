@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,22 +20,28 @@ REASONS = {"ok": "servie", "cap": "plafond", "unit": "boîte entière", "supply"
            "unknown_professional": "professionnel inconnu", "cancelled": "annulée"}
 EMAILS = {"sent": "envoyés", "failed": "en échec", "unknown": "incertains", "waiting": "en attente"}
 COLOURS = {"supply": "#9aa5b1", "demand": "#3d6fb6", "allocated": "#2e9e6a", "sold_out": "#c0392b"}
+# rc_context changes matplotlib's settings for the whole process: two threads drawing at once (the
+# console's) would each draw with the other's settings half the time. One report draws at a time.
+_DRAWING = threading.Lock()
 
 
 def write_report(data: ReportData, path: Path) -> None:
-    """Draw the charts and write the page. matplotlib is imported here, not at the top: only the
+    path.write_text(render_report(data), encoding="utf-8")
+
+
+def render_report(data: ReportData) -> str:
+    """Draw the charts and fill the page. matplotlib is imported here, not at the top: only the
     runs that write a report pay its second of import."""
     from matplotlib import rc_context
 
     # Text kept as text in the SVG: smaller, searchable, and read by screen readers.
-    with rc_context({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "svg.hashsalt": "vialflow"}):
+    with _DRAWING, rc_context({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
+                               "axes.spines.right": False, "svg.hashsalt": "vialflow"}):
         charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
                   "departments": _departments(data), "capacity": _capacity(data),
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
-    path.write_text(_template().render(data=data, charts=charts, reasons=REASONS, emails=EMAILS, number=number,
-                                       french_date=french_date, percent=_percent, instant=_instant),
-                    encoding="utf-8")
+    return _template().render(data=data, charts=charts, reasons=REASONS, emails=EMAILS, number=number,
+                              french_date=french_date, percent=_percent, instant=_instant)
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,8 @@ WHAT = {"missing": "manquant", "extra_forbidden": "champ inconnu", "greater_than
         "int_parsing": "doit être un nombre entier", "date_type": "doit être une date (AAAA-MM-JJ)",
         "date_from_datetime_parsing": "doit être une date (AAAA-MM-JJ)", "date_parsing": "doit être une date (AAAA-MM-JJ)",
         "value_error": "valeur invalide", "string_type": "doit être un texte", "dict_type": "doit être une table",
-        "tuple_type": "doit être une liste", "list_type": "doit être une liste", "model_type": "doit être un objet"}
+        "tuple_type": "doit être une liste", "list_type": "doit être une liste", "model_type": "doit être un objet",
+        "too_long": "trop d'éléments"}
 FIELDS = {"effective": "date d'effet", "supply": "stock", "cancel": "lignes annulées", "depot_days": "jours de dépôt",
           "redistribution": "redistribution", "depot_id": "dépôt", "date": "date", "capacity_vials": "capacité",
           "order_id": "ligne", "vials": "flacons", "to_rpps": "RPPS du professionnel qui reçoit"}
