@@ -80,15 +80,17 @@ def sign_in(client: TestClient, name: str) -> TestClient:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, log: Path, *options: str):
-    """`vialflow console --out folder` as an operator starts it (uvicorn, its in-process worker and
-    loopback SMTP server) on a free loopback port; yields its base URL and its process."""
+def serving(folder: Path | None, log: Path, *options: str):
+    """`vialflow console --out folder` (or, without a folder, on the `--database-url` of `options`) as
+    an operator starts it (uvicorn, its in-process worker and loopback SMTP server) on a free loopback
+    port; yields its base URL and its process."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
     with log.open("w") as written:
-        child = subprocess.Popen([sys.executable, "-m", "pipeline.entrypoints.cli", "console", "--out", str(folder),
+        where = ["--out", str(folder)] if folder is not None else []
+        child = subprocess.Popen([sys.executable, "-m", "pipeline.entrypoints.cli", "console", *where,
                                   "--port", str(port), *options], stdout=written, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 60

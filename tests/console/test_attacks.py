@@ -181,6 +181,8 @@ HOSTILE = [
     ("API", f"/api/sessions/{SESSION}/reallocations", "[" * 5000 + "]" * 5000, 400),
     ("API", f"/api/sessions/{SESSION}/reallocations",
      json.dumps({"preview": True, "changes": {"effective": "2021-06-22", "cancel": ["1"] * 300_000}}), 400),
+    ("API", f"/api/sessions/{SESSION}/reallocations",
+     json.dumps({"preview": False, "reason": "a\x00b", "changes": {"effective": "2021-06-22"}}), 400),
     ("TOML", f"/sessions/{SESSION}/reallocation/apercu", "effective = 2021-06-22\nx = " + "[" * 5000 + "]" * 5000,
      400),
 ]

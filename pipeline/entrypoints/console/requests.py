@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pipeline.adapters.files.changes import read_changes
 from pipeline.adapters.files.scenario import ScenarioError
 from pipeline.domain.changes import Changes
-from pipeline.domain.identifiers import FINESS
+from pipeline.domain.identifiers import CONTROL, FINESS
 
 WHAT = {"missing": "manquant", "extra_forbidden": "champ inconnu", "greater_than_equal": "doit être positif ou nul",
         "greater_than": "doit être positif", "less_than_equal": "trop grand", "int_type": "doit être un nombre entier",
@@ -120,6 +120,8 @@ def reason(text: object) -> str:
     said = " ".join(str(text or "").split())
     if not said:
         raise BadRequest("Un motif est obligatoire.")
+    if re.search(CONTROL, said):
+        raise BadRequest("Le motif contient un caractère de contrôle : retapez-le.")
     if len(said) > 500:
         raise BadRequest("Le motif tient en 500 caractères au plus.")
     return said
