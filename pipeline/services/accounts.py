@@ -24,7 +24,7 @@ from pipeline.adapters.db.queries import record_action
 
 from . import ServiceError
 from .passwords import LONGEST_PASSWORD, check_password
-from .throttle import Attempt, keys_for, reserve
+from .throttle import Attempt, keys_for, reserve, unknown
 
 ROLES = ("support", "operator", "admin")
 ACTING = ("operator", "admin")  # may preview and record a reallocation, resend emails
@@ -136,7 +136,7 @@ def sign_in(engine: Engine, name: str, password: str, address: str, now: dt.date
     name, address = (name or "").strip(), (address or "")[:64]
     with engine.begin() as c:
         user = db.user_named(c, name) if db_name_ok(name) else None
-        keys = keys_for(user.name if user is not None else None, address)
+        keys = keys_for(user.name if user is not None else unknown(name), address)
         rows = db.hold_throttle(c, keys)
         attempt = reserve(rows, now)
         if attempt.retry_after is not None:  # rolled back: a refused-at-once attempt is not counted

@@ -11,6 +11,7 @@ another address's count, and an attacker's count never reaches the owner's addre
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -27,7 +28,6 @@ LIMITS = {"pair": Limit(5, dt.timedelta(minutes=15), dt.timedelta(seconds=30), d
           "address": Limit(30, dt.timedelta(minutes=15), dt.timedelta(minutes=1), dt.timedelta(minutes=15)),
           "account": Limit(100, dt.timedelta(hours=1), dt.timedelta(minutes=1), dt.timedelta(minutes=15))}
 KNOWN = dt.timedelta(days=90)  # an address the account signed in from this recently is the owner's
-UNKNOWN = "?"  # the pair key of every name that is no account's (the name typed is not stored)
 
 Key = tuple[str, str, str]  # (scope, name, address)
 
@@ -43,10 +43,16 @@ class Attempt:
     locks: list[tuple[str, int]] = field(default_factory=list)
 
 
-def keys_for(account: str | None, address: str) -> list[Key]:
-    """The keys an attempt is counted on: no `account` key for a name that is no account's."""
-    keys = [("pair", account or UNKNOWN, address), ("address", "", address)]
-    return keys + [("account", account, "")] if account else keys
+def keys_for(name: str, address: str) -> list[Key]:
+    """The keys an attempt on `name` (an account's name, or `unknown(typed)`) from `address` is counted on."""
+    return [("pair", name, address), ("address", "", address), ("account", name, "")]
+
+
+def unknown(typed: str) -> str:
+    """The key of a name that is no account's: counted like an account's, so that no answer (a hold
+    here, a wrong password there) tells which names exist, but stored as a digest, never as typed
+    (it may be a password typed in the wrong field). `?` starts no account's name."""
+    return "?" + hashlib.sha256(b"vialflow sign-in " + typed.encode("utf-8", "replace")).hexdigest()[:24]
 
 
 def reserve(rows: dict, now: dt.datetime) -> Attempt:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from pipeline.services.accounts import add_user, sign_in
 from pipeline.services.passwords import WeakPassword, check_password
-from pipeline.services.throttle import keys_for, reserve
+from pipeline.services.throttle import keys_for, reserve, unknown
 
 NOW = dt.datetime(2021, 6, 14, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -58,8 +58,19 @@ def test_the_account_key_never_holds_back_an_address_the_owner_signed_in_from():
     assert reserve(owner, NOW).retry_after is None and ("account", "sophie", "") not in reserve(owner, NOW).updates
 
 
-def test_a_name_that_is_no_account_is_counted_under_one_key_without_the_name():
-    assert keys_for(None, "10.0.0.1") == [("pair", "?", "10.0.0.1"), ("address", "", "10.0.0.1")]
+def test_a_name_that_is_no_account_is_counted_like_one_under_a_digest_not_as_typed():
+    keys = keys_for(unknown("hunter2-typed-here"), "10.0.0.1")
+    assert [k[0] for k in keys] == ["pair", "address", "account"] and len(keys[0][1]) == 25
+    assert "hunter2" not in str(keys) and keys[0][1].startswith("?") and unknown("a") != unknown("b")
+
+
+def test_an_unknown_name_and_an_account_meet_the_same_hold_so_none_tells_which_names_exist(engine):
+    for name in ("olivier", "nobody-here"):
+        for _ in range(5):
+            with pytest.raises(Exception, match="incorrect"):
+                sign_in(engine, name, "not-the-password", "10.3.3.3", NOW)
+        with pytest.raises(Exception, match="Trop de tentatives"):
+            sign_in(engine, name, "not-the-password", "10.3.3.3", NOW)
 
 
 @pytest.mark.parametrize("password,said", [
