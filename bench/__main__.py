@@ -8,7 +8,7 @@ import importlib
 import itertools
 import sys
 
-BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "console")
+BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "manifests", "console")
 # `fuzz` and `scale` run only when named: fuzz runs as long as asked, scale sends a million-line session (about 20 minutes)
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import dkim
@@ -57,9 +58,22 @@ def dns(record: bytes):
     return answer
 
 
-def signed_headers(message: bytes) -> set[str]:
+def named(message: bytes) -> Counter:
+    """How often the signature's h= names each header."""
     field = re.search(rb"\bh=([^;]+);", message.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")).group(1)
-    return {name.strip().decode() for name in field.split(b":")}
+    return Counter(name.strip().decode() for name in field.split(b":"))
+
+
+def signed_headers(message: bytes) -> set[str]:
+    return set(named(message))
+
+
+def add_header(message: bytes, header: str, where: str) -> bytes:
+    """The message with one more header: on top (before the signature) or last, just above the body."""
+    if where == "top":
+        return header.encode() + b"\r\n" + message
+    head, body = message.split(b"\r\n\r\n", 1)
+    return head + b"\r\n" + header.encode() + b"\r\n\r\n" + body
 
 
 def test_a_signed_confirmation_verifies_against_the_selectors_dns_record(key):
@@ -93,6 +107,42 @@ def test_changing_a_signed_header_breaks_the_signature(key, header, value):
                             count=1)
     assert count == 1 and forged != message
     assert not dkim.verify(forged, dnsfunc=dns(record))
+
+
+def test_each_header_a_reader_trusts_is_named_once_more_than_it_appears(key):
+    import datetime as dt
+
+    path, record = key
+    letter = doctor_confirmation(replaces="<2021-06-14.1.x@vialflow>",
+                                 date=dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc))
+    message = Signer.from_file(path, SELECTOR, DOMAIN)(render(letter))
+    head = message.split(b"\r\n\r\n", 1)[0].lower()
+    times = named(message)
+    for name in ("from", "to", "cc", "reply-to", "subject", "date", "message-id", "supersedes", "references",
+                 "mime-version", "content-type", "x-vialflow-session", "x-vialflow-run", "x-vialflow-recipient"):
+        assert times[name] == len(re.findall(rb"(?m)^" + name.encode() + rb":", head)) + 1, name
+    assert times["cc"] == times["reply-to"] == 1 and times["subject"] == 2
+    assert dkim.verify(message, dnsfunc=dns(record))
+
+
+@pytest.mark.parametrize("where", ["top", "last"])
+@pytest.mark.parametrize("header", ["Reply-To: escroc@example.org", "Subject: Vos vaccins sont annulés",
+                                    "From: Vaccination <ne-pas-repondre@vialflow.example.fr>", "To: autre@example.fr",
+                                    "Cc: autre@example.fr", "Date: Fri, 18 Jun 2021 09:00:00 +0200",
+                                    "Message-ID: <autre@vialflow.example.fr>", "MIME-Version: 1.0",
+                                    "Content-Type: text/plain", "X-Vialflow-Run: 2"])
+def test_one_more_header_a_reader_trusts_breaks_the_signature(key, header, where):
+    path, record = key
+    message = Signer.from_file(path, SELECTOR, DOMAIN)(render(confirmation()))
+    assert dkim.verify(message, dnsfunc=dns(record))
+    assert not dkim.verify(add_header(message, header, where), dnsfunc=dns(record))
+
+
+def test_a_header_nobody_signs_can_still_be_added_in_transit(key):
+    path, record = key
+    message = Signer.from_file(path, SELECTOR, DOMAIN)(render(confirmation()))
+    assert dkim.verify(add_header(message, "Received: from relay.example.org by mx.example.fr", "top"),
+                       dnsfunc=dns(record))
 
 
 def test_changing_the_body_breaks_the_signature(key):

@@ -95,13 +95,23 @@ def test_r9_message_has_the_contract_headers_and_no_date():
     assert message["From"] == SENDER
     assert message["To"] == "Pharmacie de la Gare Morel <officine.690012345@pharma.example.fr>"
     assert message["Subject"] == "Confirmation de votre commande de vaccins – session du 14 juin 2021"
-    assert message["Message-ID"] == "<2021-06-14.1.690012345@vialflow>"
+    assert message["Message-ID"] == "<2021-06-14.1.690012345@vialflow.example.fr>"  # on the sending domain
     assert message["X-Vialflow-Session"] == "2021-06-14"
     assert message["X-Vialflow-Run"] == "1"
     assert message["X-Vialflow-Recipient"] == OFFICINE
     assert message["MIME-Version"] == "1.0"
     assert message["Date"] is None and message["Supersedes"] is None and message["References"] is None
     assert message.defects == [] and all(part.defects == [] for part in message.walk())
+
+
+@pytest.mark.parametrize("sender, domain", [("Vaccination <ne-pas-repondre@ARS.example.org>", "ars.example.org"),
+                                            ("noreply@dgs.example.fr", "dgs.example.fr")])
+def test_r9_the_message_id_and_the_one_it_replaces_are_on_the_senders_domain(sender, domain):
+    letter = confirmation(run=2, replaces="<2021-06-14.1.690012345@vialflow>")
+    message = parse(render(dataclasses.replace(letter, sender=sender)))
+    assert message["Message-ID"] == f"<2021-06-14.2.690012345@{domain}>"
+    assert message["Supersedes"] == message["References"] == f"<2021-06-14.1.690012345@{domain}>"
+    assert f"<2021-06-14.2.690012345@{domain}>" in text_of(message) and "@vialflow>" not in text_of(message)
 
 
 def test_r9_message_is_mixed_with_text_html_csv_and_calendar_parts():
@@ -345,14 +355,14 @@ def test_r11_a_replacement_updates_the_same_calendar_events():
 # -- R11 ---------------------------------------------------------------------------------------------------
 
 def test_r11_replacement_is_marked_annule_et_remplace():
-    old = "<2021-06-14.1.690012345@vialflow>"
+    old = "<2021-06-14.1.690012345@vialflow.example.fr>"
     changes = ("La livraison du jeudi 24 juin 2021 est avancée au mercredi 23 juin 2021.",
                "La commande A-0003 est désormais servie.")
     message = parse(render(confirmation(run=2, replaces=old, changes=changes)))
     assert message["Subject"] == ("Annule et remplace : Confirmation de votre commande de vaccins – "
                                   "session du 14 juin 2021")
     assert message["Supersedes"] == old and message["References"] == old
-    assert message["Message-ID"] == "<2021-06-14.2.690012345@vialflow>" and message["X-Vialflow-Run"] == "2"
+    assert message["Message-ID"] == "<2021-06-14.2.690012345@vialflow.example.fr>" and message["X-Vialflow-Run"] == "2"
     text = text_of(message)
     assert text.index("ANNULE ET REMPLACE") < text.index("Voici la confirmation")
     assert f"annule et remplace la confirmation qui vous a été envoyée précédemment (référence {old})" in text
@@ -449,7 +459,7 @@ def test_text_parts_travel_as_readable_8bit_utf8():
 
 def test_an_order_id_forging_the_mime_boundary_cannot_break_the_message():
     import hashlib
-    token = hashlib.blake2s(b"<2021-06-14.1.690012345@vialflow>", digest_size=12).hexdigest()
+    token = hashlib.blake2s(b"<2021-06-14.1.690012345@vialflow.example.fr>", digest_size=12).hexdigest()
     forged = line(f"--=_mixed_{token}")
     message = parse(render(confirmation([forged, OFFICINE_LINES[0]])))
     assert [part.get_filename() for part in message.iter_attachments()] == [

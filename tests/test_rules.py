@@ -18,6 +18,14 @@ def test_a_session_read_back_from_its_stored_json_is_equal():
     assert Session.model_validate(json.loads(rules.model_dump_json())) == rules
 
 
+def test_a_vaccine_without_a_product_code_stores_the_json_it_stored_before_and_one_with_it_reads_back():
+    # The stored JSON feeds the input hash: a session file without a code keeps the hash it had.
+    assert "product_code" not in session().model_dump_json()
+    rules = session(janssen=vaccine().model_copy(update={"product_code": "3400930000000"}))
+    assert json.loads(rules.model_dump_json())["vaccines"]["janssen"]["product_code"] == "3400930000000"
+    assert Session.model_validate(json.loads(rules.model_dump_json())) == rules
+
+
 def test_an_empty_zone_built_in_code_is_a_session_open_to_no_department():
     assert not session(zone=()).in_zone("75")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -137,10 +139,12 @@ def test_a_symlink_planted_in_the_mail_folder_is_not_written_through(tmp_path):
 
 
 def rounds(*officines: str) -> pd.DataFrame:
-    return pd.DataFrame({"depot_id": ["D-1"] * len(officines), "delivery_date": ["2021-06-21"] * len(officines),
-                         "finess": [f"69000000{k}" for k in range(len(officines))], "officine": list(officines),
-                         "vaccine": ["janssen"] * len(officines), "vials": [-1 + 0 * k for k in range(len(officines))],
-                         "boxes": [1] * len(officines)})
+    n = len(officines)
+    return pd.DataFrame({"delivery_date": ["2021-06-21"] * n, "finess": [f"69000000{k}" for k in range(n)],
+                         "officine": list(officines), "vaccine": ["janssen"] * n, "vials": [-1 + 0 * k for k in range(n)],
+                         "boxes": [1] * n, "depot_id": ["D-1"] * n, "wholesaler": ["OCP Répartition"] * n,
+                         "department": ["69"] * n, "vaccine_label": ["+Janssen"] * n, "product_code": [""] * n,
+                         "order_ids": [f"A-{k}" for k in range(n)], "status": ["scheduled"] * n})
 
 
 def depots(depot_id: str = "D-1") -> pd.DataFrame:
@@ -148,20 +152,31 @@ def depots(depot_id: str = "D-1") -> pd.DataFrame:
                          "capacity_vials": [10], "weekdays": ["Mon-Fri"]})
 
 
-def test_an_officine_named_like_a_formula_reaches_the_wholesaler_s_manifest_as_text(tmp_path):
-    write_manifests(rounds('=HYPERLINK("http://x.example/?a")', "@SUM(A1:A9)", "Pharmacie du Centre"), depots(),
-                    tmp_path)
+def manifests(frame: pd.DataFrame, depot_frame: pd.DataFrame, folder) -> dict:
+    return write_manifests(frame, depot_frame, folder, session="2021-06-14", run=1,
+                           created=dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc))
+
+
+def test_an_officine_named_like_a_formula_reaches_the_wholesaler_s_manifest_and_its_twin_as_text(tmp_path):
+    manifests(rounds('=HYPERLINK("http://x.example/?a")', "@SUM(A1:A9)", "Pharmacie du Centre"), depots(), tmp_path)
     text = (tmp_path / "ocp-repartition" / "D-1.csv").read_text(encoding="utf-8").splitlines()
-    assert text[0] == "delivery_date,finess,officine,vaccine,vials,boxes"
-    assert text[1] == '2021-06-21,690000000,"\'=HYPERLINK(""http://x.example/?a"")",janssen,-1,1'
-    assert text[2] == "2021-06-21,690000001,'@SUM(A1:A9),janssen,-1,1"
-    assert text[3] == "2021-06-21,690000002,Pharmacie du Centre,janssen,-1,1"
+    tail = "D-1,OCP Répartition,69,'+Janssen,"
+    assert text[0].startswith("delivery_date,finess,officine,vaccine,vials,boxes,")
+    assert text[1] == f'2021-06-21,690000000,"\'=HYPERLINK(""http://x.example/?a"")",janssen,-1,1,{tail},A-0,scheduled'
+    assert text[2] == f"2021-06-21,690000001,'@SUM(A1:A9),janssen,-1,1,{tail},A-1,scheduled"
+    assert text[3] == f"2021-06-21,690000002,Pharmacie du Centre,janssen,-1,1,{tail},A-2,scheduled"
+    sheet = openpyxl.load_workbook(tmp_path / "ocp-repartition" / "D-1.xlsx").worksheets[0]
+    cells = [cell for row in sheet.iter_rows(min_row=2) for cell in row if cell.value is not None]
+    assert [c.value for c in cells if c.column_letter == "C"] == [
+        '\'=HYPERLINK("http://x.example/?a")', "'@SUM(A1:A9)", "Pharmacie du Centre"]
+    assert {c.value for c in cells if c.column_letter == "J"} == {"'+Janssen"}
+    assert all(cell.data_type != "f" for cell in cells)
 
 
 def test_the_manifest_writer_refuses_a_depot_id_that_climbs_out_whatever_the_reader_let_through(tmp_path):
     folder = tmp_path / "out" / "manifests"
     with pytest.raises(UnsafePath, match="trav-escape"):
-        write_manifests(rounds("Pharmacie"), depots(ESCAPE), folder)
+        manifests(rounds("Pharmacie"), depots(ESCAPE), folder)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

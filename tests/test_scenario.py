@@ -459,10 +459,24 @@ def test_register_capacity_with_surrounding_spaces_is_read(folder):
      "session.toml: field vaccines.moderna.supply_vials (line 15): Input should be less than or equal to 999999999"),
     ("[vaccines.janssen]", '[vaccines."jans sen"]', "session.toml: field vaccines.'jans sen' (line 22): "),
     ('label = "Moderna"', 'label = "Mod\\u0000erna"', "session.toml: field vaccines.moderna.label (line 12): 'Mod\\x00erna'"),
+    ('label = "Moderna"', 'label = "Moderna"\nproduct_code = "34009300000"',
+     "session.toml: field vaccines.moderna.product_code (line 13): '34009300000' is not a product code (a CIP13 or GTIN"),
+    ('label = "Moderna"', 'label = "Moderna"\nproduct_code = "3400930000000 "',
+     "session.toml: field vaccines.moderna.product_code (line 13): '3400930000000 ' is not a product code"),
+    ('label = "Moderna"', 'label = "Moderna"\nproduct_code = 3400930000000',
+     "session.toml: field vaccines.moderna.product_code (line 13): product codes are quoted strings: "
+     "write '3400930000000' for 3400930000000"),
 ])
 def test_bad_session_value_is_one_line_naming_field_and_line(folder, old, new, message):
     edit(folder, "session.toml", old, new)
     assert error(folder).startswith(message)
+
+
+@pytest.mark.parametrize("code", ["34009300", "340093000000", "3400930000000", "03400930000017"])
+def test_a_product_code_of_cip13_or_gtin_length_is_read_as_text(folder, code):
+    edit(folder, "session.toml", 'label = "Moderna"', f'label = "Moderna"\nproduct_code = "{code}"')
+    vaccines = load_scenario(folder).session.vaccines
+    assert vaccines["moderna"].product_code == code and vaccines["janssen"].product_code is None
 
 
 def test_zone_of_quoted_department_codes_is_read(folder):

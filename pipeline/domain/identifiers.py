@@ -13,6 +13,9 @@ from pydantic import AfterValidator, Field, StrictInt, StrictStr
 IDENTIFIER = r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}"  # order_id, depot_id, session id, vaccine key
 FINESS = r"[0-9][0-9AB][0-9]{7}"  # A or B second: Corsica, 2A and 2B
 RPPS = r"[0-9]{11}"
+# A product's code as wholesalers key it: a CIP13 (a GTIN-13 starting 3400) or any GTIN (8, 12, 13 or 14
+# digits). Only the shape is checked: check digits are the product's owner's to get right.
+PRODUCT_CODE = r"[0-9]{8}|[0-9]{12,14}"
 # 01-95 without 20 (Corsica is 2A and 2B since 1976), and the five overseas departments.
 DEPARTMENT = r"0[1-9]|1[0-9]|2[1-9AB]|[3-8][0-9]|9[0-5]|97[1-6]"
 # The one integer rule of every file: ASCII digits only (no sign, no full-width digit, no
@@ -29,6 +32,7 @@ IDENTIFIER_RULE = "1 to 32 ASCII letters, digits, '-', '_' or '.', starting with
 DEPARTMENT_RULE = "a French department code (01 to 95 without 20, 2A, 2B, 971 to 976)"
 FINESS_RULE = "a FINESS number (9 digits, A or B allowed second)"
 RPPS_RULE = "an RPPS number (11 digits)"
+PRODUCT_CODE_RULE = "a product code (a CIP13 or GTIN: 8, 12, 13 or 14 digits, quoted)"
 TEXT_LIMIT = 500  # free text (names, labels): no column limit, but a sane one for emails and pages
 EMAIL_LIMIT = 254  # RFC 5321's longest address
 

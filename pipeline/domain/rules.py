@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationInfo, field_validator, model_validator
 
-from .identifiers import DEPARTMENT, DEPARTMENT_RULE, Count, Identifier, PositiveCount, Text, shown
+from .identifiers import (DEPARTMENT, DEPARTMENT_RULE, PRODUCT_CODE, PRODUCT_CODE_RULE, Count, Identifier,
+                          PositiveCount, Text, shown)
 
 KINDS = ("pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier")
 PROFESSIONAL_KINDS = ("medecin", "medecin_travail", "sage_femme", "infirmier")
@@ -39,6 +40,20 @@ class Vaccine(_Frozen):
     deliver_by: dt.date
     # kind -> injection -> vials per beneficiary (per attached nurse for `infirmier`)
     caps: dict[Kind, dict[Injection, Count]] = Field(default_factory=dict)
+    # What the depots' dispatch files give wholesalers to key the product on. Left out of the stored
+    # JSON when absent, so that a session file without one keeps its input hash.
+    product_code: str | None = Field(default=None, exclude_if=lambda code: code is None)
+
+    @field_validator("product_code", mode="before")
+    @classmethod
+    def _product_code(cls, value: object) -> object:
+        if value is None:
+            return value
+        if not isinstance(value, str):  # a bare number would have lost a GTIN's leading zeros
+            raise ValueError(f"product codes are quoted strings: write {shown(str(value))} for {shown(value)}")
+        if not re.fullmatch(PRODUCT_CODE, value):
+            raise ValueError(f"{shown(value)} is not {PRODUCT_CODE_RULE}")
+        return value
 
     @model_validator(mode="after")
     def _window(self) -> "Vaccine":

@@ -10,7 +10,9 @@ from .explain import sold_out
 from .outbox import TERMINAL
 from .rules import Session
 
-MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "boxes"]
+# The contract's first six columns, then what a wholesaler's import needs to key and reconcile each row.
+MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "boxes", "depot_id", "wholesaler",
+                    "department", "vaccine_label", "product_code", "order_ids", "status"]
 
 
 def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.DataFrame) -> dict:
@@ -65,11 +67,35 @@ def emails_summary(counts: dict[str, int]) -> dict:
             "waiting": sum(n for state, n in counts.items() if state not in TERMINAL)}
 
 
-def manifest_rounds(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, session: Session) -> pd.DataFrame:
-    """What each depot's rounds carry, day by day: depot_id and MANIFEST_COLUMNS."""
-    scheduled = deliveries[deliveries["status"] == "scheduled"]
-    box = scheduled["vaccine"].map({k: v.box_vials for k, v in session.vaccines.items()})
-    lines = scheduled.assign(boxes=scheduled["vials"] // box,
-                             officine=scheduled["finess"].map(pharmacies.set_index("finess")["name"]))
-    return (lines.groupby(["depot_id", "delivery_date", "finess", "officine", "vaccine"], as_index=False)
-            [["vials", "boxes"]].sum())
+def manifest_rounds(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, depots: pd.DataFrame,
+                    session: Session) -> pd.DataFrame:
+    """What each depot's rounds carry, as MANIFEST_COLUMNS: per depot, day, officine and vaccine the
+    vials `scheduled`, in date order, then per depot, officine and vaccine the vials `pending` (no
+    delivery_date); each row with the order ids it serves. Scheduled rows add up to the depot's
+    scheduled deliveries, pending rows to its pending vials (R8).
+
+    `deliveries` as deliveries.csv (delivery_date a text, empty when pending); `pharmacies` needs
+    finess, name and department; `depots` depot_id and wholesaler."""
+    keys = ["depot_id", "status", "delivery_date", "finess", "vaccine"]
+    lines = deliveries.assign(delivery_date=deliveries["delivery_date"].fillna(""))
+    lines = lines.sort_values("order_id", kind="stable").reset_index(drop=True)
+    # Groups numbered once, in order of first appearance; the sums and the id lists are then by number
+    # (a Python function per group took 2 s of the national session's 129,000 deliveries).
+    group = lines.groupby(keys, sort=False).ngroup()
+    rows = lines.loc[~group.duplicated(), keys].reset_index(drop=True)
+    rows["vials"] = lines["vials"].groupby(group).sum().to_numpy()
+    served = ~pd.DataFrame({"group": group, "order_id": lines["order_id"]}).duplicated()
+    rows["order_ids"] = ((lines["order_id"] + " ")[served].groupby(group[served]).sum().str.rstrip()
+                         .to_numpy() if served.any() else [])
+    vaccines = session.vaccines
+    register = pharmacies.set_index("finess")
+    rows = rows.assign(
+        boxes=rows["vials"] // rows["vaccine"].map({k: v.box_vials for k, v in vaccines.items()}),
+        officine=rows["finess"].map(register["name"]).fillna(""),
+        department=rows["finess"].map(register["department"]).fillna(""),
+        wholesaler=rows["depot_id"].map(depots.set_index("depot_id")["wholesaler"]).fillna(""),
+        vaccine_label=rows["vaccine"].map({k: v.label for k, v in vaccines.items()}),
+        product_code=rows["vaccine"].map({k: v.product_code or "" for k, v in vaccines.items()}),
+        _pending=rows["status"] == "pending")
+    ordered = rows.sort_values(["depot_id", "_pending", "delivery_date", "finess", "vaccine"], kind="stable")
+    return ordered[MANIFEST_COLUMNS].reset_index(drop=True)

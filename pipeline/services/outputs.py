@@ -42,7 +42,8 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     write_csv(allocations, out / "allocations.csv")
     write_csv(deliveries, out / "deliveries.csv")
     write_csv(rejections, out / "rejections.csv")
-    write_manifests(manifest_rounds(deliveries, pharmacies, session), depots, out / "manifests")
+    write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
+                    session=session.id, run=row.version, created=row.created_at)
     summary = summarise(session, row, read.lines, deliveries)
     summary["emails"] = emails_summary(counts)
     write_json(summary, out / "summary.json")

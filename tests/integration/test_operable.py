@@ -148,7 +148,8 @@ def test_emails_whose_message_was_lost_and_stale_claims_are_finished_by_beat(
                                   "--database-url", database_url], cwd=ROOT, capture_output=True, text=True,
                                  timeout=120)
         assert by_hand.returncode == 0, by_hand.stderr
-        for name in ("allocations.csv", "deliveries.csv", "summary.json"):
+        # The manifests' index holds each dispatch file's SHA-256: the same index, the same files.
+        for name in ("allocations.csv", "deliveries.csv", "summary.json", "manifests/index.json"):
             assert (tmp_path / "again" / session_id / "runs" / "1" / name).read_bytes() == \
                 (session_folder / "runs" / "1" / name).read_bytes()
     finally:

@@ -153,10 +153,19 @@ def sender(sender: str) -> str:
     return check_address(sender)
 
 
-def message_id(value: str) -> str:
+def message_id(value: str, sender_text: str) -> str:
+    """The Message-ID `value` (`<left@right>`) on the sending domain, the domain of the `sender_text`
+    address (RFC 5322 3.6.4: the right-hand side names where the id is unique): `<left@domain>`."""
     if not isinstance(value, str) or not _MESSAGE_ID.fullmatch(value) or value.count("@") != 1:
         raise ValueError(f"invalid Message-ID {value!r}")
-    return value
+    return f"{value.partition('@')[0]}@{sending_domain(sender_text)}>"
+
+
+@lru_cache(maxsize=64)
+def sending_domain(sender_text: str) -> str:
+    """The domain of the sender's address, as `sender` reads it, in lower case."""
+    match = _MAILBOX.fullmatch(clean(sender_text))
+    return check_address(match.group(2).strip() if match else clean(sender_text)).partition("@")[2].lower()
 
 
 @lru_cache(maxsize=64)

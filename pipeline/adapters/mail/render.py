@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,10 +112,11 @@ def subject(confirmation: Confirmation) -> str:
 def render(confirmation: Confirmation) -> bytes:
     """The full message (headers, text and HTML parts, confirmation.csv, confirmation.xlsx, livraisons.ics),
     CRLF line ends."""
-    c = confirmation
+    # The ids on the sending domain, in the headers and in the text that quotes them alike.
+    c = replace(confirmation, message_id=mime.message_id(confirmation.message_id, confirmation.sender),
+                replaces=mime.message_id(confirmation.replaces, confirmation.sender) if confirmation.replaces else None)
     to = mime.mailbox(c.name, c.email)
-    message_id = mime.message_id(c.message_id)
-    replaces = mime.message_id(c.replaces) if c.replaces else None
+    message_id, replaces = c.message_id, c.replaces
     officine = c.recipient_kind == "officine"
     lines = [_line_view(line, officine) for line in c.lines]
     view = _view(c, lines)

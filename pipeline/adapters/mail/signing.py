@@ -4,24 +4,28 @@ Headers relaxed, body simple (c=relaxed/simple): the body is ours, CRLF and unch
 8bit or base64, and simple canonicalisation halves the cost of signing (`python -m bench dkim`).
 
 The key is read once per process (a PEM file: RSA in PKCS#1 or PKCS#8, or Ed25519 in PKCS#8 as
-`openssl genpkey -algorithm ed25519` writes it); the signature covers From, To, Subject, Date,
-Message-ID, the `X-Vialflow-*` headers and the MIME headers that say how to read the body.
+`openssl genpkey -algorithm ed25519` writes it). The signature covers the headers a reader trusts and
+over-signs them (RFC 6376 §8.15): `h=` names each once more than the message holds it, so one more
+From, Reply-To or Subject, above or below the signed ones, breaks the signature.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dkim
 
-# The fixed headers signed when present; every X-Vialflow-* header of the message is added.
-SIGNED = (b"from", b"to", b"subject", b"date", b"message-id", b"supersedes", b"references", b"mime-version",
-          b"content-type")
-_VIALFLOW = re.compile(rb"(?im)^(x-vialflow-[a-z0-9-]+):")
-_FIELD = re.compile(rb"(?m)^([!-9;-~]+):")
+# Signed and over-signed, present or not (an absent one is signed as absent): who wrote, to whom, who
+# is answered, what and when, which email it replaces, how to read the body, and every X-Vialflow-*
+# header the message holds (these three always).
+OVERSIGNED = (b"from", b"sender", b"reply-to", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to",
+              b"references", b"supersedes", b"mime-version", b"content-type", b"content-transfer-encoding",
+              b"x-vialflow-session", b"x-vialflow-run", b"x-vialflow-recipient")
+_FIELD = re.compile(rb"(?m)^([!-9;-~]+)[ \t]*:")
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
 _ED25519_PKCS8 = bytes.fromhex("302e020100300506032b657004220420")  # then the 32-byte seed
 
@@ -53,17 +57,21 @@ class Signer:
         return signer
 
     def __call__(self, message: bytes) -> bytes:
-        head = message.split(b"\r\n\r\n", 1)[0]
-        present = {name.lower() for name in _FIELD.findall(head)}
-        headers = [name for name in SIGNED if name in present] + sorted(
-            {name.lower() for name in _VIALFLOW.findall(head)})
         try:
             signature = dkim.sign(message, self.selector.encode(), self.domain.encode(), self._key,
-                                  canonicalize=(b"relaxed", b"simple"), include_headers=headers,
+                                  canonicalize=(b"relaxed", b"simple"), include_headers=signed_headers(message),
                                   signature_algorithm=self.algorithm.encode())
         except dkim.DKIMException as error:
             raise ValueError(f"DKIM signing failed: {type(error).__name__}") from None
         return signature + message
+
+
+def signed_headers(message: bytes) -> list[bytes]:
+    """`h=`: each header of OVERSIGNED and each X-Vialflow-* one, named once more than it appears."""
+    counts = Counter(name.lower() for name in _FIELD.findall(message.split(b"\r\n\r\n", 1)[0]))
+    names = list(OVERSIGNED) + sorted(name for name in counts if name.startswith(b"x-vialflow-")
+                                      and name not in OVERSIGNED)
+    return [name for name in names for _ in range(counts[name] + 1)]
 
 
 def read_key(data: bytes) -> tuple[str, bytes]:
