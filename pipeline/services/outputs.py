@@ -33,10 +33,8 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
         depots = queries.registers(c, row.session_id, "depots")
         read = queries.lines(c, run, row.session_id)
         rejections = queries.rejections(c, row.session_id)
-        counts = queries.outbox_counts(c, run)
-        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
-        before = queries.previous_run(c, row)
-        previous = queries.lines(c, before.id, row.session_id) if before is not None else None
+        emails = emails_summary(queries.outbox_counts(c, run))
+        report = _report_data(c, row, session, pharmacies, depots, read, emails)
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -45,11 +43,9 @@ def write_outputs(engine: Engine, run: int, out: Path) -> dict:
     write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
                     session=session.id, run=row.version, created=row.created_at)
     summary = summarise(session, row, read.lines, deliveries)
-    summary["emails"] = emails_summary(counts)
+    summary["emails"] = emails
     write_json(summary, out / "summary.json")
-    write_report(report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days,
-                             summary["emails"], None if previous is None else (previous.lines, previous.deliveries)),
-                 out / "report.html")
+    write_report(report, out / "report.html")
     return summary
 
 
@@ -62,12 +58,17 @@ def report_html(engine: Engine, run: int) -> tuple[str, dict]:
         depots = queries.registers(c, row.session_id, "depots")
         read = queries.lines(c, run, row.session_id)
         emails = emails_summary(queries.outbox_counts(c, run))
-        depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
-        before = queries.previous_run(c, row)
-        previous = queries.lines(c, before.id, row.session_id) if before is not None else None
-    data = report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days, emails,
-                       None if previous is None else (previous.lines, previous.deliveries))
+        data = _report_data(c, row, session, pharmacies, depots, read, emails)
     return render_report(data), emails
+
+
+def _report_data(c, row, session, pharmacies, depots, read, emails: dict):
+    """What report.html draws: the run's lines and deliveries beside the previous version's."""
+    depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
+    before = queries.previous_run(c, row)
+    previous = queries.lines(c, before.id, row.session_id) if before is not None else None
+    return report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days, emails,
+                       None if previous is None else (previous.lines, previous.deliveries))
 
 
 def _deliveries(read: queries.Lines) -> pd.DataFrame:
