@@ -11,7 +11,7 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import accounts as stored, queries
 from pipeline.adapters.db.queries import STAMPS
 from pipeline.domain.rules import NAMED_KINDS
 from pipeline.domain.versions import differences
@@ -151,9 +151,9 @@ def search(engine: Engine, text: str) -> list[dict]:
     if len(text) < 3:
         raise LookupError("give at least 3 characters of the name")
     with engine.connect() as c:
-        frame = queries.officines_named(c, text, SEARCH_LIMIT * 4)
+        rows = stored.officines_named(c, text, SEARCH_LIMIT * 4)
     found: dict[str, dict] = {}
-    for row in frame.itertuples():
+    for row in rows:
         entry = found.setdefault(row.finess, {"finess": row.finess, "name": row.name, "department": row.department,
                                               "sessions": []})
         entry["sessions"].append(row.session_id)

@@ -550,8 +550,9 @@ def reopen_for_resend(c: Connection, ids: list[int], states: tuple[str, ...]) ->
 
 
 def outbox_listing(c: Connection, session_id: str, run: int | None, state: str | None,
-                   addresses: bool = False) -> pd.DataFrame:
-    """A session's outbox rows (one run, or all) with their version; addresses only when asked."""
+                   addresses: bool = False, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+    """A session's outbox rows (one run, or all) with their version; addresses only when asked;
+    `limit` rows from `offset` (a page of the console's outbox)."""
     box, runs, ph, pr = T["outbox"], T["runs"], T["pharmacies"], T["professionals"]
     columns = [box.c.id, runs.c.version, box.c.recipient_id, box.c.recipient_kind, box.c.state, box.c.attempts,
                box.c.sent_at, box.c.next_attempt_at, box.c.detail, box.c.message_id]
@@ -568,7 +569,15 @@ def outbox_listing(c: Connection, session_id: str, run: int | None, state: str |
         query = query.where(box.c.run_id == run)
     if state is not None:
         query = query.where(box.c.state == state)
-    return read_frame(c, query.order_by(runs.c.version, box.c.id))
+    query = query.order_by(runs.c.version, box.c.id)
+    return read_frame(c, query if limit is None else query.limit(limit).offset(offset))
+
+
+def outbox_total(c: Connection, session_id: str, state: str | None) -> int:
+    box, runs = T["outbox"], T["runs"]
+    query = select(func.count()).select_from(box).join(runs, runs.c.id == box.c.run_id).where(
+        runs.c.session_id == session_id)
+    return int(c.execute(query if state is None else query.where(box.c.state == state)).scalar_one())
 
 
 def outbox_rows(c: Connection, run: int, state: str | None = None) -> pd.DataFrame:
@@ -597,10 +606,13 @@ def record_action(c: Connection, at: dt.datetime, actor: str, action: str, *, se
                                            target=target, reason=reason, address=address, detail=detail))
 
 
-def actions(c: Connection, limit: int = 500, **where: object) -> pd.DataFrame:
-    """The newest actions first; `where` filters on columns (action="resend", session_id=...)."""
+def actions(c: Connection, limit: int = 500, before: int | None = None, **where: object) -> pd.DataFrame:
+    """The newest actions first (older than the action `before`, for the journal's next page);
+    `where` filters on columns (action="resend", session_id=...)."""
     table = T["actions"]
     query = select(table).where(*(table.c[name] == value for name, value in where.items()))
+    if before is not None:
+        query = query.where(table.c.id < before)
     found = read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
     found["detail"] = [json.loads(d) if isinstance(d, str) else d for d in found["detail"]]
     return found
@@ -708,71 +720,7 @@ def blank_contacts(c: Connection, session_id: str) -> dict[str, int]:
         counts[name] = c.execute(update(table).where(table.c.session_id == session_id)
                                  .values(name="", email="")).rowcount
     return counts
-# The console: accounts, signed-in sessions, refused sign-ins, and what support searches.
-
-def insert_user(c: Connection, name: str, role: str, password_hash: str, now: dt.datetime) -> int:
-    return c.execute(T["users"].insert().values(name=name, role=role, password_hash=password_hash, created_at=now,
-                                                disabled=False)).inserted_primary_key[0]
-
-
-def user_named(c: Connection, name: str):
-    return c.execute(select(T["users"]).where(T["users"].c.name == name)).first()
-
-
-def users(c: Connection) -> pd.DataFrame:
-    u = T["users"]
-    return read_frame(c, select(u.c.id, u.c.name, u.c.role, u.c.created_at, u.c.disabled).order_by(u.c.name))
-
-
-def insert_console_session(c: Connection, digest: str, user_id: int, csrf_token: str, now: dt.datetime,
-                           expires_at: dt.datetime, address: str | None) -> None:
-    c.execute(T["console_sessions"].insert().values(id=digest, user_id=user_id, csrf_token=csrf_token, created_at=now,
-                                                    seen_at=now, expires_at=expires_at, address=address))
-
-
-def console_session(c: Connection, digest: str):
-    """The signed-in session with its account's name, role and state."""
-    s, u = T["console_sessions"], T["users"]
-    return c.execute(select(s, u.c.name, u.c.role, u.c.disabled).join(u, u.c.id == s.c.user_id)
-                     .where(s.c.id == digest)).first()
-
-
-def touch_console_session(c: Connection, digest: str, now: dt.datetime, expires_at: dt.datetime) -> None:
-    s = T["console_sessions"]
-    c.execute(update(s).where(s.c.id == digest).values(seen_at=now, expires_at=expires_at))
-
-
-def delete_console_sessions(c: Connection, digest: str | None = None, before: dt.datetime | None = None) -> None:
-    """The session `digest` (sign-out), or every session expired `before`."""
-    s = T["console_sessions"]
-    c.execute(s.delete().where(s.c.id == digest if digest is not None else s.c.expires_at < before))
-
-
-def sign_in_failures(c: Connection, name: str, address: str, since: dt.datetime) -> tuple[int, int]:
-    """Refused sign-ins since `since`: for the account `name`, and from `address`."""
-    f = T["sign_in_failures"]
-    count = lambda where: c.execute(select(func.count()).where(where, f.c.at >= since)).scalar()  # noqa: E731
-    return int(count(f.c.name == name)), int(count(f.c.address == address))
-
-
-def record_sign_in_failure(c: Connection, now: dt.datetime, name: str, address: str) -> None:
-    c.execute(T["sign_in_failures"].insert().values(at=now, name=name[:64], address=address[:64]))
-
-
-def forget_sign_in_failures(c: Connection, name: str | None = None, before: dt.datetime | None = None) -> None:
-    """The account's refused sign-ins (after a good one), or every one older than `before`."""
-    f = T["sign_in_failures"]
-    c.execute(f.delete().where(f.c.name == name if name is not None else f.c.at < before))
-
-
-def officines_named(c: Connection, text: str, limit: int) -> pd.DataFrame:
-    """Officines whose name holds `text` (any case), in any session: finess, name, department, session_id."""
-    p = T["pharmacies"]
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return read_frame(c, select(p.c.finess, p.c.name, p.c.department, p.c.session_id)
-                      .where(p.c.name.ilike(pattern, escape="\\")).order_by(p.c.name, p.c.finess, p.c.session_id)
-                      .limit(limit))
-
+# The console's pages (its accounts, sessions, throttle and search are in accounts.py).
 
 def sessions(c: Connection) -> pd.DataFrame:
     """Every session, newest first: id, closes_at, state."""

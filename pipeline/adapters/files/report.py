@@ -37,17 +37,24 @@ STYLE = {"svg.fonttype": "none",    # text kept as text: smaller, searchable, re
          "ytick.labelsize": TEXT, "legend.fontsize": TEXT, "axes.spines.top": False, "axes.spines.right": False}
 _style = threading.Lock()
 _styled = False
+# matplotlib's caches (fonts, text layout) are not made for threads drawing at once (the console's):
+# one report draws at a time.
+_drawing = threading.Lock()
 
 
 def write_report(data: ReportData, path: Path) -> None:
-    """Draw the charts and write the page."""
-    charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
-              "departments": _departments(data), "capacity": _capacity(data),
-              **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
-    page = _template().render(data=data, charts=charts, reasons=REASONS, emails=EMAILS, number=number,
+    path.write_text(render_report(data), encoding="utf-8")
+
+
+def render_report(data: ReportData) -> str:
+    """Draw the charts and fill the page."""
+    with _drawing:
+        charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
+                  "departments": _departments(data), "capacity": _capacity(data),
+                  **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
+    return _template().render(data=data, charts=charts, reasons=REASONS, emails=EMAILS, number=number,
                               french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
                               lowest=_lowest_departments(data))
-    path.write_text(page, encoding="utf-8")
 
 
 def _matplotlib():
@@ -276,4 +283,4 @@ def _instant(value) -> str:
     return f"{french_date(when.date())} à {when:%H:%M:%S}"
 
 
-__all__ = ["write_report", "VaccineFigures"]
+__all__ = ["render_report", "write_report", "VaccineFigures"]

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from pipeline.services import ServiceError, audit, explain, runs, support
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
 
-from . import requests
+from . import bounds, requests
 from .security import ACTING, address, guard, now
 
 
@@ -31,7 +31,8 @@ async def officine(request: Request) -> JSONResponse:
     await run_in_threadpool(audit.record, console.engine, now(), user.name, "lookup", address=address(request),
                             target=finess)
     try:
-        found = await run_in_threadpool(support.lookup, console.engine, finess, request.query_params.get("session"))
+        found = await run_in_threadpool(support.lookup, console.engine, finess,
+                                        bounds.identifier(request.query_params.get("session"), "la session"))
     except LookupError as error:
         return _error(requests.french(error), 404)
     return JSONResponse(json.loads(json.dumps(found, default=str)))
@@ -40,13 +41,11 @@ async def officine(request: Request) -> JSONResponse:
 @guard()
 async def explanation(request: Request) -> JSONResponse:
     console, user = request.app.state.console, request.state.user
-    order_id = request.path_params["order_id"][:32]
-    session_id, version = request.query_params.get("session"), request.query_params.get("run")
+    order_id = request.path_params["order_id"]
+    session_id = bounds.identifier(request.query_params.get("session"), "la session")
+    run = bounds.whole(request.query_params.get("run"), "la version (run)")
     try:
-        run = int(version) if version else None
         found = await run_in_threadpool(explain.explain, console.engine, order_id, session_id, run)
-    except ValueError:
-        return _error("La version (run) est un nombre entier.", 400)
     except ServiceError as error:
         return _error(requests.french(error), 404)
     await run_in_threadpool(audit.record, console.engine, now(), user.name, "explain", address=address(request),
@@ -59,10 +58,7 @@ async def reallocations(request: Request) -> JSONResponse:
     """`preview: true` answers the preview and writes nothing but the audit row; `false` records the
     version with the signed-in user as operator and hands it to the workers."""
     console, user, session_id = request.app.state.console, request.state.user, request.path_params["session_id"]
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("Le corps de la requête n'est pas du JSON.", 400)
+    body = bounds.json_value(await request.body())  # the body's size is bounded by the app (bounds.BODY_LONGEST)
     if not isinstance(body, dict):
         return _error("Le corps de la requête doit être un objet JSON.", 400)
     try:
@@ -116,6 +112,6 @@ class Refused(Exception):
 
 ROUTES = [
     Route("/api/officines/{finess}", officine),
-    Route("/api/orders/{order_id}/explanation", explanation),
-    Route("/api/sessions/{session_id}/reallocations", reallocations, methods=["POST"]),
+    Route("/api/orders/{order_id:id}/explanation", explanation),
+    Route("/api/sessions/{session_id:id}/reallocations", reallocations, methods=["POST"]),
 ]
