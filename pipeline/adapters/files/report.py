@@ -142,6 +142,8 @@ def _timeline(data: ReportData, key: str) -> str:
         shown = curve["demand"][(when <= sold + margin).to_numpy()]
         axes.set_ylim(0, max(vaccine.supply or 0, int(shown.max()) if len(shown) else 0, 1) * 1.15)
         title += f", épuisé {_duration(sold - start)} après la première ligne"
+    elif when.iloc[-1] - when.iloc[0] < pd.Timedelta(seconds=10):  # lines within seconds: a readable span around
+        axes.set_xlim(when.iloc[0] - pd.Timedelta(seconds=30), when.iloc[-1] + pd.Timedelta(seconds=30))
     axes.set_ylabel("flacons")
     _vials_axis(axes)
     figure.suptitle(title, x=0.0, ha="left", fontsize=TEXT + 1)
@@ -162,7 +164,7 @@ def _time_axis(axes) -> None:
     """Horizontal time ticks, as few as fit, each written as short as its span allows."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator(minticks=3, maxticks=6)
+    locator = AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves some spans with no interval (a warning)
     axes.xaxis.set_major_locator(locator)
     # Day-first numeric dates, as a French reader writes them (the default names months in English).
     axes.xaxis.set_major_formatter(ConciseDateFormatter(
