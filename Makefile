@@ -16,6 +16,7 @@ demo: setup
 	$(BIN)/vialflow demo
 
 test: setup
+	.ci/system-packages
 	$(BIN)/python -m pytest -q
 
 bench: setup

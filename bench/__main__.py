@@ -9,7 +9,8 @@ import itertools
 import sys
 
 BENCHES = ("allocate", "schedule", "mail", "dkim", "pipeline", "report", "manifests", "console")
-# `fuzz` and `scale` run only when named: fuzz runs as long as asked, scale sends a million-line session (about 20 minutes)
+# `fuzz`, `shapes` and `scale` run only when named: fuzz and shapes run as long as asked, scale sends a
+# million-line session (about 20 minutes)
 
 if __name__ == "__main__":
     names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))

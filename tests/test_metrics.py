@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def metrics_server(folder: Path):
         return {family.name: {tuple(sorted(s.labels.items())): s.value for s in family.samples}
                 for family in text_string_to_metric_families(text)}
 
+    scrape.url = url
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -103,3 +105,26 @@ def test_metrics_agree_with_summary_json_after_a_run_and_after_a_reallocation(fi
 def test_metrics_without_a_database_is_one_line_and_a_failure(tmp_path):
     done = vialflow("metrics", "--out", str(tmp_path))
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no database" in done.stderr
+
+
+def test_the_metrics_server_answers_beside_a_half_open_connection_and_names_no_server_version(fixture_run, tmp_path):
+    """Threaded, with a timeout on each connection: a client that connects and says nothing holds
+    up no scrape, and is dropped; no `Server:` header tells which Python serves."""
+    folder = tmp_path / "out"
+    shutil.copytree(fixture_run, folder)
+    with metrics_server(folder) as scrape:
+        port = int(scrape.url.split(":")[2].split("/")[0])
+        silent = socket.create_connection(("127.0.0.1", port))
+        silent.sendall(b"GET /metrics HTTP/1.1\r\n")  # and never the rest
+        started = time.monotonic()
+        with urllib.request.urlopen(scrape.url, timeout=5) as answer:
+            assert answer.status == 200 and answer.headers.get("Server") is None
+        assert time.monotonic() - started < 5
+        try:
+            urllib.request.urlopen(scrape.url.replace("/metrics", "/elsewhere"), timeout=5)
+            raise AssertionError("a path other than /metrics was served")
+        except urllib.error.HTTPError as error:
+            assert error.code == 404 and error.headers.get("Server") is None
+        silent.settimeout(30)
+        assert silent.recv(1024) == b""  # closed by the server after its timeout
+        silent.close()

@@ -16,7 +16,7 @@ from pipeline.domain.vocabulary import (SETTLED, VOCABULARY, Delivery, EmailStat
 from pipeline.services import chain
 
 ROOT = Path(__file__).resolve().parents[1]
-MIGRATION = ROOT / "pipeline" / "adapters" / "db" / "migrations" / "versions" / "0006_vocabulary.py"
+MIGRATION = ROOT / "pipeline" / "adapters" / "db" / "migrations" / "versions" / "0007_vocabulary.py"
 
 
 @pytest.mark.parametrize("vocabulary", VOCABULARY, ids=lambda v: v.__name__)
@@ -38,7 +38,7 @@ def test_the_codes_are_the_contract_s_and_the_allocation_core_s_in_their_order()
 
 
 def test_the_schema_s_constraints_list_the_vocabulary_s_email_states_and_steps():
-    spec = importlib.util.spec_from_file_location("migration_0006", MIGRATION)
+    spec = importlib.util.spec_from_file_location("migration_0007", MIGRATION)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     assert migration.EMAIL_STATES == tuple(state.value for state in EmailState)

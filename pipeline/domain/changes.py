@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from .identifiers import Count, Identifier, PositiveCount, Rpps
 
 
+# Lists an operator writes by hand, bounded so that a runaway file is one error, not a query of
+# 300,000 values (and every id fits SQLite's limit of 32,766 values a statement).
+LONGEST_LIST = 10_000
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,10 +35,10 @@ class Changes(_Frozen):
     """A changes file (CONTRACT.md, R11)."""
 
     effective: dt.date
-    supply: dict[Identifier, Count] = Field(default_factory=dict)
-    cancel: tuple[Identifier, ...] = ()
-    depot_days: tuple[DepotDay, ...] = ()
-    redistribution: tuple[Redistribution, ...] = ()
+    supply: dict[Identifier, Count] = Field(default_factory=dict, max_length=100)
+    cancel: tuple[Identifier, ...] = Field(default=(), max_length=LONGEST_LIST)
+    depot_days: tuple[DepotDay, ...] = Field(default=(), max_length=LONGEST_LIST)
+    redistribution: tuple[Redistribution, ...] = Field(default=(), max_length=LONGEST_LIST)
 
 
 class RunChanges(_Frozen):

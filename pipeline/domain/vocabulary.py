@@ -164,6 +164,14 @@ class Action(Coded):
     RESEND = "resend", "renvoi d'emails"
     SIGN_IN = "sign_in", "connexion"
     SIGN_OUT = "sign_out", "déconnexion"
+    SIGN_IN_REFUSED = "sign_in_refused", "connexion refusée"
+    SIGN_IN_LOCKED = "sign_in_locked", "connexions suspendues", "connexions suspendues après trop de refus"
+    USER_ADD = "user_add", "compte créé"
+    USER_PASSWORD = "user_password", "mot de passe changé"
+    USER_DISABLE = "user_disable", "compte désactivé"
+    USER_ENABLE = "user_enable", "compte réactivé"
+    USER_UNLOCK = "user_unlock", "tentatives effacées", "tentatives de connexion refusées effacées"
+    JOURNAL = "journal", "lecture du journal"
     PURGE = "purge", "purge", "purge des données personnelles"
 
 

@@ -22,33 +22,45 @@ def register(app: typer.Typer) -> None:
     app.command()(purge)
 
 
+SCRAPE_TIMEOUT = 10  # seconds a connection may take to send its request or read the answer
+
+
 def metrics(out: Out = None, database_url: DatabaseUrl = None,
             host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
             port: Annotated[int, typer.Option(help="Port to listen on.")] = 9808) -> None:
     """Serve Prometheus metrics on /metrics, read from the database at each scrape."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    from http.server import ThreadingHTTPServer
 
-    from prometheus_client import CollectorRegistry, make_wsgi_app
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import MetricsHandler
 
     from pipeline.entrypoints.metrics import Collector
 
     engine = _engine(out, database_url)
     registry = CollectorRegistry()
     registry.register(Collector(engine))
-    served = make_wsgi_app(registry)
 
-    def application(environ, start_response):
-        if environ.get("PATH_INFO") != "/metrics":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"see /metrics\n"]
-        return served(environ, start_response)
+    class Handler(MetricsHandler):
+        """prometheus_client's handler, on /metrics only, with a timeout on each connection (a
+        half-open one is dropped, and with a thread per connection never holds up a scrape) and
+        no `Server:` header naming the Python version."""
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args) -> None:  # each scrape is not worth a line
-            pass
+        timeout = SCRAPE_TIMEOUT
 
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404, explain="see /metrics")
+                return
+            super().do_GET()
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            self.log_request(code)
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
+    Handler.registry = registry
     try:
-        server = make_server(host, port, application, handler_class=Quiet)
+        server = ThreadingHTTPServer((host, port), Handler)
     except OSError as error:
         _fail(f"cannot listen on {host}:{port}: {error.strerror}")
     typer.echo(f"metrics on http://{host}:{server.server_port}/metrics", err=True)

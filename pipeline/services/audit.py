@@ -22,11 +22,11 @@ def record(engine: Engine, now: dt.datetime, actor: str, action: str, *, address
                               reason=reason, address=address, detail=detail)
 
 
-def log(engine: Engine, limit: int = 500, **where: object) -> list[dict]:
-    """The newest actions first, as plain values."""
+def log(engine: Engine, limit: int = 500, before: int | None = None, **where: object) -> list[dict]:
+    """The newest actions first (those older than the action `before`), as plain values."""
     with engine.connect() as c:
-        frame = actions.actions(c, limit, **where)
-    return [{"at": _iso(r["at"]), "actor": r["actor"], "action": r["action"], "session_id": r["session_id"],
+        frame = actions.actions(c, limit, before, **where)
+    return [{"id": int(r["id"]), "at": _iso(r["at"]), "actor": r["actor"], "action": r["action"], "session_id": r["session_id"],
              "run_id": None if pd.isna(r["run_id"]) else int(r["run_id"]), "target": r["target"],
              "reason": r["reason"], "address": r["address"], "detail": r["detail"]}
             for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]

@@ -141,8 +141,17 @@ def outbox_listing(engine: Engine, session_id: str, run: int | None = None, stat
         return outbox.outbox_listing(c, session_id, run, state, addresses)
 
 
+def outbox_page(engine: Engine, session_id: str, state: str | None, limit: int, offset: int) -> tuple[pd.DataFrame, int]:
+    """`limit` of the session's emails from `offset` (all runs, as outbox_listing), and how many there are."""
+    with engine.connect() as c:
+        if sessions.session_row(c, session_id) is None:
+            raise UnknownSession(session_id)
+        return (outbox.outbox_listing(c, session_id, None, state, limit=limit, offset=offset),
+                outbox.outbox_total(c, session_id, state))
+
+
 def resend(engine: Engine, session_id: str, run: int | None, state: str | None, operator: str, reason: str,
-           now: dt.datetime, ids: list[int] | None = None) -> list[int]:
+           now: dt.datetime, ids: list[int] | None = None, address: str | None = None) -> list[int]:
     """Put the session's `unknown` or `failed` emails (of one run, one state, or the given `ids`)
     back in the outbox, deliberately, recorded with who and why. Returns the reopened ids; the
     caller hands their runs out."""
@@ -160,7 +169,8 @@ def resend(engine: Engine, session_id: str, run: int | None, state: str | None, 
         reopened = outbox.reopen_for_resend(c, [int(i) for i in chosen["id"]], RESENDABLE)
         if reopened:
             actions.record_action(c, now, operator.strip(), Action.RESEND, session_id=session_id, reason=reason.strip(),
-                                  run_id=run, target=f"{len(reopened)} email(s)", detail={"outbox_ids": reopened})
+                                  run_id=run, target=f"{len(reopened)} email(s)", detail={"outbox_ids": reopened},
+                                  address=address)
     return reopened
 
 

@@ -41,10 +41,10 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
         with logs.step(RunStep.EXPORT, session=row.session_id, run=row.version, run_id=run):
             write_outputs(engine, run, staging)
             if target.exists():
+                missing = [name for name in VIEWS if not (staging / name).exists()]
                 _replace_files(staging, target)
-                for name in VIEWS:  # a view this writing could not make is not left from an earlier one
-                    if not (staging / name).exists():
-                        (target / name).unlink(missing_ok=True)
+                for name in missing:  # a view this writing could not make is not left from an earlier one
+                    (target / name).unlink(missing_ok=True)
             else:
                 os.rename(staging, target)
     finally:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from pipeline.adapters import logs
 from pipeline.adapters.db import lines, outbox, runs, sessions
 from pipeline.adapters.files.outputs import MANIFEST_INDEX, write_csv, write_json, write_manifests, write_whole
-from pipeline.adapters.files.report import write_report
+from pipeline.adapters.files.report import render_report, write_report
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.sink import save_message
 from pipeline.domain.allocate import ALLOCATION_COLUMNS
@@ -44,7 +44,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
         depots = sessions.registers(c, row.session_id, "depots")
         read = lines.read(c, run, row.session_id)
         rejections = sessions.rejections(c, row.session_id)
-        counts = outbox.outbox_counts(c, run)
+        emails = emails_summary(outbox.outbox_counts(c, run))
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -53,11 +53,13 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
                     session=session.id, run=row.version, created=row.created_at)
     summary = summarise(session, row, read.lines, deliveries)
-    summary["emails"] = emails_summary(counts)
+    summary["emails"] = emails
     write_json(summary, out / "summary.json")
     failure = None
     try:
-        _report(engine, row, session, read, pharmacies, depots, summary, out / "report.html")
+        with engine.connect() as c:
+            report = _report_data(c, row, session, pharmacies, depots, read, emails)
+        write_report(report, out / "report.html")
     except Exception as error:  # noqa: BLE001 - any failure of a view is recorded, never raised
         failure = f"report.html: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
         logs.log.error("the report could not be written; the data files are", exc_info=True, extra={
@@ -85,16 +87,26 @@ def publish(run_folder: Path, out: Path) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def _report(engine: Engine, row, session, read: lines.Lines, pharmacies: pd.DataFrame, depots: pd.DataFrame,
-            summary: dict, path: Path) -> None:
-    """report.html, with what changed against the previous version for a reallocation."""
+def report_html(engine: Engine, run: int) -> tuple[str, dict]:
+    """The run's report.html alone, as write_outputs writes it, and the email counts it drew."""
     with engine.connect() as c:
-        depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
-        before = runs.previous_run(c, row)
-        previous = lines.read(c, before.id, row.session_id) if before is not None else None
-    write_report(report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days,
-                             summary["emails"], None if previous is None else (previous.lines, previous.deliveries)),
-                 path)
+        row = runs.run_row(c, run)
+        session = sessions.session_rules(c, row.session_id)
+        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
+        depots = sessions.registers(c, row.session_id, "depots")
+        read = lines.read(c, run, row.session_id)
+        emails = emails_summary(outbox.outbox_counts(c, run))
+        data = _report_data(c, row, session, pharmacies, depots, read, emails)
+    return render_report(data), emails
+
+
+def _report_data(c, row, session, pharmacies, depots, read, emails: dict):
+    """What report.html draws: the run's lines and deliveries beside the previous version's."""
+    depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
+    before = runs.previous_run(c, row)
+    previous = lines.read(c, before.id, row.session_id) if before is not None else None
+    return report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days, emails,
+                       None if previous is None else (previous.lines, previous.deliveries))
 
 
 def _deliveries(read: lines.Lines) -> pd.DataFrame:

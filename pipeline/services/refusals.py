@@ -95,12 +95,13 @@ class OfficineNotFound(ServiceError):
 
 @refusal
 class UnknownEmail(ServiceError):
+    """No such email, or none of the officine it was asked through: 404 either way."""
     outbox_id: int
     status: ClassVar[int] = 404
     title: ClassVar[str] = "Email inconnu"
 
     def __str__(self) -> str:
-        return f"Aucun email n° {self.outbox_id}."
+        return f"Aucun email n° {self.outbox_id} ici."
 
 
 @refusal

@@ -11,7 +11,7 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from pipeline.adapters.db import lines, outbox, queries, runs, sessions
+from pipeline.adapters.db import accounts, lines, outbox, runs, sessions
 from pipeline.adapters.db.runs import STAMPS
 from pipeline.domain.changes import RunChanges
 from pipeline.domain.rules import NAMED_KINDS
@@ -143,9 +143,9 @@ def search(engine: Engine, text: str) -> list[dict]:
     if len(text) < SEARCH_LEAST:
         raise SearchTooShort(SEARCH_LEAST)
     with engine.connect() as c:
-        frame = queries.officines_named(c, text, SEARCH_LIMIT * 4)
+        rows = accounts.officines_named(c, text, SEARCH_LIMIT * 4)
     found: dict[str, dict] = {}
-    for row in frame.itertuples():
+    for row in rows:
         entry = found.setdefault(row.finess, {"finess": row.finess, "name": row.name, "department": row.department,
                                               "sessions": []})
         entry["sessions"].append(row.session_id)
@@ -155,7 +155,7 @@ def search(engine: Engine, text: str) -> list[dict]:
 def all_sessions(engine: Engine) -> list[dict]:
     """Every session, newest first: id, title, closes_at, state, and its runs' count."""
     with engine.connect() as c:
-        frame = queries.sessions(c)
+        frame = sessions.every_session(c)
         titles = sessions.session_titles(c, frame["id"].tolist())
         versions = runs.session_runs(c, frame["id"].tolist())
     counted = versions.groupby("session_id").size().to_dict() if len(versions) else {}

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,32 @@ def sign_in(client: TestClient, name: str) -> TestClient:
     answer = client.post("/login", data={"username": name, "password": PASSWORDS[name]})
     assert answer.status_code == 303, answer.text
     return client
+
+
+@contextlib.contextmanager
+def serving(folder: Path | None, log: Path, *options: str):
+    """`vialflow console --out folder` (or, without a folder, on the `--database-url` of `options`) as
+    an operator starts it (uvicorn, its in-process worker and loopback SMTP server) on a free loopback
+    port; yields its base URL and its process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    with log.open("w") as written:
+        where = ["--out", str(folder)] if folder is not None else []
+        child = subprocess.Popen([sys.executable, "-m", "pipeline.entrypoints.cli", "console", *where,
+                                  "--port", str(port), *options], stdout=written, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if child.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(log.read_text())
+                    time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}", child
+        finally:
+            child.terminate()
+            child.wait(timeout=60)

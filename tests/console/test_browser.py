@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from pipeline.adapters.db import make_engine, migrate
 from pipeline.services.accounts import add_user
 from pipeline.settings import DATABASE_FILE
 
-from .conftest import PASSWORDS, ROLES
+from .conftest import PASSWORDS, ROLES, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -40,12 +37,6 @@ def _browser_or_skip() -> None:
     pytest.skip("no chromium or chromedriver (apt-get install chromium chromium-driver)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def console(fixture_run, tmp_path):
     """`vialflow console --out DIR` as an operator starts it, on a copy of the fixture's run folder."""
@@ -56,24 +47,8 @@ def console(fixture_run, tmp_path):
     migrate(engine)
     for name, role in ROLES.items():
         add_user(engine, name, role, PASSWORDS[name], dt.datetime.now(dt.timezone.utc))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
-    log = (tmp_path / "console.log").open("w")
-    child = subprocess.Popen([sys.executable, "-m", "pipeline.entrypoints.cli", "console", "--out", str(folder),
-                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "console.log").read_text())
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", folder, engine
-    child.terminate()
-    child.wait(timeout=60)
-    log.close()
+    with serving(folder, tmp_path / "console.log") as (base, _):
+        yield base, folder, engine
     engine.dispose()
 
 

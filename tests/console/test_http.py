@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from pipeline.entrypoints.console.app import create_app
+from pipeline.services.accounts import add_user
 from tests.conftest import vialflow
 
 from .conftest import PASSWORDS, RecordingWorkers, sign_in
@@ -85,25 +86,42 @@ def test_a_wrong_password_is_refused_in_french_and_opens_no_session(client):
     assert client.get("/api/officines/010023456").status_code == 401
 
 
-def test_five_refused_sign_ins_lock_the_account_for_every_console_process_even_with_the_right_password(
+def test_five_refused_sign_ins_hold_back_that_account_from_that_address_in_every_console_process_not_elsewhere(
         client, engine, folder):
     for _ in range(5):
         assert client.post("/login", data={"username": "sophie", "password": "wrong-wrong"}).status_code == 401
     answer = client.post("/login", data={"username": "sophie", "password": PASSWORDS["sophie"]})
     assert answer.status_code == 429 and "Trop de tentatives" in answer.text
+    assert 1 <= int(answer.headers["retry-after"]) <= 30
     # A second console process over the same database counts the same refusals.
     with TestClient(create_app(engine, RecordingWorkers(), folder), follow_redirects=False) as other:
         assert other.post("/login", data={"username": "sophie", "password": PASSWORDS["sophie"]}).status_code == 429
-    # Another account from another address is not locked.
+    # The owner, from another address, signs in: an attacker's count never locks the owner out.
     with TestClient(create_app(engine, RecordingWorkers(), folder), follow_redirects=False,
                     client=("10.0.0.9", 50000)) as elsewhere:
-        assert elsewhere.post("/login", data={"username": "olivier", "password": PASSWORDS["olivier"]}).status_code == 303
+        assert elsewhere.post("/login", data={"username": "sophie", "password": PASSWORDS["sophie"]}).status_code == 303
+    journal = [(a["actor"], a["action"], a["address"]) for a in actions(engine) if a["action"].startswith("sign_in")]
+    assert journal[:6] == [("sophie", "sign_in_refused", "testclient")] * 5 + [("sophie", "sign_in_locked", "testclient")]
+    assert journal[-1] == ("sophie", "sign_in", "10.0.0.9")
+    assert all("wrong-wrong" not in str(a) for a in actions(engine))
 
 
-def test_five_refused_sign_ins_from_one_address_lock_that_address_for_every_account(client):
-    for name in ("a1", "a2", "a3", "a4", "a5"):
-        assert client.post("/login", data={"username": name, "password": "guessing-123"}).status_code == 401
+def test_refused_sign_ins_for_many_accounts_from_one_address_hold_back_that_address(client, engine):
+    names = [f"agent{n}" for n in range(6)]
+    for name in names:
+        add_user(engine, name, "support", f"{name}-long-password-xq", dt.datetime.now(dt.timezone.utc))
+    for name in names:  # 6 accounts x 5 refusals: the address's 30 free tries
+        for _ in range(5):
+            assert client.post("/login", data={"username": name, "password": "guessing-123"}).status_code == 401
     assert client.post("/login", data={"username": "olivier", "password": PASSWORDS["olivier"]}).status_code == 429
+
+
+def test_an_unknown_name_is_journaled_without_the_name_typed(client, engine):
+    assert client.post("/login", data={"username": "hunter2-typed-here", "password": "x"}).status_code == 401
+    refused = [a for a in actions(engine) if a["action"] == "sign_in_refused"]
+    assert [(a["actor"], json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"]) for a in refused] \
+        == [("?", {"account": "unknown"})]
+    assert "hunter2" not in json.dumps([{k: str(v) for k, v in a.items()} for a in actions(engine)])
 
 
 def test_a_sign_in_posted_from_another_site_is_refused(client):
@@ -215,13 +233,27 @@ def test_support_reads_the_emails_of_an_officine_and_its_professionals_as_sent_w
     line = named[named["rpps"].isin(sent)].iloc[0]
     sign_in(client, "sophie")
     page = client.get(f"/officines/{line['finess']}")
-    links = sorted(set(part.split('"')[0] for part in page.text.split('href="/emails/')[1:]))
+    through = f'href="/officines/{line["finess"]}/emails/'
+    links = sorted(set(part.split('"')[0] for part in page.text.split(through)[1:]))
     assert len(links) >= 2 and all(link.isdigit() for link in links)  # the officine's and its professional's
-    bodies = [client.get(f"/emails/{link}") for link in links]
+    bodies = [client.get(f"/officines/{line['finess']}/emails/{link}") for link in links]
     assert all(b.status_code == 200 and "Objet" in b.text for b in bodies)
     assert any(f"RPPS {line['rpps']}" in b.text or line["rpps"] in b.text for b in bodies)
-    assert [a["target"] for a in actions(engine) if a["action"] == "message"] == [f"email {k}" for k in links]
-    assert client.get("/emails/999999").status_code == 404
+    assert [a["target"] for a in actions(engine) if a["action"] == "message"] == [
+        f"email {k} ({line['finess']})" for k in links]
+    assert client.get(f"/officines/{line['finess']}/emails/999999").status_code == 404
+
+
+def test_support_reaches_an_email_through_its_officine_not_by_counting_ids(client, engine, folder):
+    with engine.connect() as c:
+        mine, other = c.execute(text(
+            "SELECT a.id, b.recipient_id FROM outbox a JOIN outbox b ON b.recipient_kind = 'officine' "
+            "AND a.recipient_kind = 'officine' AND a.recipient_id != b.recipient_id LIMIT 1")).one()
+    sign_in(client, "sophie")
+    assert client.get(f"/emails/{mine}").status_code == 403  # the outbox's way is the operators'
+    assert client.get(f"/officines/{other}/emails/{mine}").status_code == 404  # not that officine's email
+    sign_in(client, "olivier")
+    assert client.get(f"/emails/{mine}").status_code == 200
 
 
 def test_support_sees_versions_reports_and_follow_pages(client):

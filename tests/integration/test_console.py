@@ -57,3 +57,62 @@ def test_a_reallocation_confirmed_in_the_console_reaches_the_workers_through_rab
         assert c.execute(text("SELECT reason FROM decisions WHERE run_id = :r AND order_id = :o"),
                          {"r": run, "o": order_id}).scalar() == "cancelled"
     assert len(mail_sink.received) == sum(confirmations.outbox_counts(engine, run).values()) > 0
+
+
+def test_on_postgresql_parallel_wrong_passwords_are_counted_under_a_row_lock_and_a_report_is_stored_once(
+        database_url, mail_sink, tmp_path):
+    """`vialflow console --database-url` on PostgreSQL: of 20 parallel wrong passwords from one
+    address, no more than five reach the hash (`FOR UPDATE` on the throttle's rows); the owner signs
+    in from another address; three concurrent requests for a report get the same stored bytes."""
+    import threading
+
+    import httpx2 as httpx
+
+    from tests.console.conftest import serving
+
+    load_into(EXAMPLE, database_url, NOW)
+    engine = make_engine(database_url)
+    complete(engine, services.close_session(engine, SESSION, NOW), mail_sink)
+    add_user(engine, "olivier", "operator", "operator-password-1", dt.datetime.now(dt.timezone.utc))
+
+    def client(base: str, source: str) -> httpx.Client:
+        return httpx.Client(base_url=base, transport=httpx.HTTPTransport(local_address=source), timeout=120)
+
+    with serving(None, tmp_path / "console.log", "--database-url", database_url, "--sign-in-slots", "32") as (base, _):
+        start, statuses = threading.Barrier(20), []
+
+        def attempt() -> None:
+            with client(base, "127.0.0.21") as mine:
+                start.wait()
+                statuses.append(mine.post("/login", data={"username": "olivier", "password": "wrong-password-1"})
+                                .status_code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 20, statuses
+        owners = [client(base, f"127.0.0.{n}") for n in (22, 23, 24)]
+        for owner in owners:
+            assert owner.post("/login", data={"username": "olivier", "password": "operator-password-1"}
+                              ).status_code == 303
+        ready, reports = threading.Barrier(3), []
+
+        def report(owner) -> None:
+            ready.wait()
+            reports.append(owner.get(f"/sessions/{SESSION}/versions/1/rapport").content)
+
+        threads = [threading.Thread(target=report, args=(owner,)) for owner in owners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for owner in owners:
+            owner.close()
+    assert len(set(reports)) == 1 and b"<svg" in reports[0]
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM run_reports")).scalar() == 1
+        assert c.execute(text("SELECT count(*) FROM actions WHERE action = 'sign_in_refused'")).scalar() \
+            == statuses.count(401)
+    engine.dispose()

@@ -160,11 +160,12 @@ def shapes(draw, max_lines: int = 120) -> Shape:
     timezone = "Europe/Paris" if national else ZONES[zone[0]]
     keys = draw(st.lists(st.sampled_from(VACCINES), min_size=1, max_size=6, unique=True))
     vaccines = [_vaccine(draw, key) for key in keys]
-    depots, depot_days = _depots(draw)
+    # Now and then no depot at all, and so no officine: a session of unknown officines only.
+    depots, depot_days = _depots(draw) if draw(st.integers(0, 11)) else ([], [])
     # Officines mostly in the zone, some outside; a zone department may have none.
     where = list(zone) if not national else DEPARTMENTS
     pharmacies = []
-    for number in range(draw(st.integers(0, 12))):
+    for number in range(draw(st.integers(0, 12)) if depots else 0):
         department = draw(st.sampled_from(where)) if draw(st.integers(0, 4)) else draw(st.sampled_from(DEPARTMENTS))
         finess = _finess(department, number + 1)
         pharmacies.append((finess, f"Pharmacie n°{number + 1} de l'Église", department,

@@ -59,7 +59,8 @@ def check_whole(shape: Shape, scenario: Path, out: Path, reallocation) -> None:
     """`vialflow run` of `scenario` with every check, then the reallocation `reallocation(first run)`
     gives (None: none), refused in one line or checked as the run was."""
     done = vialflow("run", str(scenario), "--out", str(out))
-    assert done.code == 0 and "Traceback" not in done.err, f"vialflow run: {done.err}\n{shape.describe()}"
+    # A run that went well says nothing on stderr: no warning of a library, no log line.
+    assert done.code == 0 and not done.err.strip(), f"vialflow run: {done.err}\n{shape.describe()}"
     first = check_run(shape, out, 1)
     check_views(shape, out, 1)
     changes = reallocation(first)
@@ -71,6 +72,7 @@ def check_whole(shape: Shape, scenario: Path, out: Path, reallocation) -> None:
         assert done.code == 1 and len(done.err.strip().splitlines()) == 1 and "Traceback" not in done.err, done.err
         assert not (out / "runs" / "2").exists()
         return
+    assert not done.err.strip(), done.err
     check_run(shape, out, 2, changes, before=first | {"redistributed": []})
     check_views(shape, out, 2)
 

@@ -21,10 +21,13 @@ def record_action(c: Connection, at: dt.datetime, actor: str, action: str, *, se
                                            target=target, reason=reason, address=address, detail=detail))
 
 
-def actions(c: Connection, limit: int = 500, **where: object) -> pd.DataFrame:
-    """The newest actions first; `where` filters on columns (action="resend", session_id=...)."""
+def actions(c: Connection, limit: int = 500, before: int | None = None, **where: object) -> pd.DataFrame:
+    """The newest actions first (older than the action `before`, for the journal's next page);
+    `where` filters on columns (action="resend", session_id=...)."""
     table = T["actions"]
     query = select(table).where(*(table.c[name] == value for name, value in where.items()))
+    if before is not None:
+        query = query.where(table.c.id < before)
     found = read_frame(c, query.order_by(table.c.id.desc()).limit(limit))
     found["detail"] = [json.loads(d) if isinstance(d, str) else d for d in found["detail"]]
     return found

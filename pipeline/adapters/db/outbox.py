@@ -217,8 +217,9 @@ def reopen_for_resend(c: Connection, ids: list[int], states: tuple[str, ...]) ->
 
 
 def outbox_listing(c: Connection, session_id: str, run: int | None, state: str | None,
-                   addresses: bool = False) -> pd.DataFrame:
-    """A session's outbox rows (one run, or all) with their version; addresses only when asked."""
+                   addresses: bool = False, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+    """A session's outbox rows (one run, or all) with their version; addresses only when asked;
+    `limit` rows from `offset` (a page of the console's outbox)."""
     box, runs, ph, pr = T["outbox"], T["runs"], T["pharmacies"], T["professionals"]
     columns = [box.c.id, runs.c.version, box.c.recipient_id, box.c.recipient_kind, box.c.state, box.c.attempts,
                box.c.sent_at, box.c.next_attempt_at, box.c.detail, box.c.message_id]
@@ -235,7 +236,15 @@ def outbox_listing(c: Connection, session_id: str, run: int | None, state: str |
         query = query.where(box.c.run_id == run)
     if state is not None:
         query = query.where(box.c.state == state)
-    return read_frame(c, query.order_by(runs.c.version, box.c.id))
+    query = query.order_by(runs.c.version, box.c.id)
+    return read_frame(c, query if limit is None else query.limit(limit).offset(offset))
+
+
+def outbox_total(c: Connection, session_id: str, state: str | None) -> int:
+    box, runs = T["outbox"], T["runs"]
+    query = select(func.count()).select_from(box).join(runs, runs.c.id == box.c.run_id).where(
+        runs.c.session_id == session_id)
+    return int(c.execute(query if state is None else query.where(box.c.state == state)).scalar_one())
 
 
 def outbox_rows(c: Connection, run: int, state: str | None = None) -> pd.DataFrame:
@@ -253,3 +262,10 @@ def officine_emails(c: Connection, finess: str, session_ids: list[str], people: 
                                 b.c.detail, b.c.id.label("outbox_id"), b.c.recipient_id).join(r, r.c.id == b.c.run_id)
                       .where(r.c.session_id.in_(session_ids), whom)
                       .order_by(b.c.run_id, b.c.id))
+
+
+def outbox_row(c: Connection, outbox_id: int):
+    """One email with its run's session and version."""
+    b, r = T["outbox"], T["runs"]
+    return c.execute(select(b, r.c.session_id, r.c.version).join(r, r.c.id == b.c.run_id)
+                     .where(b.c.id == outbox_id)).first()

@@ -145,3 +145,9 @@ def officine(c: Connection, finess: str, session_ids: list[str]) -> pd.DataFrame
                                 dp.c.name.label("depot_name"), dp.c.wholesaler)
                       .outerjoin(dp, and_(dp.c.session_id == p.c.session_id, dp.c.depot_id == p.c.depot_id))
                       .where(p.c.session_id.in_(session_ids), p.c.finess == finess))
+
+
+def every_session(c: Connection) -> pd.DataFrame:
+    """Every session, newest first: id, closes_at, state."""
+    s = T["sessions"]
+    return read_frame(c, select(s.c.id, s.c.closes_at, s.c.state).order_by(s.c.closes_at.desc(), s.c.id))

@@ -32,7 +32,7 @@ class StoredChanges(TypeDecorator):
 
 
 def one_of(table: str, column: str, codes) -> CheckConstraint:
-    """The column holds one of the vocabulary's codes (migration 0006 names it alike)."""
+    """The column holds one of the vocabulary's codes (migration 0007 names it alike)."""
     listed = ", ".join(f"'{code.value}'" for code in codes)
     return CheckConstraint(f"{column} IN ({listed})", name=f"ck_{table}_{column}")
 
@@ -270,12 +270,27 @@ class ConsoleSession(Base):
     address: Mapped[str | None] = mapped_column(String(64))
 
 
-class SignInFailure(Base):
-    """A refused sign-in, for the rate limit per account and per address (shared by every console process)."""
+class SignInThrottle(Base):
+    """Refused sign-ins counted per key, shared by every console process: `pair` (an account from one
+    address), `address` (every account from one address) and `account` (one account from addresses it
+    never signed in from). A key past its free tries is locked for a while that doubles each time."""
 
-    __tablename__ = "sign_in_failures"
-    __table_args__ = (Index("ix_sign_in_failures_name", "name", "at"), Index("ix_sign_in_failures_address", "address", "at"))
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(UTC)
-    name: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(String(64))
+    __tablename__ = "sign_in_throttle"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" for the `address` scope
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" for the `account` scope
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTC)
+    known_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # `pair`: the account last signed in from there
+
+
+class RunReport(Base):
+    """A run's report.html, built once and served from here; `emails` holds the email counts it was
+    drawn with, so a report drawn while emails were still going out is drawn again once they change."""
+
+    __tablename__ = "run_reports"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    emails: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    built_at: Mapped[dt.datetime] = mapped_column(UTC)

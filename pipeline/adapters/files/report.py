@@ -36,17 +36,24 @@ STYLE = {"svg.fonttype": "none",    # text kept as text: smaller, searchable, re
          "ytick.labelsize": TEXT, "legend.fontsize": TEXT, "axes.spines.top": False, "axes.spines.right": False}
 _style = threading.Lock()
 _styled = False
+# matplotlib's caches (fonts, text layout) are not made for threads drawing at once (the console's):
+# one report draws at a time.
+_drawing = threading.Lock()
 
 
 def write_report(data: ReportData, path: Path) -> None:
-    """Draw the charts and write the page."""
-    charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
-              "departments": _departments(data), "capacity": _capacity(data),
-              **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
-    page = _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
+    path.write_text(render_report(data), encoding="utf-8")
+
+
+def render_report(data: ReportData) -> str:
+    """Draw the charts and fill the page."""
+    with _drawing:
+        charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
+                  "departments": _departments(data), "capacity": _capacity(data),
+                  **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
+    return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
                               french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
                               lowest=_lowest_departments(data))
-    path.write_text(page, encoding="utf-8")
 
 
 def _matplotlib():
@@ -134,6 +141,8 @@ def _timeline(data: ReportData, key: str) -> str:
         shown = curve["demand"][(when <= sold + margin).to_numpy()]
         axes.set_ylim(0, max(vaccine.supply or 0, int(shown.max()) if len(shown) else 0, 1) * 1.15)
         title += f", épuisé {_duration(sold - start)} après la première ligne"
+    elif when.iloc[-1] - when.iloc[0] < pd.Timedelta(seconds=10):  # lines within seconds: a readable span around
+        axes.set_xlim(when.iloc[0] - pd.Timedelta(seconds=30), when.iloc[-1] + pd.Timedelta(seconds=30))
     axes.set_ylabel("flacons")
     _vials_axis(axes)
     figure.suptitle(title, x=0.0, ha="left", fontsize=TEXT + 1)
@@ -154,7 +163,7 @@ def _time_axis(axes) -> None:
     """Horizontal time ticks, as few as fit, each written as short as its span allows."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator(minticks=3, maxticks=6)
+    locator = AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves some spans with no interval (a warning)
     axes.xaxis.set_major_locator(locator)
     # Day-first numeric dates, as a French reader writes them (the default names months in English).
     axes.xaxis.set_major_formatter(ConciseDateFormatter(
@@ -275,4 +284,4 @@ def _instant(value) -> str:
     return f"{french_date(when.date())} à {when:%H:%M:%S}"
 
 
-__all__ = ["write_report", "VaccineFigures"]
+__all__ = ["render_report", "write_report", "VaccineFigures"]

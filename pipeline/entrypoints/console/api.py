@@ -1,8 +1,8 @@
 """The console's JSON routes: the objects of `vialflow lookup --json`, `explain --json` and
 `reallocate --preview --json`, and the recording of a reallocation (CONTRACT.md, "The console").
 
-A service's refusal is answered by the application's handler for its class (app.py): its status and
-its French sentence as `{"error": ...}`."""
+A service's refusal is answered by the application's handler for its class (errors.refused): its status
+and its French sentence as `{"error": ...}`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pipeline.domain.vocabulary import Action
 from pipeline.services import audit, explain, runs, support
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
 
-from . import requests
+from . import bounds, requests
 from .security import ACTING, address, guard, now
 
 
@@ -34,19 +34,17 @@ async def officine(request: Request) -> JSONResponse:
         return _error(error.message, 400)
     await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.LOOKUP, address=address(request),
                             target=finess)
-    found = await run_in_threadpool(support.lookup, console.engine, finess, request.query_params.get("session"))
+    found = await run_in_threadpool(support.lookup, console.engine, finess,
+                                    bounds.identifier(request.query_params.get("session"), "la session"))
     return JSONResponse(json.loads(json.dumps(found, default=str)))
 
 
 @guard()
 async def explanation(request: Request) -> JSONResponse:
     console, user = request.app.state.console, request.state.user
-    order_id = request.path_params["order_id"][:32]
-    session_id, version = request.query_params.get("session"), request.query_params.get("run")
-    try:
-        run = int(version) if version else None
-    except ValueError:
-        return _error("La version (run) est un nombre entier.", 400)
+    order_id = request.path_params["order_id"]
+    session_id = bounds.identifier(request.query_params.get("session"), "la session")
+    run = bounds.whole(request.query_params.get("run"), "la version (run)")
     found = await run_in_threadpool(explain.explain, console.engine, order_id, session_id, run)
     await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.EXPLAIN, address=address(request),
                             session_id=found["session"], target=order_id)
@@ -58,10 +56,7 @@ async def reallocations(request: Request) -> JSONResponse:
     """`preview: true` answers the preview and writes nothing but the audit row; `false` records the
     version with the signed-in user as operator and hands it to the workers."""
     session_id = request.path_params["session_id"]
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("Le corps de la requête n'est pas du JSON.", 400)
+    body = bounds.json_value(await request.body())  # the body's size is bounded by the app (bounds.BODY_LONGEST)
     if not isinstance(body, dict):
         return _error("Le corps de la requête doit être un objet JSON.", 400)
     try:
@@ -100,6 +95,6 @@ async def reallocate(request: Request, session_id: str, changes, reason: str, pr
 
 ROUTES = [
     Route("/api/officines/{finess}", officine),
-    Route("/api/orders/{order_id}/explanation", explanation),
-    Route("/api/sessions/{session_id}/reallocations", reallocations, methods=["POST"]),
+    Route("/api/orders/{order_id:id}/explanation", explanation),
+    Route("/api/sessions/{session_id:id}/reallocations", reallocations, methods=["POST"]),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import contextlib
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount
@@ -24,11 +25,13 @@ from pipeline.domain.vocabulary import Action, Delivery, EmailState, Injection, 
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
-from . import api, pages
-from .security import Forbidden, NotSignedIn, SecurityHeaders
+from . import api, errors, pages
+from .bounds import BODY_LONGEST
+from .security import Forbidden, NotSignedIn, SignInSlots
 
 HERE = Path(__file__).resolve().parent
 PARIS = ZoneInfo("Europe/Paris")
+SIGN_IN_SLOTS = 4  # password checks at once per console process: argon2id holds 64 MiB for each
 
 
 @dataclass
@@ -39,21 +42,32 @@ class Console:
     workers: object  # .hand_over(run), .send_again(run), .running()
     run_folder: Path | None = None
     mail_from: str = Settings.mail_from  # the sender the emails were rebuilt with
+    sign_in_slots: SignInSlots = dataclasses.field(default_factory=lambda: SignInSlots(SIGN_IN_SLOTS))
 
 
-def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_from: str = Settings.mail_from) -> Starlette:
+class ConsoleApp(Starlette):
+    """Starlette with `errors.Shield` outside its ServerErrorMiddleware, so that a 500 too carries
+    the security headers."""
+
+    def build_middleware_stack(self):
+        return errors.Shield(super().build_middleware_stack())
+
+
+def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_from: str = Settings.mail_from,
+               sign_in_slots: int = SIGN_IN_SLOTS) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         with workers.running():
             yield
 
-    app = Starlette(routes=[*api.ROUTES, *pages.ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"),
-                                                               name="static")],
-                    middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden, ServiceError: _refused,
-                                        404: _not_found, 405: _not_allowed},
-                    lifespan=lifespan)
-    app.state.console = Console(engine, workers, run_folder, mail_from)
+    app = ConsoleApp(routes=[*api.ROUTES, *pages.ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"),
+                                                                name="static")],
+                     exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden,
+                                         ServiceError: errors.refused, HTTPException: errors.http_error,
+                                         Exception: errors.unexpected},
+                     max_body_size=BODY_LONGEST, lifespan=lifespan)
+    app.router.redirect_slashes = False  # errors.http_error redirects by a relative address instead
+    app.state.console = Console(engine, workers, run_folder, mail_from, SignInSlots(sign_in_slots))
     app.state.templates = templates()
     return app
 
@@ -103,25 +117,6 @@ async def _forbidden(request: Request, error: Forbidden) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": error.message}, status_code=403)
     return pages.page(request, "error.html", {"title": "Accès refusé", "message": error.message}, 403)
-
-
-async def _refused(request: Request, error: ServiceError) -> Response:
-    """Any refusal of a service, by its class: its status, its French sentence, and its page's title."""
-    if _wants_json(request):
-        return JSONResponse({"error": str(error)}, status_code=error.status)
-    return pages.page(request, "error.html", {"title": error.title, "message": str(error)}, error.status)
-
-
-async def _not_found(request: Request, _error) -> Response:
-    if _wants_json(request):
-        return JSONResponse({"error": "Adresse inconnue."}, status_code=404)
-    return pages.page(request, "error.html", {"title": "Page introuvable", "message": "Cette adresse n'existe pas."},
-                      404)
-
-
-async def _not_allowed(request: Request, _error) -> Response:
-    return JSONResponse({"error": "Méthode non permise."}, status_code=405) if _wants_json(request) else \
-        pages.page(request, "error.html", {"title": "Méthode non permise", "message": "Cette action n'existe pas ici."}, 405)
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")

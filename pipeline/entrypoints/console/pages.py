@@ -2,44 +2,42 @@
 and their differences, reports, the outbox, a reallocation composed, previewed, confirmed and followed,
 and, for admins, the accounts and the audit log.
 
-A service's refusal that ends a page is rendered by the application's handler for its class (app.py);
-a page catches one only to show it beside the form that asked.
+A service's refusal that ends a page is rendered by the application's handler for its class
+(errors.refused); a page catches one only to show it beside the form that asked.
 
 One module, over 300 lines: every page is a few lines from its route to one service call and one template,
 sharing the guard, the rendering and the audit; the JSON routes are in api.py, the reading of what a person
-sends in requests.py."""
+sends in requests.py and bounds.py, the error pages in errors.py."""
 
 from __future__ import annotations
-
-import json
-import tempfile
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.domain.vocabulary import SETTLED, Action
-from pipeline.services import ServiceError, accounts, audit, chain, confirmations, explain, messages, runs, support
-from pipeline.services.outputs import write_outputs
+from pipeline.domain.vocabulary import SETTLED, Action, EmailState
+from pipeline.services import (ServiceError, accounts, audit, chain, confirmations, explain, messages, reports, runs,
+                               support)
 from pipeline.services.reallocation import preview_reallocation
 
-from . import requests
+from . import bounds, requests
 from .api import reallocate
-from .security import (ACTING, ADMIN, COOKIE, CSRF_FIELD, address, clear_session_cookies, guard, now, same_origin,
-                       set_session_cookies)
+from .security import (ACTING, ADMIN, COOKIE, CSRF_FIELD, Busy, address, clear_session_cookies, guard, now,
+                       same_origin, set_session_cookies)
 
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 FOLLOW_SECONDS = 2
+PAGE_ROWS = 200  # rows of the outbox and of the journal a page shows
+RESEND_LONGEST = 2000  # emails ticked for one resend
 
 
-def page(request: Request, name: str, context: dict, status: int = 200) -> Response:
+def page(request: Request, name: str, context: dict, status: int = 200, headers: dict | None = None) -> Response:
     user = getattr(request.state, "user", None)
     return request.app.state.templates.TemplateResponse(
         request, name, {"user": user, "csrf_field": CSRF_FIELD, "csrf": user.csrf_token if user else "",
                         "acting": bool(user and user.role in ACTING), "admin": bool(user and user.role in ADMIN),
-                        **context}, status_code=status)
+                        **context}, status_code=status, headers=headers)
 
 
 def _engine(request: Request):
@@ -64,12 +62,14 @@ async def login(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("username") or ""), str(form.get("password") or "")
     try:
-        signed = await run_in_threadpool(accounts.sign_in, _engine(request), name, password, address(request), now())
-    except accounts.TooManyAttempts:
-        return page(request, "login.html", {"message": "Trop de tentatives de connexion refusées : réessayez dans "
-                                                       "15 minutes."}, 429)
-    except accounts.SignInRefused:
-        return page(request, "login.html", {"message": "Identifiant ou mot de passe incorrect."}, 401)
+        with request.app.state.console.sign_in_slots.taken():
+            signed = await run_in_threadpool(accounts.sign_in, _engine(request), name, password, address(request),
+                                             now())
+    except (accounts.TooManyAttempts, Busy) as error:
+        return page(request, "login.html", {"message": str(error)}, error.status,
+                    headers={"Retry-After": str(error.retry_after)})
+    except accounts.SignInRefused as error:
+        return page(request, "login.html", {"message": str(error)}, error.status)
     response = RedirectResponse("/", status_code=303)
     set_session_cookies(request, response, signed)
     return response
@@ -97,6 +97,10 @@ async def search(request: Request) -> Response:
     name never appears in an address."""
     text = str((await request.form()).get("q") or "").strip()
     sessions = await run_in_threadpool(support.all_sessions, _engine(request))
+    try:
+        bounds.search_text(text)
+    except bounds.BadInput as error:
+        return page(request, "home.html", {"sessions": sessions, "message": str(error), "q": text[:100]}, 400)
     compact = text.replace(" ", "")
     if compact[:1].isdigit() and len(compact) <= 9:
         try:
@@ -125,22 +129,39 @@ async def officine(request: Request) -> Response:
 
 @guard()
 async def explanation(request: Request) -> Response:
-    order_id = request.path_params["order_id"][:32]
-    session_id, version = request.query_params.get("session") or None, request.query_params.get("run")
-    found = await run_in_threadpool(explain.explain, _engine(request), order_id, session_id,
-                                    int(version) if version and version.isdigit() else None)
+    order_id = request.path_params["order_id"]
+    session_id = bounds.identifier(request.query_params.get("session"), "la session")
+    version = bounds.whole(request.query_params.get("run"), "la version (run)")
+    found = await run_in_threadpool(explain.explain, _engine(request), order_id, session_id, version)
     await _record(request, Action.EXPLAIN, session_id=found["session"], target=order_id)
     said = " ; ".join(found["phrases"])
     return page(request, "explanation.html", {"found": found, "said": said[:1].upper() + said[1:] + "."})
 
 
-@guard()
+@guard(ACTING)
 async def message(request: Request) -> Response:
-    """One email as it was sent, rebuilt from the stored run."""
+    """One email as it was sent, rebuilt from the stored run: operators reach it from the outbox."""
+    return await _message(request, None)
+
+
+@guard()
+async def officine_message(request: Request) -> Response:
+    """The same, reached through the officine it was sent to or about (support's way, R12)."""
+    try:
+        finess = requests.finess(request.path_params["finess"])
+    except requests.BadRequest as error:
+        return page(request, "error.html", {"title": "Numéro FINESS invalide", "message": error.message}, 400)
+    return await _message(request, finess)
+
+
+async def _message(request: Request, finess: str | None) -> Response:
+    """Audited before it is read, so that a read that fails is in the journal too (its target is
+    the email's number and the officine, never the address)."""
     outbox_id = request.path_params["outbox_id"]
-    found = await run_in_threadpool(messages.message, _engine(request), outbox_id, request.app.state.console.mail_from)
-    await _record(request, Action.MESSAGE, session_id=found["session_id"], target=f"email {outbox_id}")
-    return page(request, "message.html", {"found": found})
+    await _record(request, Action.MESSAGE, target=f"email {outbox_id}" + (f" ({finess})" if finess else ""))
+    found = await run_in_threadpool(messages.message, _engine(request), outbox_id,
+                                    request.app.state.console.mail_from, finess)
+    return page(request, "message.html", {"found": found, "finess": finess})
 
 
 # A session's versions, their differences, reports, and following a run.
@@ -152,14 +173,12 @@ async def session(request: Request) -> Response:
     compared, message = None, None
     before, after = request.query_params.get("avant"), request.query_params.get("apres")
     if before and after:
-        if not (before.isdigit() and after.isdigit()):
-            message = "Choisissez deux versions."
-        else:
-            try:
-                compared = await run_in_threadpool(support.compare_runs, _engine(request), session_id, int(before),
-                                                   int(after))
-            except ServiceError as error:
-                message = str(error)
+        try:
+            compared = await run_in_threadpool(support.compare_runs, _engine(request), session_id,
+                                               bounds.whole(before, "la version de départ"),
+                                               bounds.whole(after, "la version d'arrivée"))
+        except ServiceError as error:  # a version that is no number, or no version of the session
+            message = str(error)
     return page(request, "session.html", {"session_id": session_id, "versions": versions, "compared": compared,
                                           "message": message}, 400 if message else 200)
 
@@ -173,26 +192,12 @@ async def report(request: Request) -> Response:
         return page(request, "error.html", {"title": "Rapport pas encore prêt", "message": (
             f"La version {version} est encore en calcul : son rapport sera prêt une fois ses livraisons planifiées.")},
             409)
-    folder = request.app.state.console.run_folder
-    html = await run_in_threadpool(_report_html, _engine(request), run,
-                                   None if folder is None else folder / "runs" / str(version) / "report.html")
+    html = await run_in_threadpool(reports.report_html, _engine(request), run, now())
     if html is None:
         return page(request, "error.html", {"title": "Rapport indisponible", "message": (
             f"Le rapport de la version {version} n'a pas pu être produit ; ses fichiers de données sont écrits. "
             "La cause est consignée dans le journal de l'application.")}, 503)
     return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_POLICY})
-
-
-def _report_html(engine, run: int, written: Path | None) -> str | None:
-    """The run's report.html: as `vialflow run` or `reallocate` wrote it into the run folder once its
-    emails had settled, else written now by the outputs service from the stored run; None when the
-    report cannot be made (the failure is recorded on the run)."""
-    if written is not None and written.is_file():
-        return written.read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory() as folder:
-        if write_outputs(engine, run, Path(folder)).view_failure:
-            return None
-        return (Path(folder) / "report.html").read_text(encoding="utf-8")
 
 
 @guard()
@@ -234,13 +239,13 @@ async def preview(request: Request) -> Response:
     try:
         upload = form.get("fichier")
         if upload is not None and getattr(upload, "filename", ""):
-            changes = requests.changes_from_toml(await upload.read())
+            changes = bounds.toml_changes(requests.changes_from_toml, await upload.read())
         else:
             changes = requests.changes_from_form(form)
         found = await reallocate(request, session_id, changes, "", True)
     except requests.BadRequest as error:
         return await _compose(request, {"message": error.message, "form": dict(form.items())}, 400)
-    except ServiceError as error:
+    except ServiceError as error:  # an input of the wrong shape (bounds), or the service's refusal
         return await _compose(request, {"message": str(error), "form": dict(form.items())}, error.status)
     return page(request, "preview.html", {"session_id": session_id, "preview": found,
                                           "changes": changes.model_dump_json()})
@@ -251,8 +256,8 @@ async def confirm(request: Request) -> Response:
     form = await request.form()
     session_id = request.path_params["session_id"]
     try:
-        changes = requests.changes_from_json(json.loads(str(form.get("changes") or "null")))
-    except (requests.BadRequest, ValueError):
+        changes = requests.changes_from_json(bounds.json_value(str(form.get("changes") or "null"), "Les modifications"))
+    except (requests.BadRequest, bounds.BadInput):
         return await _compose(request, {"message": "Modifications illisibles : recomposez la réallocation."}, 400)
     try:
         reason = requests.reason(form.get("reason"))
@@ -281,11 +286,22 @@ async def outbox(request: Request) -> Response:
 async def _outbox(request: Request, message: str | None, status: int = 200, done: str | None = None) -> Response:
     session_id = request.path_params["session_id"]
     state = request.query_params.get("etat") or None
-    rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id, None, state)
-    await _record(request, Action.OUTBOX, session_id=session_id, detail={"state": state})
+    if state is not None and EmailState.of(state) is None:
+        raise bounds.BadInput(f"État inconnu « {state[:20]} ».")
+    number = bounds.whole(request.query_params.get("page"), "la page") or 1
+    rows, total = await run_in_threadpool(confirmations.outbox_page, _engine(request), session_id, state,
+                                          PAGE_ROWS, (number - 1) * PAGE_ROWS)
+    await _record(request, Action.OUTBOX, session_id=session_id, detail={"state": state, "page": number})
     listed = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    return page(request, "outbox.html", {"session_id": session_id, "rows": listed, "state": state,
-                                         "message": message, "done": done}, status)
+    return page(request, "outbox.html", {"session_id": session_id, "rows": listed, "state": state, "total": total,
+                                         "pages": _pages(number, total), "message": message, "done": done}, status)
+
+
+def _pages(number: int, total: int) -> dict:
+    """The page shown, the last one, and the neighbours to link to."""
+    last = max(1, -(-total // PAGE_ROWS))
+    return {"number": number, "last": last, "previous": number - 1 if number > 1 else None,
+            "next": number + 1 if number < last else None, "first_row": (number - 1) * PAGE_ROWS + 1}
 
 
 @guard(ACTING, csrf=True)
@@ -294,14 +310,17 @@ async def resend(request: Request) -> Response:
     form = await request.form()
     try:
         reason = requests.reason(form.get("reason"))
-        ids = [int(x) for x in form.getlist("ids") if str(x).isdigit()]
+        ticked = form.getlist("ids")
+        if len(ticked) > RESEND_LONGEST:
+            raise requests.BadRequest(f"Cochez au plus {RESEND_LONGEST} emails à la fois.")
+        ids = [bounds.whole(str(x), "un email coché", required=True) for x in ticked]
         if not ids:
             raise requests.BadRequest("Cochez au moins un email à renvoyer.")
         reopened = await run_in_threadpool(confirmations.resend, _engine(request), session_id, None, None,
-                                           request.state.user.name, reason, now(), ids)
+                                           request.state.user.name, reason, now(), ids, address=address(request))
     except requests.BadRequest as error:
         return await _outbox(request, error.message, 400)
-    except ServiceError as error:
+    except ServiceError as error:  # an input of the wrong shape (bounds), or the service's refusal
         return await _outbox(request, str(error), error.status)
     rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id)
     for version in sorted(set(int(v) for v in rows.loc[rows["id"].isin(reopened), "version"])):
@@ -320,8 +339,11 @@ async def accounts_page(request: Request) -> Response:
 
 @guard(ADMIN)
 async def journal(request: Request) -> Response:
-    found = await run_in_threadpool(audit.log, _engine(request), 500)
-    return page(request, "journal.html", {"actions": found})
+    """The journal, newest first, a page at a time (`?avant=ID`: the actions before that one)."""
+    before = bounds.whole(request.query_params.get("avant"), "la page du journal")
+    found = await run_in_threadpool(audit.log, _engine(request), PAGE_ROWS + 1, before=before)
+    return page(request, "journal.html", {"actions": found[:PAGE_ROWS], "rows": PAGE_ROWS,
+                                          "older": found[PAGE_ROWS - 1]["id"] if len(found) > PAGE_ROWS else None})
 
 
 ROUTES = [
@@ -331,16 +353,17 @@ ROUTES = [
     Route("/", home),
     Route("/recherche", search, methods=["POST"]),
     Route("/officines/{finess}", officine),
-    Route("/lignes/{order_id}/explication", explanation),
-    Route("/emails/{outbox_id:int}", message),
-    Route("/sessions/{session_id}", session),
-    Route("/sessions/{session_id}/versions/{version:int}/rapport", report),
-    Route("/sessions/{session_id}/versions/{version:int}/suivi", follow),
-    Route("/sessions/{session_id}/reallocation", compose),
-    Route("/sessions/{session_id}/reallocation/apercu", preview, methods=["POST"]),
-    Route("/sessions/{session_id}/reallocation/confirmer", confirm, methods=["POST"]),
-    Route("/sessions/{session_id}/emails", outbox),
-    Route("/sessions/{session_id}/emails/renvoi", resend, methods=["POST"]),
+    Route("/officines/{finess}/emails/{outbox_id:number}", officine_message),
+    Route("/lignes/{order_id:id}/explication", explanation),
+    Route("/emails/{outbox_id:number}", message),
+    Route("/sessions/{session_id:id}", session),
+    Route("/sessions/{session_id:id}/versions/{version:number}/rapport", report),
+    Route("/sessions/{session_id:id}/versions/{version:number}/suivi", follow),
+    Route("/sessions/{session_id:id}/reallocation", compose),
+    Route("/sessions/{session_id:id}/reallocation/apercu", preview, methods=["POST"]),
+    Route("/sessions/{session_id:id}/reallocation/confirmer", confirm, methods=["POST"]),
+    Route("/sessions/{session_id:id}/emails", outbox),
+    Route("/sessions/{session_id:id}/emails/renvoi", resend, methods=["POST"]),
     Route("/admin/comptes", accounts_page),
     Route("/admin/journal", journal),
 ]

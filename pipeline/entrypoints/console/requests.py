@@ -14,14 +14,15 @@ from pydantic import ValidationError
 from pipeline.adapters.files.changes import read_changes
 from pipeline.adapters.files.scenario import ScenarioError
 from pipeline.domain.changes import Changes
-from pipeline.domain.identifiers import FINESS
+from pipeline.domain.identifiers import CONTROL, FINESS
 
 WHAT = {"missing": "manquant", "extra_forbidden": "champ inconnu", "greater_than_equal": "doit être positif ou nul",
         "greater_than": "doit être positif", "less_than_equal": "trop grand", "int_type": "doit être un nombre entier",
         "int_parsing": "doit être un nombre entier", "date_type": "doit être une date (AAAA-MM-JJ)",
         "date_from_datetime_parsing": "doit être une date (AAAA-MM-JJ)", "date_parsing": "doit être une date (AAAA-MM-JJ)",
         "value_error": "valeur invalide", "string_type": "doit être un texte", "dict_type": "doit être une table",
-        "tuple_type": "doit être une liste", "list_type": "doit être une liste", "model_type": "doit être un objet"}
+        "tuple_type": "doit être une liste", "list_type": "doit être une liste", "model_type": "doit être un objet",
+        "too_long": "trop d'éléments"}
 FIELDS = {"effective": "date d'effet", "supply": "stock", "cancel": "lignes annulées", "depot_days": "jours de dépôt",
           "redistribution": "redistribution", "depot_id": "dépôt", "date": "date", "capacity_vials": "capacité",
           "order_id": "ligne", "vials": "flacons", "to_rpps": "RPPS du professionnel qui reçoit"}
@@ -91,6 +92,8 @@ def reason(text: object) -> str:
     said = " ".join(str(text or "").split())
     if not said:
         raise BadRequest("Un motif est obligatoire.")
+    if re.search(CONTROL, said):
+        raise BadRequest("Le motif contient un caractère de contrôle : retapez-le.")
     if len(said) > 500:
         raise BadRequest("Le motif tient en 500 caractères au plus.")
     return said

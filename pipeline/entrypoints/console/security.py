@@ -7,15 +7,17 @@ state-changing API call as the `X-CSRF-Token` header.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hmac
+import threading
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pipeline.services import accounts
+from pipeline.services import ServiceError, accounts
 
 COOKIE, CSRF_COOKIE, CSRF_HEADER, CSRF_FIELD = "vialflow_session", "csrftoken", "X-CSRF-Token", "csrftoken"
 ANY, ACTING, ADMIN = accounts.ROLES, accounts.ACTING, ("admin",)
@@ -29,6 +31,32 @@ HEADERS = [
     (b"cache-control", b"no-store"),  # health data: no copy in a shared browser's cache
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+
+
+class Busy(ServiceError):
+    """Every password-check slot of this process is taken: 503, to try again in a second."""
+
+    status, retry_after = 503, 1
+
+    def __init__(self) -> None:
+        super().__init__("Trop de connexions en cours : réessayez dans un instant.")
+
+
+class SignInSlots:
+    """At most `size` password checks at once in this process: argon2id holds 64 MiB for each, so a
+    flood of sign-ins is refused at once (Busy) beyond them, before it reaches a thread or the hash."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    @contextlib.contextmanager
+    def taken(self):
+        if not self._free.acquire(blocking=False):
+            raise Busy()
+        try:
+            yield
+        finally:
+            self._free.release()
 
 
 class NotSignedIn(Exception):
@@ -107,23 +135,3 @@ def same_origin(request: Request) -> bool:
     if not origin or origin == "null":
         return origin is None
     return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
-
-
-class SecurityHeaders:
-    """Every answer carries HEADERS (an answer that sets its own CSP, the report, keeps it)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def sending(message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (name, value) for name, value in HEADERS if name not in present]
-            await send(message)
-
-        await self.app(scope, receive, sending)

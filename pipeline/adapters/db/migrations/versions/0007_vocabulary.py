@@ -4,14 +4,14 @@ which step failed for good (one of the run steps) beside why
 The codes are written out here as they were when this revision was made (pipeline/domain/vocabulary.py):
 a migration describes the schema at its point in history.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 from alembic import op
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
