@@ -5,7 +5,6 @@ parameter, and a module over 300 lines saying why it is one piece."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from pipeline.services import chain
 
@@ -14,7 +13,7 @@ from .test_layers import ROOT, modules
 DATABASE = ROOT / "pipeline" / "adapters" / "db"
 
 
-def _project_names(tree: ast.AST, package: str) -> set[str]:
+def _project_names(tree: ast.AST) -> set[str]:
     """The names a module binds to the project's modules (and what it imports from them)."""
     bound = set()
     for node in ast.walk(tree):
@@ -33,7 +32,7 @@ def private_uses(source: str, name: str) -> list[str]:
     found = [f"{name}: from {node.module} import {alias.name}" for node in ast.walk(tree)
              if isinstance(node, ast.ImportFrom) for alias in node.names
              if alias.name.startswith("_") and not alias.name.startswith("__")]
-    project = _project_names(tree, name)
+    project = _project_names(tree)
     found += [f"{name}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in project
               and node.attr.startswith("_") and not node.attr.startswith("__")]
@@ -46,7 +45,8 @@ def test_no_module_uses_a_name_another_module_keeps_private():
 
 
 def test_the_checker_sees_a_private_import_and_a_private_attribute():
-    source = "from pipeline.entrypoints.runner import _loopback_sink\nfrom pipeline import bootstrap\nbootstrap._current\n"
+    source = ("from pipeline.entrypoints.runner import _loopback_sink\n"
+              "from pipeline import bootstrap\nbootstrap._current\n")
     assert private_uses(source, "m") == ["m: from pipeline.entrypoints.runner import _loopback_sink",
                                          "m: bootstrap._current"]
 

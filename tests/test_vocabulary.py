@@ -74,7 +74,8 @@ def label_dicts(source: str, name: str) -> list[str]:
 
 
 def test_no_module_keeps_labels_of_its_own_for_the_vocabulary_s_codes():
-    sources = [p for p in (ROOT / "pipeline").rglob("*.py") if p.name != "vocabulary.py" and "migrations" not in p.parts]
+    sources = [path for path in (ROOT / "pipeline").rglob("*.py")
+               if path.name != "vocabulary.py" and "migrations" not in path.parts]
     assert [found for path in sources for found in label_dicts(path.read_text(encoding="utf-8"), path.name)] == []
 
 

@@ -90,7 +90,8 @@ def workers(settings: Settings, mail_folder: Path):
         if settings.in_process:
             smtp_url = settings.smtp_url or stack.enter_context(loopback_sink(mail_folder))
             # Whether emails are signed matters for a real SMTP server, not for the loopback one.
-            stack.enter_context(in_process_worker(replace(settings, smtp_url=smtp_url), announce=bool(settings.smtp_url)))
+            stack.enter_context(in_process_worker(replace(settings, smtp_url=smtp_url),
+                                                  announce=bool(settings.smtp_url)))
         else:
             app.conf.broker_url = settings.broker_url
         stack.enter_context(ticking())
@@ -129,7 +130,8 @@ def wait_until_settled(engine, run: int, show, timeout: float) -> None:
     def settled():
         counts = confirmations.outbox_counts(engine, run)
         waiting = sum(n for state, n in counts.items() if state not in SETTLED)
-        show(f"{RunStep.SEND.short} : {counts.get(EmailState.SENT, 0)} {EmailState.SENT.short}(s), {waiting} restant(s)")
+        sent = counts.get(EmailState.SENT, 0)
+        show(f"{RunStep.SEND.short} : {sent} {EmailState.SENT.short}(s), {waiting} restant(s)")
         if not waiting:
             confirmations.settle(engine, run, dt.datetime.now(dt.timezone.utc))
         return not waiting

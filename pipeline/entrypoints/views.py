@@ -164,8 +164,9 @@ def changes_text(changes: dict) -> str:
     said += [f"stock de {key} : {vials(n)}" for key, n in (changes.get("supply") or {}).items()]
     if changes.get("cancel"):
         said.append(f"lignes annulées : {', '.join(changes['cancel'])}")
-    said += [f"dépôt {d['depot_id']} le {_day(d['date'])} : "
-             + ("fermé" if not d["capacity_vials"] else vials(d["capacity_vials"])) for d in changes.get("depot_days") or ()]
+    said += [f"dépôt {d['depot_id']} le {_day(d['date'])} : " + ("fermé" if not d["capacity_vials"] else
+                                                                  vials(d["capacity_vials"]))
+             for d in changes.get("depot_days") or ()]
     said += [f"redistribution de {vials(r['vials'])} de la ligne {r['order_id']} au professionnel RPPS {r['to_rpps']}"
              for r in changes.get("redistribution") or ()]
     return "\n".join(said)
@@ -216,7 +217,8 @@ def preview_text(found: dict) -> str:
         if line["reason_before"] != line["reason_after"]:
             said += f"  ({Reason.labelled(line['reason_before'])} → {Reason.labelled(line['reason_after'])})"
         if line["order_id"] in moved:
-            said += f"  livraisons : {_days(moved[line['order_id']]['before'])} → {_days(moved[line['order_id']]['after'])}"
+            days = moved[line["order_id"]]
+            said += f"  livraisons : {_days(days['before'])} → {_days(days['after'])}"
         out.append(said)
     out.append("  flacons servis : " + ", ".join(f"{key} {v['before']} → {v['after']}"
                                                for key, v in found["vials"].items()))

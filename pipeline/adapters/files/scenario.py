@@ -330,7 +330,8 @@ def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFram
     reject(~frame["injection"].isin(INJECTIONS),
            lambda row: f"injection inconnue : {_cited(row.injection)} (first ou second attendu)")
     reject(~frame["vaccine"].isin(list(session.vaccines)),
-           lambda row: f"vaccin inconnu : {_cited(row.vaccine)} (vaccins de la session : {', '.join(session.vaccines)})")
+           lambda row: f"vaccin inconnu : {_cited(row.vaccine)} "
+                       f"(vaccins de la session : {', '.join(session.vaccines)})")
     first_line = dict(zip(frame["order_id"][::-1], frame["line"][::-1]))
     reject((frame["order_id"] != "") & frame["order_id"].duplicated(),
            lambda row: f"order_id en double : {row.order_id} (déjà en ligne {first_line[row.order_id]})")

@@ -30,7 +30,8 @@ UNEXPECTED = ("Une erreur inattendue s'est produite ; rien n'a été modifié pa
 
 def answer(request: Request, status: int, message: str, headers: dict | None = None, title: str | None = None,
            **extra) -> Response:
-    """A French page (titled `title`, else by its status), or `{"error": message}` under /api/, with this status."""
+    """A French page (titled `title`, else by its status), or `{"error": message}` under /api/, with this
+    status."""
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
     from .pages import page
