@@ -29,11 +29,17 @@ def test_every_code_has_a_short_and_a_long_french_label_and_no_two_codes_share_o
     assert len(set(shorts)) == len(shorts), shorts
 
 
-def test_the_codes_are_the_contract_s_and_the_allocation_core_s_in_their_order():
+def test_the_codes_are_the_contract_s_in_its_order_and_the_core_takes_them_from_the_vocabulary():
     assert [s.value for s in Status] == ["served", "partial", "refused"]
-    assert tuple(r.value for r in Reason) == allocate.REASONS  # ok, the cuts, then the outright checks in order
-    assert tuple(k.value for k in Kind) == rules.KINDS and tuple(i.value for i in Injection) == rules.INJECTIONS
-    assert set(allocate.STATUSES) == {s.value for s in Status}
+    # ok, the three cuts, then the outright refusals in the order the contract checks them
+    assert [r.value for r in Reason] == ["ok", "cap", "unit", "supply", "cancelled", "window", "unknown_pharmacy",
+                                         "zone", "eligibility", "unknown_professional", "not_attached"]
+    assert [k.value for k in Kind] == ["pharmacien", "medecin", "medecin_travail", "sage_femme", "infirmier"]
+    assert [i.value for i in Injection] == ["first", "second"]
+    assert allocate.REASONS == tuple(Reason) and allocate.OUTRIGHT == allocate.REASONS[4:]
+    assert set(allocate.STATUSES) == set(Status)
+    assert rules.KINDS == tuple(Kind) and rules.INJECTIONS == tuple(Injection)
+    assert rules.PROFESSIONAL_KINDS == ("medecin", "medecin_travail", "sage_femme", "infirmier")
     assert "status" in DELIVERY_COLUMNS and [d.value for d in Delivery] == ["scheduled", "pending"]
 
 
