@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipeline.domain.french import french_date, number
 from pipeline.domain.report import ReportData, VaccineFigures
+from pipeline.domain.allocate import OUTRIGHT
 from pipeline.domain.vocabulary import EmailState, Reason
 
 # summary.json's email counts, as the vocabulary says them (`waiting`: every state not yet settled).
@@ -53,7 +54,7 @@ def render_report(data: ReportData) -> str:
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
     return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
                               french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
-                              lowest=_lowest_departments(data))
+                              lowest=_lowest_departments(data), outright=[Reason(code).short for code in OUTRIGHT])
 
 
 def _matplotlib():

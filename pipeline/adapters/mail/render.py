@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from pipeline.domain.confirmation import APPOINTMENT_DELAY, REDISTRIBUTION_DELAY, Confirmation, Gift, Line
 from pipeline.domain.french import french_date, number, vials
-from pipeline.domain.vocabulary import Injection, Kind, Reason, Status
+from pipeline.domain.vocabulary import Delivery, Injection, Kind, Reason, Status
 
 from . import mime, spreadsheet
 from .mime import clean
@@ -130,7 +130,7 @@ def confirmation_xlsx(confirmation: Confirmation) -> bytes:
         for index, (day, count) in enumerate(line.deliveries or ((None, None),)):
             depot = clean(line.depots[index]) if index < len(line.depots) else ""
             if day is None:
-                when = "date communiquée ultérieurement" if count else None
+                when = Delivery.PENDING.long if count else None
                 rows.append((*head, when, count, depot, None, None, given))
             else:
                 rows.append((*head, day, int(count), depot, day + APPOINTMENT_DELAY,
@@ -210,7 +210,7 @@ def _line_view(line: Line, officine: bool) -> dict:
         "group_title": _group_title(line.effector, beneficiary, clean(line.rpps)) if officine else "",
         "calendar_title": f"{vaccine} {injection}" + (
             "" if not officine or line.effector == "pharmacien" else
-            ", infirmiers rattachés" if line.effector == "infirmier" else f", {beneficiary}"),
+            f", {Kind.INFIRMIER.short}" if line.effector == Kind.INFIRMIER else f", {beneficiary}"),
         "dates": line.deliveries,
     }
 
@@ -273,8 +273,8 @@ def _cap_reason(line: Line) -> str | None:
     """R4, R5: the cap that cut the line, in vials, as the pharmacist will check it."""
     if line.cap is None:
         return None
-    whose = {"pharmacien": "pour l'officine", "infirmier": "pour les infirmiers rattachés à l'officine"}.get(
-        line.effector) or f"par {_label(Kind, line.effector)}"
+    whose = ("pour l'officine" if line.effector == Kind.PHARMACIEN else
+             f"pour les {Kind.INFIRMIER.long}" if line.effector == Kind.INFIRMIER else f"par {_label(Kind, line.effector)}")
     return (f"Plafond de {vials(line.cap)} {whose} atteint pour ce vaccin et cette injection, compte tenu "
             "des lignes déjà commandées.")
 
@@ -283,7 +283,7 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
     if effector == "pharmacien":
         return "Pour l'officine (pharmacien)"
     if effector == "infirmier":
-        return "Pour les infirmiers rattachés"
+        return f"Pour les {Kind.INFIRMIER.short}"
     whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name or "le professionnel"
     return f"Pour {whom} ({_label(Kind, effector)}, RPPS {rpps})"
 
@@ -309,10 +309,10 @@ def _outcome(vaccine: str, injection: str, requested: int, allocated: int, statu
 @lru_cache(maxsize=8192)
 def _delivery(day: dt.date | None, count: int, officine: bool, depot: str = "") -> tuple[str, str]:
     if day is None:
-        values = ("", vials(count), "", "", depot)
+        values = ("", vials(count), "", "", depot, Delivery.PENDING.long)
     else:
         values = (french_date(day), vials(count), french_date(day + APPOINTMENT_DELAY),
-                  french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot)
+                  french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot, "")
     return tuple(parts.delivery(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
