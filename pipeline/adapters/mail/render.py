@@ -274,7 +274,8 @@ def _cap_reason(line: Line) -> str | None:
     if line.cap is None:
         return None
     whose = ("pour l'officine" if line.effector == Kind.PHARMACIEN else
-             f"pour les {Kind.INFIRMIER.long}" if line.effector == Kind.INFIRMIER else f"par {_label(Kind, line.effector)}")
+             f"pour les {Kind.INFIRMIER.long}" if line.effector == Kind.INFIRMIER else
+             f"par {_label(Kind, line.effector)}")
     return (f"Plafond de {vials(line.cap)} {whose} atteint pour ce vaccin et cette injection, compte tenu "
             "des lignes déjà commandées.")
 
