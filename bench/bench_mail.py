@@ -24,7 +24,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 
 from pipeline.adapters.mail import render as mail
-from pipeline.adapters.mail.render import Confirmation, Line
+from pipeline.domain.confirmation import Confirmation, Line
 from pipeline.adapters.mail.sink import MailSink
 from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
-from pipeline.services import runs as services
+from pipeline.domain.vocabulary import RunStep
+from pipeline.services import chain, runs as services
 from pipeline.generator.generate import generate_scenario
 from pipeline.entrypoints.runner import load_into
 from pipeline.adapters.db import make_engine, migrate
@@ -80,8 +81,8 @@ def queued(scenario: Path, log: Path) -> float:
         app.conf.broker_url = broker
         start = time.perf_counter()
         with app.connection_for_write() as connection:
-            app.send_task("pipeline.close_session", args=[session_id], connection=connection)
-        while services.progress(engine, session_id)["step"] != "scheduled":
+            app.send_task(chain.CLOSE.task, args=[session_id], connection=connection)
+        while services.progress(engine, session_id)["done"] not in (RunStep.SCHEDULE, RunStep.PREPARE, RunStep.SEND):
             time.sleep(0.05)
         return time.perf_counter() - start
     finally:

@@ -15,6 +15,7 @@ from pipeline.adapters.files.outputs import write_csv
 from pipeline.adapters.files.report import write_report
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.domain.allocate import allocate
+from pipeline.domain.changes import RunChanges
 from pipeline.domain.report import report_data
 from pipeline.domain.schedule import schedule_deliveries
 from pipeline.domain.summary import emails_summary
@@ -32,7 +33,7 @@ def main() -> None:
         served.insert(2, "depot_id", served["finess"].map(scenario.pharmacies.set_index("finess")["depot_id"]))
         deliveries = schedule_deliveries(served.reset_index(drop=True), scenario.depots, scenario.depot_days,
                                          session.vaccines)
-        run = SimpleNamespace(version=1, operator="scheduler", reason="session close", changes={})
+        run = SimpleNamespace(version=1, operator="scheduler", reason="session close", changes=RunChanges())
         print(f"{len(lines):,} lines, {len(deliveries):,} deliveries, {len(scenario.depots)} depots")
 
         started = time.perf_counter()

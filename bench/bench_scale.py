@@ -40,7 +40,7 @@ from sqlalchemy import text
 
 from bench.bench_mail import sink
 from bench.bench_pipeline import AMQP, ROOT, drop_database, fresh_database
-from pipeline.adapters.db import make_engine, migrate, queries
+from pipeline.adapters.db import make_engine, migrate, outbox, runs, sessions
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 from pipeline.entrypoints.runner import load_into
@@ -167,7 +167,7 @@ def measure(scenario: Path, lines: int, workers: int, folder: Path, smtp_url: st
     events = deployment.events()
     result.emails = _steps(result, events, session_id, run)
     with engine.connect() as c:
-        frame = queries.session_orders(c, session_id)
+        frame = sessions.session_orders(c, session_id)
     result.lines_mib = frame.memory_usage(deep=True).sum() / 2**20
     return result, deployment
 
@@ -218,8 +218,8 @@ def _send_span(events: list[dict], run: int) -> tuple[float, float, int]:
 def fast_path(deployment: Deployment, run: int, host: str, port: int) -> tuple[float, int]:
     """The same emails rendered and sent from this one process, with no database on the way."""
     with deployment.engine.connect() as c:
-        row = queries.run_row(c, run)
-        rows = queries.outbox_listing(c, row.session_id, run, None, False)
+        row = runs.run_row(c, run)
+        rows = outbox.outbox_listing(c, row.session_id, run, None, False)
         rows["replaces"] = None
         letters = confirmations(c, row, rows, SENDER)
     target = SmtpTarget(host, port, "none", None, None)

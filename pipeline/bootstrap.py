@@ -17,7 +17,7 @@ from pipeline.adapters import logs
 from pipeline.adapters.db import make_engine
 from pipeline.adapters.mail.signing import DkimKeyError, Signer
 from pipeline.adapters.mail.smtp import SmtpTarget
-from pipeline.services import ServiceError
+from pipeline.services import ServiceError, chain
 from pipeline.settings import Settings
 
 
@@ -121,5 +121,5 @@ def celery_settings(settings: Settings) -> dict:
     return {"broker_url": settings.broker_url or "memory://localhost/",
             # A tick still queued when the next one is sent is dropped (`expires`): behind a long step
             # on a busy pipeline worker, ticks would otherwise pile up and run back to back.
-            "beat_schedule": {"sessions-due": {"task": "schedules.tick", "schedule": settings.beat_seconds,
+            "beat_schedule": {"sessions-due": {"task": chain.TICK, "schedule": settings.beat_seconds,
                                                "options": {"expires": settings.beat_seconds}}}}

@@ -14,11 +14,11 @@ import datetime as dt
 
 from pipeline import bootstrap
 from pipeline.entrypoints.celery_app import app
-from pipeline.services import confirmations, runs
+from pipeline.services import chain, confirmations, runs
 from workers.tasks import TRANSIENT, allocate, close_session, export, fan_out, now as clock
 
 
-@app.task(name="schedules.tick", autoretry_for=TRANSIENT, retry_backoff=2, max_retries=3)
+@app.task(name=chain.TICK, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=3)
 def tick(now: str | None = None) -> list[str]:
     """`now` (ISO 8601) stands in for the clock in tests and replays."""
     at = dt.datetime.fromisoformat(now) if now else clock()

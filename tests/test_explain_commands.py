@@ -53,7 +53,7 @@ def test_explain_says_in_french_why_a_line_was_refused_for_supply(out):
 def test_explain_of_an_unknown_order_is_one_line_and_a_failure(out):
     done = vialflow("explain", "A-NOPE", "--out", str(out))
     assert done.returncode != 0
-    assert done.stderr == "vialflow: unknown order A-NOPE\n"
+    assert done.stderr == "vialflow: Ligne inconnue : A-NOPE.\n"
 
 
 def test_r11_preview_answers_what_would_change_and_leaves_the_run_folder_byte_for_byte(out, tmp_path):

@@ -16,7 +16,7 @@ def test_r12_lookup_speaks_french_with_closing_and_sending_times_in_paris_time(f
     text = done.stdout
     assert "Clôture   mardi 15 juin 2021 à 23:00 (heure de Paris)" in text  # closes_at is 21:00 UTC
     assert "Pharmacie de la Gare Morel" in text and "Dépôt     D-OCP-69  OCP Répartition, dépôt 69" in text
-    assert "jeudi 17 juin 2021 : " in text and " sur " in text and "1re inj." in text
+    assert "jeudi 17 juin 2021 : " in text and " sur " in text and "1re injection" in text
     assert "Emails de la version 1" in text and "envoyé" in text
     for english in ("UTC", "Closes", "Run 1", " of ", "Deliveries", "Emails of run", "sent\n"):
         assert english not in text, english
@@ -37,4 +37,4 @@ def test_r12_lookup_json_keeps_its_keys(fixture_run):
 def test_r12_lookup_of_an_unknown_officine_says_so_in_one_french_line(fixture_run):
     done = vialflow("lookup", "123456789", "--out", str(fixture_run))
     assert done.returncode != 0
-    assert done.stderr == "vialflow: l'officine 123456789 n'apparaît dans aucune session\n"
+    assert done.stderr == "vialflow: Aucune officine de numéro FINESS 123456789 dans aucune session enregistrée.\n"

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline.adapters.mail.mime import check_address, clean
-from pipeline.adapters.mail.render import CSV_COLUMNS, REASONS, Confirmation, Line, confirmation_csv, french_date, render
+from pipeline.adapters.mail.render import CSV_COLUMNS, confirmation_csv, french_date, render
+from pipeline.domain.confirmation import Confirmation, Gift, Line
+from pipeline.domain.vocabulary import Reason
 
 D, DAY = dt.date, dt.timedelta(days=1)
 OFFICINE, DOCTOR, OCCUPATIONAL, MIDWIFE = "690012345", "10018938356", "10451394570", "10999999999"
@@ -313,8 +315,9 @@ def test_r9_injections_are_written_1re_and_2e():
 
 def test_r9_a_served_line_shows_no_reason():
     assert "Motif" not in text_of(parse(render(confirmation([OFFICINE_LINES[0]]))))
-    assert set(REASONS) == {"cap", "unit", "supply", "eligibility", "window", "zone", "not_attached",
-                            "unknown_pharmacy", "unknown_professional", "cancelled"}
+    assert {reason.value for reason in Reason} == {"ok", "cap", "unit", "supply", "eligibility", "window", "zone",
+                                                   "not_attached", "unknown_pharmacy", "unknown_professional",
+                                                   "cancelled"}
 
 
 @pytest.mark.parametrize("day, words", [
@@ -529,7 +532,7 @@ def test_r8_each_delivery_names_its_wholesaler_and_depot():
     assert {row[12] for row in xlsx_rows(message)[1:] if row[11]} == {DEPOT}
 
 
-GIVEN = dataclasses.replace(OFFICINE_LINES[1], given=((3, "Dr Julien Girard (médecin, RPPS 10278079636)"),))
+GIVEN = dataclasses.replace(OFFICINE_LINES[1], given=(Gift(3, "10278079636", "Dr Julien Girard", "medecin"),))
 RECEIVED = Line("A-0002", "medecin", "10278079636", "Dr Julien Girard", "astrazeneca", "AstraZeneca", "first", 3, 3,
                 "served", "ok", ((D(2021, 7, 2), 3),), redistribution_from=OFFICINE,
                 received_from=f"Pharmacie de la Gare Morel (FINESS {OFFICINE})")

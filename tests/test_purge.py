@@ -9,7 +9,7 @@ import shutil
 
 from sqlalchemy import create_engine, text
 
-from pipeline.adapters.db import make_engine, queries
+from pipeline.adapters.db import actions, make_engine
 from pipeline.settings import DATABASE_FILE
 
 from .conftest import FIXTURE, vialflow
@@ -50,7 +50,7 @@ def test_purge_leaves_no_register_name_or_address_in_the_database_and_the_same_a
     assert not list((folder / "mail").glob("2021-06-14-*.eml"))
     assert answers("--out", str(folder)) == before
     with make_engine(url).connect() as c:
-        purge = queries.actions(c, action="purge")
+        purge = actions.actions(c, action="purge")
     assert purge["actor"].tolist() == ["DPO"] and purge["reason"].tolist() == ["durée de conservation atteinte"]
     assert not any(value in json.dumps(purge["detail"].tolist()) for value in names_and_addresses(FIXTURE))
 
@@ -60,7 +60,7 @@ def test_purge_refuses_a_session_within_its_retention(fixture_run, tmp_path):
     shutil.copytree(fixture_run, folder)
     done = vialflow("purge", "2021-06-14", "--out", str(folder), "--keep-days", "30", "--operator", "DPO",
                     "--reason", "test")
-    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "kept until" in done.stderr
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "est conservée jusqu'au" in done.stderr
     assert personal_values_stored(f"sqlite:///{folder / DATABASE_FILE}", FIXTURE)
 
 
@@ -73,13 +73,13 @@ def test_purge_refuses_a_session_whose_emails_have_not_all_settled(fixture_run, 
     engine.dispose()
     done = vialflow("purge", "2021-06-14", "--out", str(folder), "--keep-days", "0", "--operator", "DPO",
                     "--reason", "test")
-    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "1 email(s) not settled" in done.stderr
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "a 1 email(s) pas encore traité(s)" in done.stderr
     assert personal_values_stored(f"sqlite:///{folder / DATABASE_FILE}", FIXTURE)
 
 
 def test_purge_needs_an_operator_and_a_reason(fixture_run, tmp_path):
     done = vialflow("purge", "2021-06-14", "--out", str(fixture_run), "--keep-days", "0")
-    assert done.returncode == 1 and "operator" in done.stderr and done.stderr.count("\n") == 1
+    assert done.returncode == 1 and "(--operator)" in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_purge_cuts_names_and_addresses_out_of_a_stored_failure_message(fixture_run, tmp_path):

@@ -205,8 +205,8 @@ def test_date_without_offset_is_rejected_and_later_rows_read(folder):
     found, rejections = orders(folder, GOOD.format(id="A-1"),
                                "A-2,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n",
                                GOOD.format(id="A-3"))
-    assert rejected(rejections) == {3: ("A-2", "bad date in submitted_at: '2021-06-14T09:00:00' "
-                                            "(ISO 8601 with offset expected)")}
+    assert rejected(rejections) == {3: ("A-2", "date invalide dans submitted_at : '2021-06-14T09:00:00' (ISO 8601 "
+                                            "avec le décalage horaire attendu, comme 2021-06-14T09:12:03+02:00)")}
     assert found["order_id"].tolist() == ["A-1", "A-3"] and found["line"].tolist() == [2, 4]
 
 
@@ -221,15 +221,15 @@ def test_offsets_are_read_as_instants(folder):
 @pytest.mark.parametrize("vials", ["0", "-3", "7.5", "douze", "1e3", "+5"])
 def test_vials_not_a_positive_integer_is_rejected(folder, vials):
     found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{vials}\n"), GOOD.format(id="A-2"))
-    assert rejected(rejections) == {2: ("A-1", f"bad number in vials: '{vials}' (positive integer expected)")}
+    assert rejected(rejections) == {2: ("A-1", f"nombre invalide dans vials : '{vials}' (entier positif attendu)")}
     assert found["order_id"].tolist() == ["A-2"]
 
 
 @pytest.mark.parametrize("old, new, message", [
     ("pharmacien", "docteur",
-     "unknown effector 'docteur' (one of pharmacien, medecin, medecin_travail, sage_femme, infirmier)"),
-    ("first", "third", "unknown injection 'third' (first or second expected)"),
-    ("janssen", "sputnik", "unknown vaccine key 'sputnik' (this session has moderna, janssen, astrazeneca)"),
+     "effector inconnu : 'docteur' (l'un de pharmacien, medecin, medecin_travail, sage_femme, infirmier)"),
+    ("first", "third", "injection inconnue : 'third' (first ou second attendu)"),
+    ("janssen", "sputnik", "vaccin inconnu : 'sputnik' (vaccins de la session : moderna, janssen, astrazeneca)"),
 ])
 def test_unknown_effector_injection_or_vaccine_is_rejected(folder, old, new, message):
     found, rejections = orders(folder, GOOD.format(id="A-1"), GOOD.format(id="A-2").replace(old, new),
@@ -243,22 +243,22 @@ def test_missing_fields_are_named(folder):
                                "A-2,2021-06-14T09:00:00+02:00,010763615\n",
                                ",2021-06-14T09:00:00+02:00,010763615,pharmacien,,janssen,first,2\n",
                                GOOD.format(id="A-4"))
-    assert rejected(rejections) == {2: ("A-1", "missing fields: finess, vaccine"),
-                                    3: ("A-2", "missing fields: effector, vaccine, injection, vials"),
-                                    4: ("", "missing field: order_id")}
+    assert rejected(rejections) == {2: ("A-1", "champs manquants : finess, vaccine"),
+                                    3: ("A-2", "champs manquants : effector, vaccine, injection, vials"),
+                                    4: ("", "champ manquant : order_id")}
     assert found["order_id"].tolist() == ["A-4"]
 
 
 def test_row_with_more_fields_than_the_header_is_rejected(folder):
     _, rejections = orders(folder, GOOD.format(id="A-1").replace("\n", ",extra\n"))
-    assert rejected(rejections) == {2: ("A-1", "more fields than the 8 of the header")}
+    assert rejected(rejections) == {2: ("A-1", "plus de champs que les 8 de l'en-tête")}
 
 
 def test_duplicate_order_id_names_the_first_line(folder):
     found, rejections = orders(folder, GOOD.format(id="A-1"), GOOD.format(id="A-2"), GOOD.format(id="A-1"),
                                GOOD.format(id="A-1"))
-    assert rejected(rejections) == {4: ("A-1", "duplicate order_id A-1 (first on line 2)"),
-                                    5: ("A-1", "duplicate order_id A-1 (first on line 2)")}
+    assert rejected(rejections) == {4: ("A-1", "order_id en double : A-1 (déjà en ligne 2)"),
+                                    5: ("A-1", "order_id en double : A-1 (déjà en ligne 2)")}
     assert found["order_id"].tolist() == ["A-1", "A-2"]
 
 
@@ -268,7 +268,7 @@ def test_a_quoted_field_never_runs_over_a_line_end_so_later_lines_keep_their_num
                                "A-3,2021-06-14T09:00:00,010763615,pharmacien,,janssen,first,2\n",
                                GOOD.format(id="A-4"))
     assert {line: order_id for line, (order_id, _) in rejected(rejections).items()} == {3: "A-2", 4: '2"', 5: "A-3"}
-    assert rejected(rejections)[3][1].startswith("a quoted field does not close on its line")
+    assert rejected(rejections)[3][1].startswith("un champ entre guillemets ne se ferme pas sur sa ligne")
     assert found.set_index("order_id")["line"].to_dict() == {"A-1": 2, "A-4": 6}
 
 
@@ -290,7 +290,8 @@ def test_windows_file_with_bom_and_crlf_is_read_with_the_right_lines(folder):
     (folder / "orders.csv").write_bytes(("\ufeff" + HEADER + rows).replace("\n", "\r\n").encode("utf-8"))
     scenario = load_scenario(folder)
     assert rejected(scenario.rejections) == {
-        3: ("A-2", "bad date in submitted_at: 'hier' (ISO 8601 with offset expected)")}
+        3: ("A-2", "date invalide dans submitted_at : 'hier' (ISO 8601 avec le décalage horaire attendu, comme "
+                   "2021-06-14T09:12:03+02:00)")}
     assert scenario.orders["order_id"].tolist() == ["A-1", "A-3"]
 
 
@@ -324,15 +325,14 @@ def test_every_bad_row_of_a_mixed_file_is_rejected_and_every_good_row_kept(folde
 def test_order_row_with_33_character_order_id_is_rejected_with_its_line(folder):
     long_id = "A" * 33
     found, rejections = orders(folder, GOOD.format(id=long_id), GOOD.format(id="A" * 32))
-    assert rejected(rejections) == {2: (long_id, f"bad order_id: '{long_id}' (1 to 32 ASCII letters, digits, "
-                                                 "'-', '_' or '.', starting with a letter or digit)")}
+    assert rejected(rejections) == {2: (long_id, f"order_id invalide : '{long_id}' (1 à 32 lettres ASCII, chiffres, « - », « _ » ou « . », commençant par une lettre ou un chiffre)")}
     assert found["order_id"].tolist() == ["A" * 32]
 
 
 @pytest.mark.parametrize("order_id", ["-A1", ".A1", "A 1", "A/1", "Ä-1", "A-1\x00"])
 def test_order_id_outside_the_identifier_alphabet_is_rejected(folder, order_id):
     found, rejections = orders(folder, GOOD.format(id=order_id), GOOD.format(id="A-2"))
-    assert list(rejected(rejections)) == [2] and rejected(rejections)[2][1].startswith("bad order_id")
+    assert list(rejected(rejections)) == [2] and rejected(rejections)[2][1].startswith("order_id invalide")
     assert found["order_id"].tolist() == ["A-2"]
 
 
@@ -340,17 +340,16 @@ def test_order_row_with_a_nul_byte_is_rejected_naming_the_field_and_the_id_kept_
     found, rejections = orders(folder, GOOD.format(id="A-1").replace("010763615", "0107\x0063615"),
                                GOOD.format(id="A-\x002"), GOOD.format(id="A-3"))
     assert rejected(rejections) == {
-        2: ("A-1", "bad finess: '0107\\x0063615' (9 digits expected, A or B allowed second)"),
-        3: ("A-\ufffd2", "bad order_id: 'A-\\x002' (1 to 32 ASCII letters, digits, '-', '_' or '.', "
-                         "starting with a letter or digit)")}
+        2: ("A-1", "finess invalide : '0107\\x0063615' (9 chiffres attendus, A ou B permis en 2e position)"),
+        3: ("A-\ufffd2", "order_id invalide : 'A-\\x002' (1 à 32 lettres ASCII, chiffres, « - », « _ » ou « . », commençant par une lettre ou un chiffre)")}
     assert found["order_id"].tolist() == ["A-3"]
 
 
 def test_order_field_over_csvs_131072_character_limit_is_rejected_in_a_short_message(folder):
     huge = "9" * 200_000
     found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{huge}\n"), GOOD.format(id="A-2"))
-    assert rejected(rejections) == {2: ("A-1", f"bad number in vials: '{'9' * 40}'… (200000 characters) "
-                                               "(positive integer expected)")}
+    assert rejected(rejections) == {2: ("A-1", f"nombre invalide dans vials : '{'9' * 40}'… (200000 caractères) "
+                                               "(entier positif attendu)")}
     assert found["order_id"].tolist() == ["A-2"]
 
 
@@ -360,7 +359,7 @@ def test_order_field_over_csvs_131072_character_limit_is_rejected_in_a_short_mes
 ])
 def test_order_row_with_a_malformed_finess_or_rpps_is_rejected_naming_the_field(folder, field, old, new):
     found, rejections = orders(folder, GOOD.format(id="A-1").replace(old, new), GOOD.format(id="A-2"))
-    assert rejected(rejections)[2][1].startswith(f"bad {field}: ")
+    assert rejected(rejections)[2][1].startswith(f"{field} invalide : ")
     assert found["order_id"].tolist() == ["A-2"]
 
 
@@ -412,7 +411,7 @@ def test_unclosed_quote_costs_its_own_order_row_only(folder):
 @pytest.mark.parametrize("vials", ["５", "𝟓", "٥", "5.", "\u00a05", "1234567890"])
 def test_vials_in_other_digits_or_too_long_are_rejected(folder, vials):
     found, rejections = orders(folder, GOOD.format(id="A-1").replace(",2\n", f",{vials}\n"))
-    assert rejected(rejections)[2][1].startswith("bad number in vials") and found.empty
+    assert rejected(rejections)[2][1].startswith("nombre invalide dans vials") and found.empty
 
 
 @pytest.mark.parametrize("vials", [" 5", "5 ", "\t5", "05"])

@@ -1,4 +1,5 @@
-"""The pipeline's steps as tasks: ids in, one service call, the next step enqueued after commit.
+"""The pipeline's steps as tasks, as pipeline/services/chain.py declares them: ids in, one service call,
+the next step of the chain enqueued after the commit.
 
 A step that finds its work already stored does nothing but pass the baton on, so a redelivered
 message or a second worker is harmless. A step that finds its run held by another transaction
@@ -16,11 +17,11 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from pipeline import bootstrap
-from pipeline.entrypoints.celery_app import app
-from pipeline.services import confirmations, exports, runs
+from pipeline.entrypoints.celery_app import app, send
+from pipeline.services import chain, confirmations, exports, runs
 
 TRANSIENT = (DatabaseError, BrokerError, ConnectionError)
-STEP = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=60, max_retries=8)
+RETRIED = dict(bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
 COME_BACK = dict(countdown=3, max_retries=600)  # up to half an hour behind a long step
 CHUNK = 500  # recipients per email task
 # Emails waiting in the queue per run at most: the rest stay in the outbox, unleased, until sent chunks
@@ -36,45 +37,53 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class Step(app.Task):
-    """On a failure for good, write the reason where the operator and `vialflow run` will see it."""
+class StepTask(app.Task):
+    """A step of the run's chain (its `step`, given where the task is declared). On a failure for good,
+    which step failed and why are written where the operator and `vialflow run` will see them."""
+
+    step: chain.Step
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        runs.record_failure(bootstrap.current().engine, self.name, args[0] if args else None,
+        runs.record_failure(bootstrap.current().engine, self.step.code, args[0] if args else None,
                             f"{type(exc).__name__}: {exc}")
 
 
-def _step(task, service, run: int, then=None) -> None:
+STEP = dict(base=StepTask, **RETRIED, retry_backoff_max=60)
+
+
+def _carry(task: StepTask, service, run: int) -> None:
+    """The step's service on the run, then the next step of the chain, once this one's work is stored."""
     outcome = service(bootstrap.current().engine, run, now())
     if outcome not in runs.PASS_ON:
         raise task.retry(**COME_BACK)
-    if then is not None:
-        then.delay(run)
+    following = chain.after(task.step)
+    if following is not None:
+        send(following.task, run)
 
 
-@app.task(name="pipeline.close_session", base=Step, **STEP)
+@app.task(name=chain.CLOSE.task, step=chain.CLOSE, **STEP)
 def close_session(self, session_id: str) -> int:
     run = runs.close_session(bootstrap.current().engine, session_id, now())
-    allocate.delay(run)
+    send(chain.after(chain.CLOSE).task, run)
     return run
 
 
-@app.task(name="pipeline.allocate", base=Step, **STEP)
+@app.task(name=chain.ALLOCATE.task, step=chain.ALLOCATE, **STEP)
 def allocate(self, run: int) -> None:
-    _step(self, runs.allocate_run, run, then=schedule)
+    _carry(self, runs.allocate_run, run)
 
 
-@app.task(name="pipeline.schedule", base=Step, **STEP)
+@app.task(name=chain.SCHEDULE.task, step=chain.SCHEDULE, **STEP)
 def schedule(self, run: int) -> None:
-    _step(self, runs.schedule_run, run, then=prepare_confirmations)
+    _carry(self, runs.schedule_run, run)
 
 
-@app.task(name="pipeline.prepare_confirmations", base=Step, **STEP)
+@app.task(name=chain.PREPARE.task, step=chain.PREPARE, **STEP)
 def prepare_confirmations(self, run: int) -> None:
-    _step(self, confirmations.prepare_confirmations, run, then=export)
+    _carry(self, confirmations.prepare_confirmations, run)
 
 
-@app.task(name="pipeline.export", bind=True, autoretry_for=TRANSIENT + (OSError,), retry_backoff=2, max_retries=8)
+@app.task(name=chain.EXPORT.task, **{**RETRIED, "autoretry_for": TRANSIENT + (OSError,)})
 def export(self, run: int) -> str | None:
     """The run's files in the export folder, when this worker has one (again once its emails settled)."""
     wiring = bootstrap.current()
@@ -83,7 +92,7 @@ def export(self, run: int) -> str | None:
     return str(exports.export_run(wiring.engine, run, Path(wiring.settings.export_dir), now()))
 
 
-@app.task(name="email.fan_out", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
+@app.task(name=chain.SEND.task, **RETRIED)
 def fan_out(self, run: int) -> int:
     """Hand the run's due emails nobody holds to the email workers, in chunks, up to the window."""
     wiring = bootstrap.current()
@@ -93,7 +102,7 @@ def fan_out(self, run: int) -> int:
     return len(ids)
 
 
-@app.task(name="email.send_chunk", bind=True, autoretry_for=TRANSIENT, retry_backoff=2, max_retries=8)
+@app.task(name=chain.SEND_CHUNK, **RETRIED)
 def send_chunk(self, ids: list[int]) -> dict:
     wiring = bootstrap.current()
     counts = confirmations.send_chunk(wiring.engine, ids, self.request.id, now(), wiring.smtp_target(),

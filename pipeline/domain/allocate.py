@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 
 from .rules import KINDS, NAMED_KINDS, INJECTIONS, Session, Vaccine
+from .vocabulary import Reason, Status
 
-# Reason codes of CONTRACT.md. The outright refusals are checked in this order; a line gets
-# the first that fails. Then cap, unit and supply apply in turn, and the last that reduced
-# the line names it.
-OUTRIGHT = ("cancelled", "window", "unknown_pharmacy", "zone", "eligibility",
-            "unknown_professional", "not_attached")
-REASONS = ("ok", "cap", "unit", "supply") + OUTRIGHT
-OK, CAP, UNIT, SUPPLY = 0, 1, 2, 3
-STATUSES = ("served", "refused", "partial")
+# Reason codes of CONTRACT.md, the vocabulary's in its order: ok, then cap, unit and supply, which apply in
+# turn (the last that reduced the line names it), then the outright refusals in the order they are
+# checked (a line gets the first that fails). Decisions are computed as positions in these tuples.
+REASONS = tuple(reason.value for reason in Reason)
+OK, CAP, UNIT, SUPPLY = (REASONS.index(r) for r in (Reason.OK, Reason.CAP, Reason.UNIT, Reason.SUPPLY))
+OUTRIGHT = REASONS[SUPPLY + 1:]
+STATUSES = (Status.SERVED.value, Status.REFUSED.value, Status.PARTIAL.value)
 _CODE = {name: code for code, name in enumerate(REASONS)}
 
 # What `allocate(..., trace=True)` adds: each line's decision step by step (see `allocate`);

@@ -41,13 +41,35 @@ class Changes(_Frozen):
     redistribution: tuple[Redistribution, ...] = Field(default=(), max_length=LONGEST_LIST)
 
 
-def merged(earlier: dict, changes: Changes) -> dict:
-    """The cumulative changes of a new version: this request on top of every earlier one."""
-    supply = {**earlier.get("supply", {}), **changes.supply}
-    cancel = sorted(set(earlier.get("cancel", [])) | set(changes.cancel))
-    days = {(d["depot_id"], d["date"]): d for d in earlier.get("depot_days", [])}
-    for day in changes.depot_days:
-        days[(day.depot_id, day.date.isoformat())] = json.loads(day.model_dump_json())
-    redistribution = earlier.get("redistribution", []) + [json.loads(r.model_dump_json()) for r in changes.redistribution]
-    return {"effective": changes.effective.isoformat(), "supply": dict(sorted(supply.items())), "cancel": cancel,
-            "depot_days": [days[k] for k in sorted(days)], "redistribution": redistribution}
+class RunChanges(_Frozen):
+    """The changes a run version was made with (`runs.changes`): every request up to its own, merged.
+    The first version, made at the session's close, has none (`effective` None)."""
+
+    effective: dt.date | None = None
+    supply: dict[Identifier, Count] = Field(default_factory=dict)
+    cancel: tuple[Identifier, ...] = ()
+    depot_days: tuple[DepotDay, ...] = ()
+    redistribution: tuple[Redistribution, ...] = ()
+
+    def stored(self) -> dict:
+        """As the database keeps it (and a run's input hash reads it): plain JSON values, {} for none."""
+        if self.effective is None and self == RunChanges():
+            return {}
+        return {"effective": None if self.effective is None else self.effective.isoformat(),
+                "supply": dict(self.supply), "cancel": list(self.cancel),
+                "depot_days": [json.loads(day.model_dump_json()) for day in self.depot_days],
+                "redistribution": [json.loads(item.model_dump_json()) for item in self.redistribution]}
+
+    def added_since(self, before: "RunChanges") -> tuple[Redistribution, ...]:
+        """The redistributions (R10) this version adds to `before`'s."""
+        return self.redistribution[len(before.redistribution):]
+
+
+def merged(earlier: RunChanges, changes: Changes) -> RunChanges:
+    """The cumulative changes of a new version: this request on top of every earlier one (supplies by
+    vaccine and depot days by depot and date, the later wins; cancellations and redistributions added)."""
+    days = {(day.depot_id, day.date): day for day in (*earlier.depot_days, *changes.depot_days)}
+    return RunChanges(effective=changes.effective, supply=dict(sorted({**earlier.supply, **changes.supply}.items())),
+                      cancel=tuple(sorted(set(earlier.cancel) | set(changes.cancel))),
+                      depot_days=tuple(days[key] for key in sorted(days)),
+                      redistribution=earlier.redistribution + changes.redistribution)

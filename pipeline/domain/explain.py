@@ -10,19 +10,7 @@ import pandas as pd
 
 from .french import french_date, number, ordinal, vials
 from .rules import Session
-
-KINDS = {"pharmacien": "pharmacien (l'officine)", "medecin": "médecin", "medecin_travail": "médecin du travail",
-         "sage_femme": "sage-femme", "infirmier": "infirmier"}
-INJECTIONS = {"first": "1re injection", "second": "2e injection"}
-OUTRIGHT = {
-    "cancelled": "ligne annulée par une réallocation",
-    "window": "commande saisie en dehors de la période d'ouverture du portail ({window})",
-    "unknown_pharmacy": "officine inconnue du registre des officines (FINESS {finess})",
-    "zone": "officine hors de la zone de la session",
-    "eligibility": "le vaccin {vaccine} n'est pas ouvert à la commande pour ce type d'effecteur ({kind}) en {injection}",
-    "unknown_professional": "professionnel inconnu : RPPS absent, inconnu du registre ou d'une autre profession",
-    "not_attached": "professionnel rattaché à une autre officine : il commande par son officine de rattachement",
-}
+from .vocabulary import Injection, Kind, Reason
 
 
 def sold_out(decisions: pd.DataFrame, vaccines: list[str] | None = None) -> dict[str, pd.Timestamp | None]:
@@ -72,15 +60,11 @@ def sentences(found: dict, session: Session) -> list[str]:
     label = vaccine.label if vaccine else found["vaccine"]
     zone = ZoneInfo(session.timezone)
     place = session.timezone.rsplit("/", 1)[-1].replace("_", " ")
+    kind, injection = Kind.labelled(found["effector"], long=True), Injection.labelled(found["injection"])
     said = [f"{ordinal(found['rank'])} ligne arrivée, le {_instant(found['submitted_at'], zone, place)}",
-            f"{vials(found['requested'])} {_of(label)} demandés ({KINDS.get(found['effector'], found['effector'])}, "
-            f"{INJECTIONS.get(found['injection'], found['injection'])})"]
+            f"{vials(found['requested'])} {_of(label)} demandés ({kind}, {injection})"]
     if found["cap"] is None:
-        window = (f"du {french_date(session.opens_at.date())} {session.opens_at:%H:%M} "
-                  f"au {french_date(session.closes_at.date())} {session.closes_at:%H:%M}")
-        said.append(OUTRIGHT.get(found["reason"], found["reason"]).format(
-            window=window, finess=found["finess"], vaccine=label, kind=KINDS.get(found["effector"], ""),
-            injection=INJECTIONS.get(found["injection"], "")))
+        said.append(Reason.labelled(found["reason"], long=True) + _outright(found, session, label, kind, injection))
         return said + ["aucun flacon servi"]
     said.append(_cap(found))
     if found["after_unit"] < found["after_cap"]:
@@ -102,6 +86,18 @@ def sentences(found: dict, session: Session) -> list[str]:
     return said
 
 
+def _outright(found: dict, session: Session, label: str, kind: str, injection: str) -> str:
+    """What the line's outright refusal (R1–R3, R12) is about, said after its reason."""
+    if found["reason"] == Reason.WINDOW:
+        return (f" (du {french_date(session.opens_at.date())} {session.opens_at:%H:%M} "
+                f"au {french_date(session.closes_at.date())} {session.closes_at:%H:%M})")
+    if found["reason"] == Reason.UNKNOWN_PHARMACY:
+        return f" : FINESS {found['finess']}"
+    if found["reason"] == Reason.ELIGIBILITY:
+        return f" ({label}, {kind}, {injection})"
+    return ""
+
+
 def _cap(found: dict) -> str:
     if found["effector"] == "infirmier":
         nurses = found["nurses"] or 0
@@ -112,7 +108,7 @@ def _cap(found: dict) -> str:
     elif found["effector"] == "pharmacien":
         text = f"plafond de {vials(found['cap'])} pour l'officine"
     else:
-        text = f"plafond de {vials(found['cap'])} par {KINDS.get(found['effector'], found['effector'])}"
+        text = f"plafond de {vials(found['cap'])} par {Kind.labelled(found['effector'], long=True)}"
     if found["cap_used_before"]:
         ids = ", ".join(e["order_id"] for e in found["earlier_lines"] if e["kept"])
         text += f", dont {number(found['cap_used_before'])} déjà commandés par " + (

@@ -29,6 +29,8 @@ MAX_COUNT = 999_999_999
 CONTROL = "[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
 
 IDENTIFIER_RULE = "1 to 32 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit"
+# The same rules, in French, for the messages of rejections.csv (read by the people who sent the orders).
+IDENTIFIER_RULE_FR = "1 à 32 lettres ASCII, chiffres, « - », « _ » ou « . », commençant par une lettre ou un chiffre"
 DEPARTMENT_RULE = "a French department code (01 to 95 without 20, 2A, 2B, 971 to 976)"
 FINESS_RULE = "a FINESS number (9 digits, A or B allowed second)"
 RPPS_RULE = "an RPPS number (11 digits)"
@@ -37,10 +39,11 @@ TEXT_LIMIT = 500  # free text (names, labels): no column limit, but a sane one f
 EMAIL_LIMIT = 254  # RFC 5321's longest address
 
 
-def shown(value: object, width: int = 40) -> str:
-    """A value as a message quotes it: escaped onto one line, long ones cut with their length."""
+def shown(value: object, width: int = 40, characters: str = "characters") -> str:
+    """A value as a message quotes it: escaped onto one line, long ones cut with their length (in
+    `characters`, the word of the message's language)."""
     if isinstance(value, str) and len(value) > width:
-        return f"{value[:width]!r}… ({len(value)} characters)"
+        return f"{value[:width]!r}… ({len(value)} {characters})"
     return repr(value)
 
 

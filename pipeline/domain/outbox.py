@@ -8,11 +8,10 @@ from collections import defaultdict
 
 import pandas as pd
 
+from .changes import Redistribution
 from .french import vials
 from .rules import NAMED_KINDS
-
-STATES = ("pending", "claimed", "sending", "retry", "sent", "failed", "unknown")  # an outbox row's states
-TERMINAL = ("sent", "failed", "unknown")  # an outbox row in one of these is settled for good
+from .vocabulary import EmailState
 
 
 def message_id(session_id: str, version: int, recipient_id: str) -> str:
@@ -25,12 +24,13 @@ def next_state(outcome: str, detail: str, attempt: int, now: dt.datetime, delays
     `delays[attempt - 1]` seconds while delays remain, then it has failed."""
     values = {"attempts": attempt, "detail": detail[:500]}
     if outcome == "sent":
-        return {**values, "state": "sent", "sent_at": now}
+        return {**values, "state": EmailState.SENT.value, "sent_at": now}
     if outcome == "retry" and attempt <= len(delays):
-        return {**values, "state": "retry", "next_attempt_at": now + dt.timedelta(seconds=delays[attempt - 1])}
+        return {**values, "state": EmailState.RETRY.value,
+                "next_attempt_at": now + dt.timedelta(seconds=delays[attempt - 1])}
     if outcome == "unknown":
-        return {**values, "state": "unknown"}
-    return {**values, "state": "failed"}
+        return {**values, "state": EmailState.UNKNOWN.value}
+    return {**values, "state": EmailState.FAILED.value}
 
 
 def line_states(lines: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
@@ -51,17 +51,11 @@ def line_states(lines: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
     return found
 
 
-def new_redistributions(changes: dict, before: dict) -> list[dict]:
-    """The redistributions (R10) this version adds to the previous one's."""
-    done = len((before or {}).get("redistribution", []))
-    return (changes or {}).get("redistribution", [])[done:]
-
-
 def _parties(line: dict) -> set[str]:
     return {line["finess"]} | ({line["rpps"]} if line["effector"] in NAMED_KINDS else set())
 
 
-def changed_recipients(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]) -> set[str]:
+def changed_recipients(old: pd.DataFrame, new: pd.DataFrame, redistributed: tuple[Redistribution, ...]) -> set[str]:
     """R11: the recipients (FINESS or RPPS) of the lines whose state changed between two versions
     (`line_states` of each), and the parties of each new redistribution (R10)."""
     was = old.set_index("order_id")["state"]
@@ -70,12 +64,12 @@ def changed_recipients(old: pd.DataFrame, new: pd.DataFrame, redistributed: list
         touched |= _parties(line)
     by_order = new.set_index("order_id")
     for item in redistributed:
-        touched |= _parties({"order_id": item["order_id"], **by_order.loc[item["order_id"]].to_dict()})
-        touched.add(item["to_rpps"])
+        touched |= _parties({"order_id": item.order_id, **by_order.loc[item.order_id].to_dict()})
+        touched.add(item.to_rpps)
     return touched
 
 
-def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict],
+def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: tuple[Redistribution, ...],
                  names: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Per recipient, short French sentences saying what changed (R11) between the `line_states`
     of two versions, with the new redistributions (R10). `names` gives the officines' and the
@@ -97,15 +91,15 @@ def what_changed(old: pd.DataFrame, new: pd.DataFrame, redistributed: list[dict]
             tell(line, f"Commande {line['order_id']} : dates de livraison modifiées.")
     by_order = new.set_index("order_id")
     for item in redistributed:
-        line = {"order_id": item["order_id"], **by_order.loc[item["order_id"]].to_dict()}
-        count, to, finess = int(item["vials"]), item["to_rpps"], line["finess"]
+        line = {"order_id": item.order_id, **by_order.loc[item.order_id].to_dict()}
+        count, to, finess = item.vials, item.to_rpps, line["finess"]
         plural = "s" if count > 1 else ""
         who = names.get(to)
         receiver = f"{'au ' if who and who.startswith(('Dr ', 'Pr ')) else 'à '}{who} (RPPS {to})" if who else \
             f"au professionnel de santé RPPS {to}"
-        tell(line, f"Commande {item['order_id']} : {vials(count)} non récupéré{plural} redistribué{plural} {receiver}.")
+        tell(line, f"Commande {item.order_id} : {vials(count)} non récupéré{plural} redistribué{plural} {receiver}.")
         officine = f"{names[finess]} (FINESS {finess})" if names.get(finess) else f"FINESS {finess}"
-        said[to].append(f"{vials(count)} de la commande {item['order_id']} "
+        said[to].append(f"{vials(count)} de la commande {item.order_id} "
                         f"{'vous sont redistribués' if plural else 'vous est redistribué'} : à retirer à l'officine "
                         f"{officine}.")
     return said

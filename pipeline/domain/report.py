@@ -68,7 +68,7 @@ def report_data(session: Session, run, lines: pd.DataFrame, deliveries: pd.DataF
     registers, the run's depot days (changes applied), the outbox counts, and the previous
     version's (lines, deliveries) for a reallocation; `run` its version, operator, reason, changes."""
     zone = session.timezone
-    supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | ((run.changes or {}).get("supply") or {})
+    supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | run.changes.supply
     sold = sold_out(lines, list(session.vaccines))
     vaccines = []
     for key, rules in session.vaccines.items():

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from .explain import sold_out
-from .outbox import TERMINAL
+from .vocabulary import SETTLED
 from .rules import Session
 
 # The contract's first six columns, then what a wholesaler's import needs to key and reconcile each row.
@@ -22,7 +22,7 @@ def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.D
     pending vials. `allocations` needs capped, rank and submitted_at beside the allocations.csv
     columns; `run` its version, operator, reason and changes."""
     zone = ZoneInfo(session.timezone)
-    supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | ((run.changes or {}).get("supply") or {})
+    supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | run.changes.supply
     sold = sold_out(allocations, list(session.vaccines))
     vaccines = {}
     for key in session.vaccines:
@@ -64,7 +64,7 @@ def _rate(part: int, whole: int) -> float | None:
 def emails_summary(counts: dict[str, int]) -> dict:
     """Outbox rows per state as the summary gives them: sent, failed, unknown, and still waiting."""
     return {"sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "unknown": counts.get("unknown", 0),
-            "waiting": sum(n for state, n in counts.items() if state not in TERMINAL)}
+            "waiting": sum(n for state, n in counts.items() if state not in SETTLED)}
 
 
 def manifest_rounds(deliveries: pd.DataFrame, pharmacies: pd.DataFrame, depots: pd.DataFrame,

@@ -15,6 +15,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from pipeline.services import chain
+
 PIPELINE_QUEUE, EMAIL_QUEUE = "vialflow.pipeline", "vialflow.email"
 
 app = Celery("vialflow", include=["workers.tasks", "schedules"])
@@ -27,8 +29,13 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     task_default_queue=PIPELINE_QUEUE,
     task_queues=[Queue(PIPELINE_QUEUE), Queue(EMAIL_QUEUE)],
-    task_routes={"email.*": {"queue": EMAIL_QUEUE}},
+    task_routes={chain.EMAIL_TASKS: {"queue": EMAIL_QUEUE}},
     task_create_missing_queues=False,
     worker_hijack_root_logger=False,
     timezone="UTC", enable_utc=True,
 )
+
+
+def send(task: str, *args) -> None:
+    """Hand the task named `task` (pipeline/services/chain.py) to the workers; ids only, as JSON."""
+    app.send_task(task, args=list(args))

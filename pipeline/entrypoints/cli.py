@@ -1,4 +1,8 @@
-"""The `vialflow` command: translates arguments into one use case and its errors into one line."""
+"""The `vialflow` command: translates arguments into one use case and its errors into one line.
+
+One module, over 300 lines: every subcommand, each a few lines from its options to one service call, sharing
+the options' help, the settings read once and the one-line failure (the console's and the operations'
+commands are beside it, in console/commands.py and operations.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import typer
 from pipeline.adapters.files.scenario import ScenarioError
 from pipeline.entrypoints import operations, options
 from pipeline.entrypoints.console import commands as console_commands
+from pipeline.domain.vocabulary import EmailState
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -134,8 +139,8 @@ def runs(session: Annotated[str, typer.Argument(help="Session id.")],
 
     try:
         found = list_runs(_engine(out, database_url), session)
-    except LookupError as error:
-        fail(str(error.args[0]))
+    except ServiceError as error:
+        fail(str(error))
     _show(found, runs_table, as_json)
 
 
@@ -154,19 +159,9 @@ def lookup(finess: Annotated[str, typer.Argument(help="The officine's FINESS num
         raise typer.BadParameter(f"{finess!r} is not {FINESS_RULE}", param_hint="FINESS")
     try:
         found = find(_engine(out, database_url), finess, session)
-    except LookupError as error:
-        fail(_french_refusal(str(error.args[0])))
+    except ServiceError as error:
+        fail(str(error))
     _show(found, lookup_table, as_json)
-
-
-def _french_refusal(text: str) -> str:
-    """The support service's refusals, said in French for `lookup`."""
-    for pattern, said in ((r"unknown session (.+)", "session {0} inconnue"),
-                          (r"no officine (\S+) in any session", "l'officine {0} n'apparaît dans aucune session"),
-                          (r"no officine (\S+) in session (.+)", "l'officine {0} n'apparaît pas dans la session {1}")):
-        if found := re.fullmatch(pattern, text):
-            return said.format(*found.groups())
-    return text
 
 
 @app.command()
@@ -219,12 +214,11 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
            reason: Annotated[str, typer.Option(help="With --resend: why (recorded).")] = "",
            timeout: Timeout = 3600) -> None:
     """A session's emails by state; with --resend, send its unknown or failed ones again, deliberately."""
-    from pipeline.domain.outbox import STATES
     from pipeline.entrypoints.runner import resend_emails
     from pipeline.services import confirmations, runs as run_service
 
-    if state is not None and state not in STATES:
-        raise typer.BadParameter(f"{state!r} is not a state of an email: one of {', '.join(STATES)}",
+    if state is not None and EmailState.of(state) is None:
+        raise typer.BadParameter(f"{state!r} is not a state of an email: one of {', '.join(EmailState)}",
                                  param_hint="'--state'")
     engine = _engine(out, database_url)
     try:
@@ -233,7 +227,8 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
             settings = _settings(database_url=database_url, broker_url=broker_url, smtp_url=smtp_url)
             counts = resend_emails(engine, settings, out or Path("."), session, run, state, operator, reason, now(),
                                    timeout)
-            typer.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no unknown or failed email to send again")
+            typer.echo(", ".join(f"{EmailState.labelled(s)} : {n}" for s, n in sorted(counts.items()))
+                       or f"aucun email en {EmailState.FAILED.short} ou d'{EmailState.UNKNOWN.short} à renvoyer")
             return
         listed = confirmations.outbox_listing(engine, session, run, state, addresses=show_addresses)
     except ServiceError as error:
@@ -243,14 +238,10 @@ def emails(session: Annotated[str, typer.Argument(help="Session id.")],
         typer.echo(listed.to_json(orient="records", lines=True, date_format="iso", force_ascii=False).rstrip())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"session {session}: {len(listed)} email(s)")
-    for column in listed.columns:
-        table.add_column(column)
-    for row in listed.itertuples(index=False):
-        table.add_row(*("" if value is None or value != value else str(value) for value in row))
-    Console().print(table)
+    from pipeline.entrypoints.views import emails_table
+
+    Console().print(emails_table(session, listed))
 
 
 @app.command()
@@ -318,17 +309,11 @@ def fixtures_generate(out: Annotated[Path, typer.Argument(help="Folder to write 
 def _report(written, out: Path, settings: Settings) -> None:
     """The run's table; a view that could not be written, said in one line (exit VIEW_FAILED)."""
     from rich.console import Console
-    from rich.table import Table
 
-    summary = written.summary
-    table = Table(title=f"session {summary['session']}, run {summary['run']}")
-    for column in ("vaccine", "lines", "requested", "allocated", "scheduled", "pending"):
-        table.add_column(column, justify="left" if column == "vaccine" else "right")
-    for key, v in summary["vaccines"].items():
-        table.add_row(key, str(v["lines"]), str(v["requested"]), str(v["allocated"]),
-                      str(v["scheduled_vials"]), str(v["pending_vials"]))
-    Console(stderr=False).print(table)
-    typer.echo(f"outputs in {out}")
+    from pipeline.entrypoints.views import summary_table
+
+    Console(stderr=False).print(summary_table(written.summary))
+    typer.echo(f"fichiers dans {out}")
     if written.view_failure:
         fail(f"every data file is written, but {written.view_failure} (its traceback is in "
              f"{settings.error_log_path}); `vialflow export` writes it again once mended", VIEW_FAILED)
@@ -341,7 +326,7 @@ def main() -> None:  # pragma: no cover - console entry point
     from kombu.exceptions import OperationalError as BrokerError
     from sqlalchemy.exc import DBAPIError, OperationalError as DatabaseError
 
-    from pipeline.entrypoints.runner import _why
+    from pipeline.entrypoints.runner import why
 
     command = typer.main.get_command(app)
     try:
@@ -357,15 +342,15 @@ def main() -> None:  # pragma: no cover - console entry point
     except typer.TyperException as error:
         sys.exit(_slip(error))
     except DatabaseError as error:
-        typer.echo(f"vialflow: the database cannot be reached or was lost ({_why(error)}): check that it runs and "
+        typer.echo(f"vialflow: the database cannot be reached or was lost ({why(error)}): check that it runs and "
                    "that --database-url (VIALFLOW_DATABASE_URL) is right, then run the same command again", err=True)
         sys.exit(3)
     except DBAPIError as error:
-        typer.echo(f"vialflow: the database refused a statement ({_why(error)}): is it at the schema of this "
+        typer.echo(f"vialflow: the database refused a statement ({why(error)}): is it at the schema of this "
                    "version (`vialflow migrate`)?", err=True)
         sys.exit(3)
     except (BrokerError, ConnectionError) as error:
-        typer.echo(f"vialflow: the broker cannot be reached or was lost ({_why(error)}): check that RabbitMQ runs "
+        typer.echo(f"vialflow: the broker cannot be reached or was lost ({why(error)}): check that RabbitMQ runs "
                    "and that --broker-url (VIALFLOW_BROKER_URL) is right, then run the same command again", err=True)
         sys.exit(4)
     except OSError as error:

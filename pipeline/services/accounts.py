@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.adapters.db import accounts as db
-from pipeline.adapters.db.queries import record_action
+from pipeline.adapters.db.actions import record_action
 
 from . import ServiceError
 from .passwords import LONGEST_PASSWORD, check_password

@@ -11,21 +11,21 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import actions
 
 
 def record(engine: Engine, now: dt.datetime, actor: str, action: str, *, address: str | None = None,
            session_id: str | None = None, run_id: int | None = None, target: str | None = None,
            reason: str | None = None, detail: dict | None = None) -> None:
     with engine.begin() as c:
-        queries.record_action(c, now, actor, action, session_id=session_id, run_id=run_id, target=target,
+        actions.record_action(c, now, actor, action, session_id=session_id, run_id=run_id, target=target,
                               reason=reason, address=address, detail=detail)
 
 
 def log(engine: Engine, limit: int = 500, before: int | None = None, **where: object) -> list[dict]:
     """The newest actions first (those older than the action `before`), as plain values."""
     with engine.connect() as c:
-        frame = queries.actions(c, limit, before, **where)
+        frame = actions.actions(c, limit, before, **where)
     return [{"id": int(r["id"]), "at": _iso(r["at"]), "actor": r["actor"], "action": r["action"], "session_id": r["session_id"],
              "run_id": None if pd.isna(r["run_id"]) else int(r["run_id"]), "target": r["target"],
              "reason": r["reason"], "address": r["address"], "detail": r["detail"]}

@@ -17,27 +17,28 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import runs, sessions
 from pipeline.adapters.files.outputs import MANIFEST_INDEX
 from pipeline.adapters.files.safety import inside
+from pipeline.domain.vocabulary import RunStep
 
-from . import ServiceError
 from .outputs import VIEWS, write_outputs
+from .refusals import NoRun, UnknownSession
 
 
 def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None = None) -> Path:
     """Write the stored run's files under `folder`; returns the run's folder. With `now`, stamp the
     run exported (the pipeline's step); without, a hand-made export that changes nothing stored."""
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        latest = queries.latest_run(c, row.session_id)
-    runs = inside(Path(folder), row.session_id, "runs")  # the session id names a folder: it must stay inside
-    runs.mkdir(parents=True, exist_ok=True)
-    target = runs / str(row.version)
-    staging = Path(tempfile.mkdtemp(prefix=f".{row.version}-", dir=runs))
+        row = runs.run_row(c, run)
+        latest = runs.latest_run(c, row.session_id)
+    versions = inside(Path(folder), row.session_id, "runs")  # the session id names a folder: it must stay inside
+    versions.mkdir(parents=True, exist_ok=True)
+    target = versions / str(row.version)
+    staging = Path(tempfile.mkdtemp(prefix=f".{row.version}-", dir=versions))
     staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the run from the readers of the share
     try:
-        with logs.step("export", session=row.session_id, run=row.version, run_id=run):
+        with logs.step(RunStep.EXPORT, session=row.session_id, run=row.version, run_id=run):
             write_outputs(engine, run, staging)
             if target.exists():
                 missing = [name for name in VIEWS if not (staging / name).exists()]
@@ -49,21 +50,21 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if latest.id == run:
-        _point(runs.parent / "latest", Path("runs") / str(row.version))
+        _point(versions.parent / "latest", Path("runs") / str(row.version))
     if now is not None:
         with engine.begin() as c:
-            queries.stamp(c, run, exported_at=now)
+            runs.stamp(c, run, exported_at=now)
     return target
 
 
 def export_session(engine: Engine, session_id: str, version: int | None, folder: Path) -> Path:
     """`vialflow export`: any stored version (default the latest) of a session."""
     with engine.connect() as c:
-        if queries.session_row(c, session_id) is None:
-            raise ServiceError(f"unknown session {session_id}")
-        run = queries.run_id(c, session_id, version)
+        if sessions.session_row(c, session_id) is None:
+            raise UnknownSession(session_id)
+        run = runs.run_id(c, session_id, version)
     if run is None:
-        raise ServiceError(f"session {session_id} has no run{f' version {version}' if version else ''}")
+        raise NoRun(session_id, version)
     return export_run(engine, run, folder)
 
 

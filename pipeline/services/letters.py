@@ -8,39 +8,41 @@ from collections import defaultdict
 import pandas as pd
 from sqlalchemy import Connection
 
-from pipeline.adapters.db import queries
-from pipeline.adapters.mail.render import KIND_LABELS, Confirmation, Line
-from pipeline.domain.outbox import line_states, new_redistributions, what_changed
+from pipeline.adapters.db import lines, outbox, runs, sessions
+from pipeline.domain.changes import Redistribution
+from pipeline.domain.confirmation import Confirmation, Gift, Line
+from pipeline.domain.outbox import line_states, what_changed
 from pipeline.domain.rules import NAMED_KINDS, Session
+from pipeline.domain.vocabulary import Reason, Status
 
 
 def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[Confirmation]:
     """The emails of these outbox rows (recipient_id, recipient_kind, message_id, replaces) of `run`."""
-    session = queries.session_rules(c, run.session_id)
+    session = sessions.session_rules(c, run.session_id)
     officines = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k == "officine"]
     people = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k != "officine"]
-    read = queries.lines(c, run.id, run.session_id, officines=officines, people=people, trace=True)
-    lines = read.lines.sort_values("rank", kind="stable").to_dict("records")
+    read = lines.read(c, run.id, run.session_id, officines=officines, people=people, trace=True)
+    ordered = read.lines.sort_values("rank", kind="stable").to_dict("records")
     days = _deliveries(read.deliveries, _depots(c, run.session_id))
     # R10: the redistributions of the run (cumulative), to name on the giving lines and the receivers' emails
-    redistributed = (run.changes or {}).get("redistribution", [])
-    receivers = set(people) & {item["to_rpps"] for item in redistributed}
-    origin = ({line["order_id"]: line for line in queries.lines(c, run.id, run.session_id, order_ids=sorted(
-        {item["order_id"] for item in redistributed if item["to_rpps"] in receivers})).lines.to_dict("records")}
+    redistributed = run.changes.redistribution
+    receivers = set(people) & {item.to_rpps for item in redistributed}
+    origin = ({line["order_id"]: line for line in lines.read(c, run.id, run.session_id, order_ids=sorted(
+        {item.order_id for item in redistributed if item.to_rpps in receivers})).lines.to_dict("records")}
               if receivers else {})
-    pharmacies = queries.contacts(c, "pharmacies", run.session_id,
+    pharmacies = sessions.contacts(c, "pharmacies", run.session_id,
                                   sorted(set(officines) | {line["finess"] for line in origin.values()}))
-    named = sorted(set(people) | {line["rpps"] for line in lines} - {""} | {item["to_rpps"] for item in redistributed})
-    professionals = queries.contacts(c, "professionals", run.session_id, named)
+    named = sorted(set(people) | {line["rpps"] for line in ordered} - {""} | {item.to_rpps for item in redistributed})
+    professionals = sessions.contacts(c, "professionals", run.session_id, named)
     kinds = {}
     if redistributed:
-        frame = queries.professionals_kinds(c, run.session_id, named)
+        frame = outbox.professionals_kinds(c, run.session_id, named)
         kinds = dict(zip(frame["recipient_id"], frame["recipient_kind"]))
     changes = _what_changed(c, run, read.lines["order_id"].tolist()) if run.version > 1 else {}
     given = _given(redistributed, professionals, kinds)
     by_officine: dict[str, list[Line]] = defaultdict(list)
     by_person: dict[str, list[Line]] = defaultdict(list)
-    for line in lines:
+    for line in ordered:
         built = _line(line, days.get(line["order_id"], ((), ())), session, professionals,
                       given.get(line["order_id"], ()))
         by_officine[line["finess"]].append(built)
@@ -49,9 +51,9 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     if receivers:
         on = _redistributed_on(c, run)
         for index, item in enumerate(redistributed):
-            if item["to_rpps"] in receivers:
-                by_person[item["to_rpps"]].append(_received(item, on[index], origin[item["order_id"]], session,
-                                                            professionals, kinds, pharmacies))
+            if item.to_rpps in receivers:
+                by_person[item.to_rpps].append(_received(item, on[index], origin[item.order_id], session,
+                                                         professionals, kinds, pharmacies))
     # Dated from the stored run, not the clock, so that the message can be rebuilt as sent.
     date = session.confirms if run.version == 1 else _aware(run.created_at)
     found = []
@@ -71,7 +73,7 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
 
 def _depots(c: Connection, session_id: str) -> dict[str, str]:
     """Each depot as an email names it: `OCP Répartition (dépôt 69)` (register: wholesaler, name)."""
-    depots = queries.registers(c, session_id, "depots")
+    depots = sessions.registers(c, session_id, "depots")
     named = {}
     for depot_id, wholesaler, name in zip(depots["depot_id"], depots["wholesaler"], depots["name"]):
         rest = name[len(wholesaler):].lstrip(" ,-–") if name.startswith(wholesaler) else name
@@ -79,60 +81,60 @@ def _depots(c: Connection, session_id: str) -> dict[str, str]:
     return named
 
 
-def _given(redistributed: list[dict], professionals: dict[str, dict], kinds: dict[str, str]) -> dict[str, tuple]:
-    """R10: per giving order id, (vials, the receiving professional as named on the email)."""
+def _given(redistributed: tuple[Redistribution, ...], professionals: dict[str, dict],
+           kinds: dict[str, str]) -> dict[str, tuple[Gift, ...]]:
+    """R10: per giving order id, its vials given and to whom."""
     found: dict[str, list] = defaultdict(list)
     for item in redistributed:
-        to = item["to_rpps"]
-        person = professionals.get(to)
-        kind = KIND_LABELS.get(kinds.get(to, ""), "professionnel de santé")
-        found[item["order_id"]].append((int(item["vials"]), f"{person['name']} ({kind}, RPPS {to})" if person
-                                        else f"RPPS {to}"))
+        person = professionals.get(item.to_rpps)
+        found[item.order_id].append(Gift(item.vials, item.to_rpps, person["name"] if person else None,
+                                         kinds.get(item.to_rpps, "")))
     return {order_id: tuple(items) for order_id, items in found.items()}
 
 
 def _redistributed_on(c: Connection, run) -> list[dt.date]:
     """The effective date of each of the run's redistributions: that of the version that added it."""
-    versions = queries.session_runs(c, [run.session_id])
-    changes = queries.run_changes(c, [run.session_id])
+    versions = runs.session_runs(c, [run.session_id])
+    changes = runs.run_changes(c, [run.session_id])
     dates: list[dt.date] = []
     for version in versions[versions["version"] <= run.version].sort_values("version").itertuples():
-        made = changes.get(int(version.id)) or {}
-        added = len(made.get("redistribution", [])) - len(dates)
+        made = changes[int(version.id)]
+        added = len(made.redistribution) - len(dates)
         if added > 0:
-            dates += [dt.date.fromisoformat(made["effective"])] * added
+            dates += [made.effective] * added
     return dates
 
 
-def _received(item: dict, day: dt.date, origin: dict, session: Session, professionals: dict[str, dict],
+def _received(item: Redistribution, day: dt.date, origin: dict, session: Session, professionals: dict[str, dict],
               kinds: dict[str, str], pharmacies: dict[str, dict]) -> Line:
     """R10, on the receiving professional's email: the vials they may collect at the giving officine from
     the redistribution's effective date. `redistribution_from` in confirmation.csv is that officine's FINESS."""
-    to, finess = item["to_rpps"], origin["finess"]
+    to, finess = item.to_rpps, origin["finess"]
     vaccine = session.vaccines.get(origin["vaccine"])
     officine = pharmacies.get(finess)
-    count = int(item["vials"])
-    return Line(order_id=item["order_id"], effector=kinds.get(to, ""), rpps=to,
+    count = item.vials
+    return Line(order_id=item.order_id, effector=kinds.get(to, ""), rpps=to,
                 professional=(professionals.get(to) or {}).get("name", ""), vaccine=origin["vaccine"],
                 vaccine_label=vaccine.label if vaccine else origin["vaccine"], injection=origin["injection"],
-                requested=count, allocated=count, status="served", reason="ok", deliveries=((day, count),),
+                requested=count, allocated=count, status=Status.SERVED.value, reason=Reason.OK.value,
+                deliveries=((day, count),),
                 redistribution_from=finess,
                 received_from=f"{officine['name']} (FINESS {finess})" if officine else f"FINESS {finess}")
 
 
 def _what_changed(c: Connection, run, order_ids: list[str]) -> dict[str, list[str]]:
     """Only these lines and the new redistributions are read from both versions, not the whole run."""
-    before = queries.previous_run(c, run)
-    redistributed = new_redistributions(run.changes, before.changes)
-    wanted = sorted(set(order_ids) | {item["order_id"] for item in redistributed})
-    old = queries.lines(c, before.id, run.session_id, order_ids=wanted)
-    new = queries.lines(c, run.id, run.session_id, order_ids=wanted)
+    before = runs.previous_run(c, run)
+    redistributed = run.changes.added_since(before.changes)
+    wanted = sorted(set(order_ids) | {item.order_id for item in redistributed})
+    old = lines.read(c, before.id, run.session_id, order_ids=wanted)
+    new = lines.read(c, run.id, run.session_id, order_ids=wanted)
     names = {}
     if redistributed:  # the officines and receivers of the new redistributions, named beside their numbers
-        given = new.lines[new.lines["order_id"].isin([item["order_id"] for item in redistributed])]
+        given = new.lines[new.lines["order_id"].isin([item.order_id for item in redistributed])]
         for register, ids in (("pharmacies", sorted(set(given["finess"]))),
-                              ("professionals", sorted({item["to_rpps"] for item in redistributed}))):
-            names |= {key: row["name"] for key, row in queries.contacts(c, register, run.session_id, ids).items()}
+                              ("professionals", sorted({item.to_rpps for item in redistributed}))):
+            names |= {key: row["name"] for key, row in sessions.contacts(c, register, run.session_id, ids).items()}
     return what_changed(line_states(old.lines, old.deliveries), line_states(new.lines, new.deliveries), redistributed,
                         names)
 

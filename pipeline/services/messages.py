@@ -9,23 +9,14 @@ from email import policy
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import lines, outbox, runs
 from pipeline.adapters.mail.mime import check_address
 from pipeline.adapters.mail.render import render
 
-from . import ServiceError
 from .letters import confirmations
+from .refusals import UnknownEmail
 
 NOWHERE = "adresse-invalide@invalid"  # RFC 2606: a domain that can never receive
-
-
-class UnknownEmail(ServiceError):
-    """No such email, or none of the officine it was asked through: 404 either way."""
-
-    status = 404
-
-    def __init__(self, outbox_id: int) -> None:
-        super().__init__(f"Aucun email n° {outbox_id} ici.")
 
 
 def message(engine: Engine, outbox_id: int, sender: str, finess: str | None = None) -> dict:
@@ -36,10 +27,10 @@ def message(engine: Engine, outbox_id: int, sender: str, finess: str | None = No
     Every state reads, a failed one included: a register address that is no address (the reason
     it failed) is shown as it is, the message rebuilt to NOWHERE, never raised with it."""
     with engine.connect() as c:
-        row = queries.outbox_row(c, outbox_id)
+        row = outbox.outbox_row(c, outbox_id)
         if row is None:
             raise UnknownEmail(outbox_id)
-        run = queries.run_row(c, row.run_id)
+        run = runs.run_row(c, row.run_id)
         if finess is not None and not _to_officine(c, row, run, finess):
             raise UnknownEmail(outbox_id)
         rows = pd.DataFrame([{k: getattr(row, k) for k in ("id", "recipient_id", "recipient_kind", "message_id",
@@ -62,5 +53,5 @@ def message(engine: Engine, outbox_id: int, sender: str, finess: str | None = No
 def _to_officine(c, row, run, finess: str) -> bool:
     if row.recipient_kind == "officine":
         return row.recipient_id == finess
-    lines = queries.lines(c, run.id, run.session_id, officines=[finess]).lines
-    return row.recipient_id in set(lines["rpps"])
+    theirs = lines.read(c, run.id, run.session_id, officines=[finess]).lines
+    return row.recipient_id in set(theirs["rpps"])

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import lines, outbox, runs, sessions
 from pipeline.adapters.files.outputs import MANIFEST_INDEX, write_csv, write_json, write_manifests, write_whole
 from pipeline.adapters.files.report import render_report, write_report
 from pipeline.adapters.mail.render import render
@@ -38,13 +38,13 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     (`runs.view_failure`, cleared by a later writing that succeeds): it never costs a data file."""
     out.mkdir(parents=True, exist_ok=True)
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        session = queries.session_rules(c, row.session_id)
-        pharmacies = queries.registers(c, row.session_id, "pharmacies")
-        depots = queries.registers(c, row.session_id, "depots")
-        read = queries.lines(c, run, row.session_id)
-        rejections = queries.rejections(c, row.session_id)
-        emails = emails_summary(queries.outbox_counts(c, run))
+        row = runs.run_row(c, run)
+        session = sessions.session_rules(c, row.session_id)
+        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
+        depots = sessions.registers(c, row.session_id, "depots")
+        read = lines.read(c, run, row.session_id)
+        rejections = sessions.rejections(c, row.session_id)
+        emails = emails_summary(outbox.outbox_counts(c, run))
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -66,7 +66,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
             "session": row.session_id, "run": row.version, "run_id": run, "step": "report", "event": "view_failed"})
     if failure != row.view_failure:
         with engine.begin() as c:
-            queries.stamp(c, run, view_failure=failure)
+            runs.stamp(c, run, view_failure=failure)
     return Written(summary, failure)
 
 
@@ -90,26 +90,26 @@ def publish(run_folder: Path, out: Path) -> None:
 def report_html(engine: Engine, run: int) -> tuple[str, dict]:
     """The run's report.html alone, as write_outputs writes it, and the email counts it drew."""
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        session = queries.session_rules(c, row.session_id)
-        pharmacies = queries.registers(c, row.session_id, "pharmacies")
-        depots = queries.registers(c, row.session_id, "depots")
-        read = queries.lines(c, run, row.session_id)
-        emails = emails_summary(queries.outbox_counts(c, run))
+        row = runs.run_row(c, run)
+        session = sessions.session_rules(c, row.session_id)
+        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
+        depots = sessions.registers(c, row.session_id, "depots")
+        read = lines.read(c, run, row.session_id)
+        emails = emails_summary(outbox.outbox_counts(c, run))
         data = _report_data(c, row, session, pharmacies, depots, read, emails)
     return render_report(data), emails
 
 
 def _report_data(c, row, session, pharmacies, depots, read, emails: dict):
     """What report.html draws: the run's lines and deliveries beside the previous version's."""
-    depot_days = depot_days_with_changes(queries.registers(c, row.session_id, "depot_days"), row.changes)
-    before = queries.previous_run(c, row)
-    previous = queries.lines(c, before.id, row.session_id) if before is not None else None
+    depot_days = depot_days_with_changes(sessions.registers(c, row.session_id, "depot_days"), row.changes)
+    before = runs.previous_run(c, row)
+    previous = lines.read(c, before.id, row.session_id) if before is not None else None
     return report_data(session, row, read.lines, read.deliveries, pharmacies, depots, depot_days, emails,
                        None if previous is None else (previous.lines, previous.deliveries))
 
 
-def _deliveries(read: queries.Lines) -> pd.DataFrame:
+def _deliveries(read: lines.Lines) -> pd.DataFrame:
     """deliveries.csv: by order id, each line's dated days first in date order, then its pending remainder."""
     frame = read.deliveries.assign(finess=read.deliveries["order_id"].map(read.lines.set_index("order_id")["finess"]))
     frame["delivery_date"] = pd.to_datetime(frame["delivery_date"]).dt.strftime("%Y-%m-%d").fillna("")
@@ -123,8 +123,8 @@ def write_mail_copies(engine: Engine, run: int, folder: Path, sender: str, sign=
     (and signed again by `sign`, the DKIM signer, when there is one)."""
     written = 0
     with engine.connect() as c:
-        row = queries.run_row(c, run)
-        sent = queries.outbox_rows(c, run, "sent")
+        row = runs.run_row(c, run)
+        sent = outbox.outbox_rows(c, run, "sent")
         for start in range(0, len(sent), MAIL_CHUNK):
             for confirmation in confirmations(c, row, sent.iloc[start:start + MAIL_CHUNK], sender):
                 message = render(confirmation)

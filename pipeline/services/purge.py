@@ -14,10 +14,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import queries
-from pipeline.domain.outbox import TERMINAL
+from pipeline.adapters.db import actions, retention, sessions
+from pipeline.domain.vocabulary import SETTLED, Action, SessionState
 
-from . import ServiceError
+from .refusals import (EmailsNotSettled, NegativeRetention, OperatorRequired, ReasonRequired, RetentionNotOver,
+                       SessionNotClosed, UnknownSession)
 
 
 def purge_session(engine: Engine, session_id: str, keep_days: int, operator: str, reason: str, now: dt.datetime,
@@ -26,30 +27,28 @@ def purge_session(engine: Engine, session_id: str, keep_days: int, operator: str
     `mail_folder`); returns the counts. Refuses a session still open, with emails not all settled,
     or settled less than `keep_days` ago."""
     if not operator.strip():
-        raise ServiceError("an operator name is required (--operator)")
+        raise OperatorRequired()
     if not reason.strip():
-        raise ServiceError("a reason is required (--reason)")
+        raise ReasonRequired()
     if keep_days < 0:
-        raise ServiceError("--keep-days must be 0 or more")
+        raise NegativeRetention(keep_days)
     with engine.begin() as c:
-        session = queries.session_row(c, session_id, lock=True)
+        session = sessions.session_row(c, session_id, lock=True)
         if session is None:
-            raise ServiceError(f"unknown session {session_id}")
-        found = queries.session_settlement(c, session_id, TERMINAL)
-        if session.state != "closed" or not found["runs"]:
-            raise ServiceError(f"session {session_id} is not closed: nothing can be purged yet")
+            raise UnknownSession(session_id)
+        found = retention.session_settlement(c, session_id, SETTLED)
+        if session.state != SessionState.CLOSED or not found["runs"]:
+            raise SessionNotClosed(session_id)
         if not found["settled"]:
-            raise ServiceError(f"session {session_id} has {found['waiting']} email(s) not settled yet: "
-                               "purge it once every email is sent, failed or unknown")
+            raise EmailsNotSettled(session_id, found["waiting"])
         settled_at = _aware(found["settled_at"]) if found["settled_at"] else now
         until = settled_at + dt.timedelta(days=keep_days)
         if now < until:
-            raise ServiceError(f"session {session_id} is kept until {until:%Y-%m-%d %H:%M} UTC "
-                               f"({keep_days} days after its emails settled)")
-        with logs.step("purge", session=session_id) as counts:
-            counts.update(queries.blank_contacts(c, session_id))
+            raise RetentionNotOver(session_id, until, keep_days)
+        with logs.step(Action.PURGE, session=session_id) as counts:
+            counts.update(retention.blank_contacts(c, session_id))
             counts["messages"] = _remove_messages(mail_folder, session_id)
-            queries.record_action(c, now, operator.strip(), "purge", session_id=session_id, reason=reason.strip(),
+            actions.record_action(c, now, operator.strip(), Action.PURGE, session_id=session_id, reason=reason.strip(),
                                   target=session_id, detail={"keep_days": keep_days, **counts})
     return dict(counts)
 

@@ -13,7 +13,7 @@ import threading
 from sqlalchemy import Engine
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import outbox, runs
 from pipeline.adapters.db.reports import store_report, stored_report
 from pipeline.domain.summary import emails_summary
 
@@ -38,7 +38,7 @@ def report_html(engine: Engine, run: int, now: dt.datetime) -> str | None:
             logs.log.error("the report could not be drawn", exc_info=True,
                            extra={"run_id": run, "step": "report", "event": "view_failed"})
             with engine.begin() as c:
-                queries.stamp(c, run, view_failure=f"report.html: {type(error).__name__}"[:500])
+                runs.stamp(c, run, view_failure=f"report.html: {type(error).__name__}"[:500])
             return None
         with engine.begin() as c:
             store_report(c, run, _key(emails), html, now)
@@ -47,7 +47,7 @@ def report_html(engine: Engine, run: int, now: dt.datetime) -> str | None:
 
 def _stored(engine: Engine, run: int) -> str | None:
     with engine.connect() as c:
-        emails = emails_summary(queries.outbox_counts(c, run))
+        emails = emails_summary(outbox.outbox_counts(c, run))
         row = stored_report(c, run)
     return row.html if row is not None and row.emails == _key(emails) else None
 

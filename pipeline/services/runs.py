@@ -16,12 +16,15 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import runs, sessions
 from pipeline.adapters.files.scenario import Scenario
 from pipeline.domain.allocate import allocate
+from pipeline.domain.changes import RunChanges
 from pipeline.domain.schedule import schedule_deliveries
+from pipeline.domain.vocabulary import RunStep
 
-from . import ServiceError
+from .chain import ALLOCATE, SCHEDULE, Step, before, last_done
+from .refusals import NoRun, SessionHeld, SessionLoadedOtherwise, UnknownRun, UnknownSession
 
 # What a step did: its work now, or found it done before; or it left the run alone because
 # another worker holds it or the step before has not finished. Only the first two pass the baton.
@@ -44,13 +47,12 @@ def store_scenario(engine: Engine, scenario: Scenario, now: dt.datetime) -> str:
     session = scenario.session
     digest = scenario_hash(scenario)
     with engine.begin() as c:
-        known = queries.session_hash(c, session.id)
+        known = sessions.session_hash(c, session.id)
         if known is not None:
             if known != digest:
-                raise ServiceError(f"session {session.id} is already loaded with other inputs: "
-                                   "use `vialflow reallocate` to change it, or another database")
+                raise SessionLoadedOtherwise(session.id)
             return session.id
-        queries.insert_session(c, scenario, digest, now, json.loads(session.model_dump_json()))
+        sessions.insert_session(c, scenario, digest, now, json.loads(session.model_dump_json()))
     return session.id
 
 
@@ -59,12 +61,12 @@ def close_session(engine: Engine, session_id: str, now: dt.datetime) -> int:
     one however often it is called)."""
     try:
         with engine.begin() as c:
-            row = queries.session_row(c, session_id, lock=True)
+            row = sessions.session_row(c, session_id, lock=True)
             if row is None:
-                raise ServiceError(f"unknown session {session_id}")
+                raise UnknownSession(session_id)
             if row.state == "open":
-                with logs.step("close", session=session_id, run=1):
-                    queries.close(c, session_id, row.input_hash, now)
+                with logs.step(RunStep.CLOSE, session=session_id, run=1):
+                    sessions.close(c, session_id, row.input_hash, now)
     except IntegrityError:
         pass  # another worker closed it first: its run is the run
     return run_id(engine, session_id, 1)
@@ -73,74 +75,73 @@ def close_session(engine: Engine, session_id: str, now: dt.datetime) -> int:
 def sessions_due(engine: Engine, now: dt.datetime) -> list[str]:
     """Open sessions whose window has closed at `now`."""
     with engine.connect() as c:
-        return queries.sessions_due(c, now)
+        return sessions.sessions_due(c, now)
 
 
 def hold(engine: Engine, session_id: str, holder: str, now: dt.datetime, seconds: float, gone) -> None:
     """One command at a time per session: take or renew the hold, or say who has it."""
     with engine.begin() as c:
-        other = queries.hold_session(c, session_id, holder, now, now + dt.timedelta(seconds=seconds), gone)
+        other = sessions.hold_session(c, session_id, holder, now, now + dt.timedelta(seconds=seconds), gone)
     if other is not None:
-        raise ServiceError(f"session {session_id} is being run by another vialflow command ({other.split('#')[0]}); "
-                           "wait for it to finish, or stop it and run this command again")
+        raise SessionHeld(session_id, other.split("#")[0])
 
 
 def release(engine: Engine, session_id: str, holder: str) -> None:
     with engine.begin() as c:
-        queries.release_session(c, session_id, holder)
+        sessions.release_session(c, session_id, holder)
 
 
 def stalled(engine: Engine, before: dt.datetime) -> list[int]:
     """Runs not yet prepared whose last step ended before `before`: the message carrying them on was lost."""
     with engine.connect() as c:
-        return queries.stalled_runs(c, before)
+        return runs.stalled_runs(c, before)
 
 
 def run_id(engine: Engine, session_id: str, version: int | None = None) -> int:
     with engine.connect() as c:
-        found = queries.run_id(c, session_id, version)
+        found = runs.run_id(c, session_id, version)
     if found is None:
-        raise ServiceError(f"session {session_id} has no run{f' version {version}' if version else ''} yet")
+        raise NoRun(session_id, version)
     return found
 
 
 def version_of(engine: Engine, run: int) -> int:
     with engine.connect() as c:
-        return queries.run_row(c, run).version
+        return runs.run_row(c, run).version
 
 
-def gate(c: Connection, run: int, stamp: str, after: str | None = None):
-    """Lock the run for a step that stamps `stamp` once `after` is stamped. Returns (outcome, row):
-    an outcome when the step has nothing to do now, else None and the locked row."""
-    try:
-        row = queries.lock_run(c, run)
-    except LookupError as error:
-        raise ServiceError(str(error)) from None
+def gate(c: Connection, run: int, step: Step):
+    """Lock the run for `step`, which stamps its column once the step before it has stamped its own.
+    Returns (outcome, row): an outcome when the step has nothing to do now, else None and the locked row."""
+    row = runs.lock_run(c, run)
     if row is None:
+        if not runs.run_exists(c, run):
+            raise UnknownRun(run)
         return BUSY, None
-    if row._mapping[stamp] is not None:
+    if row._mapping[step.stamp] is not None:
         return ALREADY, row
-    if after is not None and row._mapping[after] is None:
+    waited = before(step)
+    if waited is not None and waited.stamp is not None and row._mapping[waited.stamp] is None:
         return WAITING, row
     return None, row
 
 
-def record_failure(engine: Engine, step: str, target: int | str | None, message: str) -> None:
-    """A step failed for good: keep why, on the run (or the session for the close)."""
+def record_failure(engine: Engine, step: RunStep, target: int | str | None, message: str) -> None:
+    """A step failed for good: keep which and why, on the run (or the session for the close)."""
     with engine.begin() as c:
-        queries.record_failure(c, target, f"{step}: {message}")
+        runs.record_failure(c, target, step, message)
 
 
 def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
     """R1–R7 on the run's session."""
     with engine.begin() as c:
-        outcome, row = gate(c, run, "allocated_at")
+        outcome, row = gate(c, run, ALLOCATE)
         if outcome:
             return outcome
-        with logs.step("allocate", session=row.session_id, run=row.version, run_id=run) as counts:
+        with logs.step(RunStep.ALLOCATE, session=row.session_id, run=row.version, run_id=run) as counts:
             decisions = decide(c, row.session_id, row.changes)
-            queries.insert_decisions(c, run, decisions)
-            queries.stamp(c, run, allocated_at=now)
+            runs.insert_decisions(c, run, decisions)
+            runs.stamp(c, run, allocated_at=now)
             counts.update(lines=len(decisions), requested=int(decisions["requested"].sum()),
                           allocated=int(decisions["allocated"].sum()))
     return DONE
@@ -149,66 +150,63 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
 def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
     """R8 on the run's served lines."""
     with engine.begin() as c:
-        outcome, row = gate(c, run, "scheduled_at", after="allocated_at")
+        outcome, row = gate(c, run, SCHEDULE)
         if outcome:
             return outcome
-        with logs.step("schedule", session=row.session_id, run=row.version, run_id=run) as counts:
-            deliveries = plan(c, row.session_id, row.changes, queries.previous_run(c, row),
-                              queries.served_lines(c, row.session_id, run))
-            queries.insert_deliveries(c, run, deliveries)
-            queries.stamp(c, run, scheduled_at=now)
+        with logs.step(RunStep.SCHEDULE, session=row.session_id, run=row.version, run_id=run) as counts:
+            deliveries = plan(c, row.session_id, row.changes, runs.previous_run(c, row),
+                              runs.served_lines(c, row.session_id, run))
+            runs.insert_deliveries(c, run, deliveries)
+            runs.stamp(c, run, scheduled_at=now)
             vials = deliveries.groupby("status")["vials"].sum()
             counts.update(deliveries=len(deliveries), scheduled=int(vials.get("scheduled", 0)),
                           pending=int(vials.get("pending", 0)))
     return DONE
 
 
-def decide(c: Connection, session_id: str, changes: dict | None) -> pd.DataFrame:
+def decide(c: Connection, session_id: str, changes: RunChanges) -> pd.DataFrame:
     """R1–R7: every line's decision, with its trace, under a run's cumulative `changes`. Shared by
     the allocation step and the preview of a reallocation, so that both decide alike."""
-    changes = changes or {}
-    return allocate(queries.session_rules(c, session_id), queries.session_orders(c, session_id),
-                    queries.registers(c, session_id, "pharmacies"), queries.registers(c, session_id, "professionals"),
-                    cancelled=changes.get("cancel", ()), supply=changes.get("supply"), trace=True)
+    return allocate(sessions.session_rules(c, session_id), sessions.session_orders(c, session_id),
+                    sessions.registers(c, session_id, "pharmacies"), sessions.registers(c, session_id, "professionals"),
+                    cancelled=changes.cancel, supply=changes.supply or None, trace=True)
 
 
-def plan(c: Connection, session_id: str, changes: dict | None, previous, served: pd.DataFrame) -> pd.DataFrame:
+def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame) -> pd.DataFrame:
     """R8, R11: the deliveries of the `served` lines (order_id, finess, depot_id, vaccine, allocated,
     rank) under `changes`, keeping what the `previous` run (None for the first) has delivered by the
     change's effective date. Shared by the scheduling step and the preview."""
-    session = queries.session_rules(c, session_id)
-    depot_days = depot_days_with_changes(queries.registers(c, session_id, "depot_days"), changes)
+    session = sessions.session_rules(c, session_id)
+    depot_days = depot_days_with_changes(sessions.registers(c, session_id, "depot_days"), changes)
     frozen, start = frozen_deliveries(c, previous, changes)
-    return schedule_deliveries(served, queries.registers(c, session_id, "depots"), depot_days, session.vaccines,
+    return schedule_deliveries(served, sessions.registers(c, session_id, "depots"), depot_days, session.vaccines,
                                start=start, frozen=frozen)
 
 
-def frozen_deliveries(c: Connection, previous, changes: dict | None) -> tuple[pd.DataFrame | None, dt.date | None]:
+def frozen_deliveries(c: Connection, previous, changes: RunChanges) -> tuple[pd.DataFrame | None, dt.date | None]:
     """R11: the previous version's deliveries dated on or before the change's effective date stay."""
-    effective = (changes or {}).get("effective")
-    if previous is None or effective is None:
+    if previous is None or changes.effective is None:
         return None, None
-    day = dt.date.fromisoformat(effective)
-    return queries.delivered(c, previous.id, day), day
+    return runs.delivered(c, previous.id, changes.effective), changes.effective
 
 
-def depot_days_with_changes(depot_days: pd.DataFrame, changes: dict | None) -> pd.DataFrame:
+def depot_days_with_changes(depot_days: pd.DataFrame, changes: RunChanges) -> pd.DataFrame:
     """The session's day overrides with the operator's on top (theirs win for the same day)."""
-    extra = pd.DataFrame((changes or {}).get("depot_days", []), columns=["depot_id", "date", "capacity_vials"])
-    if extra.empty:
+    if not changes.depot_days:
         return depot_days
-    extra["date"] = [dt.date.fromisoformat(d) for d in extra["date"]]
+    extra = pd.DataFrame([day.model_dump() for day in changes.depot_days],
+                         columns=["depot_id", "date", "capacity_vials"])
     both = pd.concat([depot_days, extra], ignore_index=True)
     return both.drop_duplicates(["depot_id", "date"], keep="last").reset_index(drop=True)
 
 
 def progress(engine: Engine, session_id: str) -> dict:
-    """Where a session's latest run stands, for those who wait on it."""
+    """Where a session's latest run stands, for those who wait on it: `done`, the last step stored
+    (None before the close), and why a step failed for good, if one did."""
     with engine.connect() as c:
-        session = queries.session_row(c, session_id)
-        run = queries.latest_run(c, session_id)
+        session = sessions.session_row(c, session_id)
+        run = runs.latest_run(c, session_id)
     if run is None:
-        return {"step": "closing", "error": session.error, "run": None}
-    step = ("prepared" if run.prepared_at else "scheduled" if run.scheduled_at
-            else "allocated" if run.allocated_at else "allocating")
-    return {"step": step, "error": run.error, "run": run.id}
+        return {"done": None, "error": session.error, "failed_step": RunStep.CLOSE if session.error else None,
+                "run": None}
+    return {"done": last_done(run), "error": run.error, "failed_step": RunStep.of(run.failed_step), "run": run.id}

@@ -405,6 +405,25 @@ def test_an_unknown_finess_or_order_is_said_in_french(client):
     assert "n'a pas de version 7" in html.unescape(client.get(f"/sessions/{SESSION}/versions/7/suivi").text)
 
 
+def test_a_service_s_refusal_is_answered_by_its_class_its_status_and_its_french_sentence(client, engine):
+    sign_in(client, "olivier")
+    unknown = client.post("/api/sessions/nope/reallocations", headers=csrf(client),
+                          json={"changes": CHANGES, "preview": True})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "Session inconnue : nope."})
+    page = client.get("/sessions/nope")
+    assert page.status_code == 404 and "<h1>Session inconnue</h1>" in page.text
+    assert "Session inconnue : nope." in html.unescape(page.text)
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    with engine.begin() as c:  # a version recorded, its steps not yet run
+        c.execute(text("INSERT INTO runs (session_id, version, operator, reason, changes, input_hash, created_at) "
+                       "VALUES (:s, 2, 'olivier', 'r', '{}', 'h2', :at)"), {"s": SESSION, "at": dt.datetime.now()})
+    busy = client.post(f"/api/sessions/{SESSION}/reallocations", headers=csrf(client),
+                       json={"changes": CHANGES, "preview": True})
+    assert busy.status_code == 409
+    assert busy.json()["error"] == (f"Session {SESSION} : la version 2 est encore en cours ; réessayez quand elle "
+                                    "sera terminée.")
+
+
 # The outbox.
 
 def test_an_operator_resends_a_failed_email_with_a_reason(client, engine, workers):

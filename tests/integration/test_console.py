@@ -12,9 +12,10 @@ from starlette.testclient import TestClient
 from pipeline.adapters.db import make_engine
 from pipeline.entrypoints.celery_app import app as celery
 from pipeline.entrypoints.console.app import create_app
-from pipeline.entrypoints.console.workers import TICK, Workers
+from pipeline.entrypoints.console.workers import Workers
 from pipeline.entrypoints.runner import load_into
-from pipeline.services import confirmations, runs as services
+from pipeline.domain.vocabulary import RunStep
+from pipeline.services import chain, confirmations, runs as services
 from pipeline.services.accounts import add_user
 from pipeline.settings import Settings
 
@@ -44,9 +45,9 @@ def test_a_reallocation_confirmed_in_the_console_reaches_the_workers_through_rab
                                    "reason": "Commande retirée par téléphone", "preview": False})
         assert answer.status_code == 200, answer.text
         run = answer.json()["run"]
-        wait_for(lambda: services.progress(engine, SESSION)["step"] == "prepared", what="the workers to prepare run 2",
-                 timeout=180)
-        celery.send_task(TICK)  # what beat does every 30 s
+        wait_for(lambda: services.progress(engine, SESSION)["done"] is RunStep.PREPARE,
+                 what="the workers to prepare run 2", timeout=180)
+        celery.send_task(chain.TICK)  # what beat does every 30 s
         wait_for(lambda: (counts := confirmations.outbox_counts(engine, run)) and set(counts) <= {"sent"},
                  what="run 2's emails", timeout=180)
         page = client.get(f"/sessions/{SESSION}/versions/2/suivi")

@@ -85,7 +85,7 @@ def test_two_commands_on_one_session_at_once_one_runs_and_the_other_says_so(data
     wait_for(lambda: mail_sink.accepted >= 1, timeout=180, what="the first run to send")
     second = subprocess.run([*command, "--out", str(tmp_path / "b")], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
-    assert "being run by another vialflow command" in one_line_failure(second)
+    assert "est en cours de traitement par une autre commande vialflow" in one_line_failure(second)
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert_each_recipient_has_one_email_or_is_recorded(database_url, mail_sink)
@@ -180,12 +180,12 @@ def test_operator_lists_and_deliberately_resends_failed_emails_recorded_with_who
     no_reason = subprocess.run([*CLI, "emails", session_id, "--resend", "--operator", "Alice", "--database-url",
                                 database_url, "--smtp-url", mail_sink.url, "--out", str(out)], cwd=ROOT,
                                capture_output=True, text=True, timeout=120)
-    assert "reason" in one_line_failure(no_reason)
+    assert "(--reason)" in one_line_failure(no_reason)
     before = mail_sink.accepted
     again = subprocess.run([*CLI, "emails", session_id, "--resend", "--operator", "Alice", "--reason",
                             "addresses corrected", "--database-url", database_url, "--smtp-url", mail_sink.url,
                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "3 sent" in again.stdout, again.stderr
+    assert again.returncode == 0 and "envoyé : 3" in again.stdout, again.stderr
     assert mail_sink.accepted == before + 3
     with make_engine(database_url).connect() as c:
         actions = c.execute(select(T["actions"].c.actor, T["actions"].c.action, T["actions"].c.reason)).all()

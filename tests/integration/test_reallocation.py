@@ -18,7 +18,8 @@ from pipeline.adapters.mail.smtp import SmtpTarget
 from pipeline.domain.changes import Changes
 from pipeline.services.reallocation import request_reallocation
 from pipeline.entrypoints.runner import load_into
-from pipeline.services import ServiceError
+from pipeline.services.refusals import (OperatorRequired, ReasonRequired, TooManyRedistributed, UnknownOrderInChanges,
+                                        UnknownSession, UnknownVaccine)
 from pipeline.adapters.db import make_engine
 from pipeline.adapters.db.tables import Base
 
@@ -136,10 +137,12 @@ def test_r10_a_redistribution_after_a_week_notifies_both_professionals(session, 
     assert {line["rpps"], to["rpps"], line["finess"]} <= set(got)
     receiver = next(m.content for m in mail_sink.received if f"Recipient: {to['rpps']}".encode() in m.content)
     assert line["order_id"].encode() in receiver and "redistribu".encode() in receiver
-    with pytest.raises(ServiceError, match="delivered a week or more"):
+    with pytest.raises(TooManyRedistributed) as refused:
         request_reallocation(session, SESSION, Changes.model_validate(
             {"effective": "2021-06-24", "redistribution": [{"order_id": line["order_id"], "vials": 999,
                                                             "to_rpps": to["rpps"]}]}), "Opératrice", "test", NOW)
+    assert (refused.value.order_id, refused.value.asked) == (line["order_id"], 999)
+    assert "livrés une semaine ou plus avant le jeudi 24 juin 2021" in str(refused.value)
     assert run
 
 
@@ -150,16 +153,19 @@ def test_r11_the_same_request_twice_makes_one_version(session, mail_sink):
     assert created and not created_again and first == again
 
 
-@pytest.mark.parametrize("session_id, changes, operator, reason, message", [
-    ("no-such-session", {"effective": "2021-06-17"}, "Op", "r", "unknown session no-such-session"),
-    (SESSION, {"effective": "2021-06-17", "cancel": ["A-999999"]}, "Op", "r", "unknown order A-999999"),
-    (SESSION, {"effective": "2021-06-17", "supply": {"sputnik": 10}}, "Op", "r", "unknown vaccine 'sputnik'"),
-    (SESSION, {"effective": "2021-06-17"}, "", "r", "an operator name is required"),
-    (SESSION, {"effective": "2021-06-17"}, "Op", " ", "a reason is required"),
+@pytest.mark.parametrize("session_id, changes, operator, reason, refusal, said", [
+    ("no-such-session", {"effective": "2021-06-17"}, "Op", "r", UnknownSession, "Session inconnue : no-such-session."),
+    (SESSION, {"effective": "2021-06-17", "cancel": ["A-999999"]}, "Op", "r", UnknownOrderInChanges,
+     f"Ligne inconnue : A-999999 n'est pas une ligne de la session {SESSION}."),
+    (SESSION, {"effective": "2021-06-17", "supply": {"sputnik": 10}}, "Op", "r", UnknownVaccine,
+     "Stock : vaccin inconnu « sputnik »"),
+    (SESSION, {"effective": "2021-06-17"}, "", "r", OperatorRequired, "Un nom d'opérateur est obligatoire"),
+    (SESSION, {"effective": "2021-06-17"}, "Op", " ", ReasonRequired, "Un motif est obligatoire"),
 ])
-def test_r11_a_bad_request_says_why_and_changes_nothing(session, session_id, changes, operator, reason, message):
-    with pytest.raises(ServiceError, match=message):
+def test_r11_a_bad_request_says_why_and_changes_nothing(session, session_id, changes, operator, reason, refusal, said):
+    with pytest.raises(refusal) as refused:
         request_reallocation(session, session_id, Changes.model_validate(changes), operator, reason, NOW)
+    assert str(refused.value).startswith(said)
     with session.connect() as c:
         assert c.execute(select(T["runs"].c.version)).scalars().all() == [1]
 
@@ -197,4 +203,4 @@ def test_r11_vialflow_reallocate_goes_through_the_queue_and_keeps_every_run(work
     assert 0 < new_emails < emails_before
     bad = subprocess.run([*command, "reallocate", SESSION, str(changes), "--operator", "", "--reason", "x",
                           "--out", str(out), *urls], cwd=ROOT, env=workers.env, capture_output=True, text=True)
-    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "operator" in bad.stderr
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "(--operator)" in bad.stderr

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import lines as line_reads, runs
 from pipeline.domain.rules import NAMED_KINDS
-from pipeline.services import ServiceError
+from pipeline.domain.vocabulary import Reason
+from pipeline.services.refusals import NoRun, UnknownOrder
 from pipeline.services.explain import explain
 
 CONTRACT_KEYS = ["order_id", "run", "rank", "requested", "cap", "cap_used_before", "after_cap", "after_unit",
@@ -17,7 +18,7 @@ CONTRACT_KEYS = ["order_id", "run", "rank", "requested", "cap", "cap_used_before
 @pytest.fixture
 def lines(db, prepared) -> pd.DataFrame:
     with db.connect() as c:
-        return queries.lines(c, prepared, queries.run_row(c, prepared).session_id).lines
+        return line_reads.read(c, prepared, runs.run_row(c, prepared).session_id).lines
 
 
 def test_the_explanation_starts_with_the_keys_of_the_contract_in_their_order(db, lines):
@@ -72,11 +73,13 @@ def test_a_line_refused_outright_has_no_cap_and_says_why(db, lines):
     line = lines[lines["reason"] == "unknown_pharmacy"].iloc[0]
     found = explain(db, line["order_id"])
     assert [found[k] for k in ("cap", "cap_used_before", "after_cap", "after_unit", "supply_before")] == [None] * 5
-    assert any("officine inconnue" in p for p in found["phrases"])
+    assert f"{Reason.UNKNOWN_PHARMACY.long} : FINESS {line['finess']}" in found["phrases"]
 
 
 def test_an_unknown_order_or_run_is_one_sentence(db, lines):
-    with pytest.raises(ServiceError, match="unknown order A-NOPE"):
+    with pytest.raises(UnknownOrder) as refused:
         explain(db, "A-NOPE")
-    with pytest.raises(ServiceError, match="no run version 9"):
+    assert (refused.value.order_id, refused.value.status, str(refused.value)) == ("A-NOPE", 404, "Ligne inconnue : A-NOPE.")
+    with pytest.raises(NoRun) as refused:
         explain(db, lines["order_id"].iloc[0], version=9)
+    assert refused.value.version == 9 and str(refused.value).endswith("n'a pas de version 9.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline.adapters.db import queries
-from pipeline.adapters.mail.render import KIND_LABELS
+from pipeline.adapters.db import lines, outbox, runs as run_rows, sessions
 from pipeline.domain.changes import Changes
+from pipeline.domain.confirmation import Gift
 from pipeline.domain.rules import NAMED_KINDS
 from pipeline.services import confirmations, runs
 from pipeline.services.letters import confirmations as letters
@@ -21,19 +21,19 @@ EFFECTIVE = dt.date(2021, 6, 25)
 
 def emails(db, run: int) -> dict:
     with db.connect() as c:
-        row = queries.run_row(c, run)
-        return {letter.recipient_id: letter for letter in letters(c, row, queries.outbox_rows(c, run), SENDER)}
+        row = run_rows.run_row(c, run)
+        return {letter.recipient_id: letter for letter in letters(c, row, outbox.outbox_rows(c, run), SENDER)}
 
 
 def a_week_old_named_line(db, run: int) -> tuple[dict, dict]:
     """A doctor's line delivered a week or more before EFFECTIVE, and another professional of its officine."""
     with db.connect() as c:
-        session_id = queries.run_row(c, run).session_id
-        read = queries.lines(c, run, session_id)
-        people = queries.registers(c, session_id, "professionals")
+        session_id = run_rows.run_row(c, run).session_id
+        read = lines.read(c, run, session_id)
+        people = sessions.registers(c, session_id, "professionals")
     early = read.deliveries[read.deliveries["delivery_date"] <= EFFECTIVE - dt.timedelta(days=7)]
-    lines = read.lines[read.lines["order_id"].isin(early["order_id"]) & (read.lines["effector"] == "medecin")]
-    for line in lines.sort_values("order_id").to_dict("records"):
+    doctors = read.lines[read.lines["order_id"].isin(early["order_id"]) & (read.lines["effector"] == "medecin")]
+    for line in doctors.sort_values("order_id").to_dict("records"):
         others = people[(people["finess"] == line["finess"]) & (people["rpps"] != line["rpps"])
                         & people["kind"].isin(NAMED_KINDS)]
         if len(others):
@@ -43,7 +43,7 @@ def a_week_old_named_line(db, run: int) -> tuple[dict, dict]:
 
 def test_r8_each_delivery_of_each_email_names_the_depot_s_wholesaler(db, prepared):
     with db.connect() as c:
-        depots = queries.registers(c, queries.run_row(c, prepared).session_id, "depots")
+        depots = sessions.registers(c, run_rows.run_row(c, prepared).session_id, "depots")
     wholesalers = set(depots["wholesaler"])
     for letter in emails(db, prepared).values():
         for line in letter.lines:
@@ -61,12 +61,12 @@ def test_r10_a_redistribution_is_on_the_giving_line_the_receiver_s_line_and_the_
         assert step(db, run, LATER) == runs.DONE
     found = emails(db, run)
     with db.connect() as c:
-        officine = queries.contacts(c, "pharmacies", scenario.session.id, [line["finess"]])[line["finess"]]["name"]
+        officine = sessions.contacts(c, "pharmacies", scenario.session.id, [line["finess"]])[line["finess"]]["name"]
     assert {line["finess"], line["rpps"], to["rpps"]} <= set(found)
     # the giving line, on the officine's email and the giving doctor's
     for recipient in (line["finess"], line["rpps"]):
         [giving] = [l for l in found[recipient].lines if l.order_id == line["order_id"]]
-        assert giving.given == ((2, f"{to['name']} ({KIND_LABELS[to['kind']]}, RPPS {to['rpps']})"),)
+        assert giving.given == (Gift(2, to["rpps"], to["name"], to["kind"]),)
     # the receiver's own line of received vials, dated by the redistribution, from the officine named
     [received] = [l for l in found[to["rpps"]].lines if l.received_from]
     assert (received.order_id, received.rpps, received.deliveries) == (line["order_id"], to["rpps"], ((EFFECTIVE, 2),))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pipeline.domain.vocabulary import EmailState
 from pipeline.services import metrics
 
 from .conftest import CLOSED
@@ -12,7 +13,7 @@ from .conftest import CLOSED
 def test_emails_waiting_show_their_age_and_every_outbox_state_shows_even_at_zero(db, prepared):
     found = metrics.snapshot(db, CLOSED + dt.timedelta(minutes=5))
     states = {state: n for session, run, state, n in found.emails}
-    assert set(states) == set(metrics.STATES)
+    assert set(states) == {state.value for state in EmailState}
     assert states["pending"] > 0 and states["sent"] == 0
     assert found.oldest_waiting == [(found.emails[0][0], 300.0)]
 

@@ -8,9 +8,10 @@ import email
 
 import pytest
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import actions, outbox, runs, sessions
 from pipeline.adapters.mail.smtp import Outcome
-from pipeline.services import ServiceError, confirmations
+from pipeline.services import confirmations
+from pipeline.services.refusals import NotResendable, OperatorRequired, UnknownSession
 from tests.services.conftest import CLOSED
 from tests.services.fakes import FakeSmtp, SenderDied
 
@@ -21,18 +22,18 @@ LATER = CLOSED + dt.timedelta(minutes=5)
 
 def rows(db, run: int):
     with db.connect() as c:
-        return queries.outbox_rows(c, run)
+        return outbox.outbox_rows(c, run)
 
 
 def addresses(db, run: int) -> dict[int, str]:
     """Each outbox row's address, read back from the registers."""
     with db.connect() as c:
-        outbox = queries.outbox_rows(c, run)
-        session_id = queries.run_row(c, run).session_id
+        written = outbox.outbox_rows(c, run)
+        session_id = runs.run_row(c, run).session_id
         found = {}
         for name, kind in (("pharmacies", True), ("professionals", False)):
-            mine = outbox[(outbox["recipient_kind"] == "officine") == kind]
-            contacts = queries.contacts(c, name, session_id, mine["recipient_id"].tolist())
+            mine = written[(written["recipient_kind"] == "officine") == kind]
+            contacts = sessions.contacts(c, name, session_id, mine["recipient_id"].tolist())
             found |= {int(i): contacts[r]["email"] for i, r in zip(mine["id"], mine["recipient_id"])}
     return found
 
@@ -114,8 +115,8 @@ def test_a_sender_dying_mid_chunk_leaves_sent_rows_sent_unanswered_ones_unknown_
 def test_rows_of_a_claimant_lost_while_sending_are_unknown_when_its_chunk_comes_back(db, prepared):
     ids = rows(db, prepared)["id"].tolist()[:3]
     with db.begin() as c:
-        queries.claim(c, ids, "task-lost", CLOSED, LATER)
-        queries.mark_sending(c, ids, "task-lost", LATER)
+        outbox.claim(c, ids, "task-lost", CLOSED, LATER)
+        outbox.mark_sending(c, ids, "task-lost", LATER)
     fake = FakeSmtp()
     confirmations.send_chunk(db, ids, "task-lost", CLOSED, None, SENDER, delays=DELAYS, send=fake)
     assert fake.received == []
@@ -131,7 +132,7 @@ def test_a_claim_whose_lease_ran_out_is_handed_out_again_and_sent_once(db, prepa
     ids = confirmations.hand_out(db, prepared, CLOSED, lease=60)
     assert ids and confirmations.hand_out(db, prepared, CLOSED, lease=60) == []  # held by the queue
     with db.begin() as c:
-        queries.claim(c, ids, "task-gone", CLOSED, CLOSED + dt.timedelta(seconds=60))
+        outbox.claim(c, ids, "task-gone", CLOSED, CLOSED + dt.timedelta(seconds=60))
     assert confirmations.recover(db, CLOSED + dt.timedelta(seconds=59))["pending"] == 0
     found = confirmations.recover(db, CLOSED + dt.timedelta(seconds=61))
     assert found["pending"] == len(ids) and found["runs"] == [prepared]
@@ -146,8 +147,8 @@ def test_a_claim_whose_lease_ran_out_is_handed_out_again_and_sent_once(db, prepa
 def test_rows_going_out_when_their_lease_ran_out_are_unknown_and_never_handed_out_again(db, prepared):
     ids = rows(db, prepared)["id"].tolist()[:4]
     with db.begin() as c:
-        queries.claim(c, ids, "task-gone", CLOSED, LATER)
-        assert queries.mark_sending(c, ids[:2], "task-gone", LATER) == set(ids[:2])
+        outbox.claim(c, ids, "task-gone", CLOSED, LATER)
+        assert outbox.mark_sending(c, ids[:2], "task-gone", LATER) == set(ids[:2])
     found = confirmations.recover(db, LATER + dt.timedelta(seconds=1))
     assert (found["unknown"], found["pending"]) == (2, 2)
     assert states(db, prepared, ids[:2]) == {"unknown"}
@@ -157,18 +158,18 @@ def test_rows_going_out_when_their_lease_ran_out_are_unknown_and_never_handed_ou
 def test_a_sender_whose_claim_was_taken_over_sends_none_of_the_rows_it_lost(db, prepared):
     ids = rows(db, prepared)["id"].tolist()[:3]
     with db.begin() as c:
-        queries.claim(c, ids, "slow", CLOSED, CLOSED + dt.timedelta(seconds=1))
+        outbox.claim(c, ids, "slow", CLOSED, CLOSED + dt.timedelta(seconds=1))
     confirmations.recover(db, CLOSED + dt.timedelta(seconds=2))
     with db.begin() as c:
-        queries.claim(c, ids, "fast", CLOSED, LATER)
-        assert queries.mark_sending(c, ids, "slow", LATER) == set()
+        outbox.claim(c, ids, "fast", CLOSED, LATER)
+        assert outbox.mark_sending(c, ids, "slow", LATER) == set()
 
 
 def test_an_embedded_rerun_takes_back_every_claim_of_its_session_whatever_the_lease(db, prepared):
     ids = rows(db, prepared)["id"].tolist()[:3]
     with db.begin() as c:
-        queries.claim(c, ids, "dead", CLOSED, LATER)
-        queries.mark_sending(c, ids[:1], "dead", LATER)
+        outbox.claim(c, ids, "dead", CLOSED, LATER)
+        outbox.mark_sending(c, ids[:1], "dead", LATER)
     session_id = rows_session(db, prepared)
     found = confirmations.recover(db, CLOSED, session_id=session_id, everything=True)
     assert (found["unknown"], found["pending"]) == (1, 2)
@@ -176,7 +177,7 @@ def test_an_embedded_rerun_takes_back_every_claim_of_its_session_whatever_the_le
 
 def rows_session(db, run: int) -> str:
     with db.connect() as c:
-        return queries.run_row(c, run).session_id
+        return runs.run_row(c, run).session_id
 
 
 def test_the_run_is_stamped_settled_once_every_email_is_sent_failed_or_unknown(db, prepared):
@@ -193,15 +194,16 @@ def test_a_deliberate_resend_reopens_only_unknown_or_failed_rows_and_records_who
     refused = to[int(everyone["id"].iloc[0])]
     send(db, prepared, FakeSmtp(answers={refused: Outcome.FAILED}))
     session_id = rows_session(db, prepared)
-    with pytest.raises(ServiceError):
+    with pytest.raises(OperatorRequired):
         confirmations.resend(db, session_id, None, None, "", "no reason", CLOSED)
-    with pytest.raises(ServiceError):
+    with pytest.raises(NotResendable) as sent:
         confirmations.resend(db, session_id, None, "sent", "Alice", "again", CLOSED)
+    assert sent.value.state == "sent" and "« envoyé »" in str(sent.value)
     reopened = confirmations.resend(db, session_id, None, None, "Alice", "address fixed", CLOSED)
     assert reopened == [int(everyone["id"].iloc[0])]
     assert states(db, prepared, reopened) == {"pending"}
     with db.connect() as c:
-        action = queries.actions(c, action="resend").iloc[0]
+        action = actions.actions(c, action="resend").iloc[0]
     assert (action["actor"], action["reason"], action["detail"]) == ("Alice", "address fixed", {"outbox_ids": reopened})
     assert refused not in str(action.to_dict())
     fake = FakeSmtp()
@@ -215,7 +217,7 @@ def test_the_listing_shows_addresses_only_when_asked(db, prepared):
     assert "email" not in plain.columns and len(plain) == len(rows(db, prepared))
     shown = confirmations.outbox_listing(db, session_id, addresses=True)
     assert dict(zip(shown["id"], shown["email"])) == addresses(db, prepared)
-    with pytest.raises(ServiceError):
+    with pytest.raises(UnknownSession):
         confirmations.outbox_listing(db, "no-such-session")
 
 

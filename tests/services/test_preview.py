@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import StaticPool
 
-from pipeline.adapters.db import migrate, queries
+from pipeline.adapters.db import lines, migrate, outbox
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.domain.changes import Changes
 from pipeline.services import confirmations, runs
@@ -77,9 +77,9 @@ def test_r11_the_reallocation_after_a_preview_changes_the_lines_and_emails_the_r
     for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
         assert step(engine, run, LATER) == runs.DONE
     with engine.connect() as c:
-        old = queries.lines(c, first, SCENARIO.session.id)
-        new = queries.lines(c, run, SCENARIO.session.id)
-        emailed = sorted(queries.outbox_rows(c, run)["recipient_id"])
+        old = lines.read(c, first, SCENARIO.session.id)
+        new = lines.read(c, run, SCENARIO.session.id)
+        emailed = sorted(outbox.outbox_rows(c, run)["recipient_id"])
     assert preview["recipients"] == emailed
     before, after = old.lines.set_index("order_id"), new.lines.set_index("order_id")
     for line in preview["lines"]:

@@ -4,17 +4,20 @@ and a new version writing only to the recipients whose lines changed."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.adapters.db import queries
+from pipeline.adapters.db import lines, outbox, runs as run_rows, sessions
 from pipeline.adapters.db.tables import Base
 from pipeline.domain.changes import Changes
 from pipeline.domain.outbox import line_states
 from pipeline.domain.rules import NAMED_KINDS
-from pipeline.services import ServiceError, confirmations, runs
+from pipeline.services import confirmations, runs
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
+from pipeline.services.refusals import (LineBelowDelivered, OperatorRequired, ReasonRequired, SessionNotClosed,
+                                        UnknownDepot, UnknownOrderInChanges, UnknownVaccine)
 from tests.services.conftest import CLOSED
 
 LATER = CLOSED + dt.timedelta(days=1)
@@ -27,7 +30,7 @@ def versions(db) -> int:
 
 def a_served_line(db, run: int) -> dict:
     with db.connect() as c:
-        read = queries.lines(c, run, queries.run_row(c, run).session_id)
+        read = lines.read(c, run, run_rows.run_row(c, run).session_id)
     named = read.lines[(read.lines["allocated"] > 0) & read.lines["effector"].isin(NAMED_KINDS)]
     return named.sort_values("order_id").iloc[0].to_dict()
 
@@ -46,30 +49,34 @@ def test_r11_the_same_request_twice_makes_one_version(db, scenario, prepared):
     assert versions(db) == 2
 
 
-@pytest.mark.parametrize("request_, message", [
-    (dict(cancel=["A-000000"]), "unknown order A-000000"),
-    (dict(supply={"nope": 10}), "supply: unknown vaccine 'nope'"),
-    (dict(depot_days=[{"depot_id": "D-NOPE", "date": "2021-06-21", "capacity_vials": 0}]), "unknown depot D-NOPE"),
+@pytest.mark.parametrize("request_, refusal, fields, said", [
+    (dict(cancel=["A-000000"]), UnknownOrderInChanges, {"order_id": "A-000000"}, "Ligne inconnue : A-000000"),
+    (dict(supply={"nope": 10}), UnknownVaccine, {"vaccine": "nope"}, "Stock : vaccin inconnu « nope »"),
+    (dict(depot_days=[{"depot_id": "D-NOPE", "date": "2021-06-21", "capacity_vials": 0}]), UnknownDepot,
+     {"depot_id": "D-NOPE"}, "dépôt inconnu D-NOPE"),
 ])
 def test_r11_a_request_that_does_not_fit_the_session_is_refused_and_writes_nothing(db, scenario, prepared, request_,
-                                                                                   message):
-    with pytest.raises(ServiceError, match=message):
+                                                                                   refusal, fields, said):
+    with pytest.raises(refusal) as refused:
         request_reallocation(db, scenario.session.id, changes(**request_), "Ops", "why", LATER)
+    assert {name: getattr(refused.value, name) for name in fields} == fields
+    assert said in str(refused.value) and refused.value.status == 400
     assert versions(db) == 1
 
 
 def test_r11_a_request_without_operator_or_reason_is_refused(db, scenario, prepared):
-    with pytest.raises(ServiceError, match="operator"):
+    with pytest.raises(OperatorRequired):
         request_reallocation(db, scenario.session.id, changes(), " ", "why", LATER)
-    with pytest.raises(ServiceError, match="reason"):
+    with pytest.raises(ReasonRequired):
         request_reallocation(db, scenario.session.id, changes(), "Ops", "", LATER)
     assert versions(db) == 1
 
 
 def test_r11_a_session_still_open_has_nothing_to_reallocate(db, scenario):
     runs.store_scenario(db, scenario, CLOSED)
-    with pytest.raises(ServiceError, match="not closed yet"):
+    with pytest.raises(SessionNotClosed) as refused:
         request_reallocation(db, scenario.session.id, changes(), "Ops", "why", LATER)
+    assert refused.value.session_id == scenario.session.id and "pas encore close" in str(refused.value)
 
 
 def test_r11_a_cancelled_line_emails_its_officine_and_professional_again_and_them_only_with_what_it_replaces(
@@ -79,10 +86,10 @@ def test_r11_a_cancelled_line_emails_its_officine_and_professional_again_and_the
     for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
         assert step(db, run, LATER) == runs.DONE
     with db.connect() as c:
-        before = queries.outbox_rows(c, prepared).set_index("recipient_id")
-        after = queries.outbox_rows(c, run).set_index("recipient_id")
-        old = queries.lines(c, prepared, scenario.session.id)
-        new = queries.lines(c, run, scenario.session.id)
+        before = outbox.outbox_rows(c, prepared).set_index("recipient_id")
+        after = outbox.outbox_rows(c, run).set_index("recipient_id")
+        old = lines.read(c, prepared, scenario.session.id)
+        new = lines.read(c, run, scenario.session.id)
     assert {line["finess"], line["rpps"]} <= set(after.index)
     # Only the recipients of lines whose outcome or deliveries changed are written to.
     def state(read):
@@ -101,9 +108,13 @@ def test_r11_a_supply_that_would_leave_a_line_below_what_it_has_received_is_refu
         db, scenario, prepared):
     # Found by the preview's property test: the request was recorded, then its scheduling step failed.
     request = changes(effective="2021-06-18", supply={"astrazeneca": 331, "janssen": 494})
-    with pytest.raises(ServiceError, match=r"supply: line A-\S+ would get \d+ \w+ vials, fewer than the \d+ delivered"):
+    with pytest.raises(LineBelowDelivered) as refused:
         request_reallocation(db, scenario.session.id, request, "Ops", "why", LATER)
-    with pytest.raises(ServiceError, match="fewer than the"):
+    short = refused.value
+    assert short.allocated < short.delivered and short.effective == dt.date(2021, 6, 18)
+    assert re.fullmatch(r"Stock : la ligne A-\S+ recevrait \d+ flacons? de \w+, moins que les \d+ déjà livrés .*",
+                        str(short))
+    with pytest.raises(LineBelowDelivered):
         preview_reallocation(db, scenario.session.id, request)
     assert versions(db) == 1
 
@@ -115,9 +126,9 @@ def _change_kinds(db, run: int) -> dict:
     line = a_served_line(db, run)
     given, to = a_week_old_named_line(db, run)
     with db.connect() as c:
-        session_id = queries.run_row(c, run).session_id
-        depot = queries.registers(c, session_id, "depots")["depot_id"].iloc[0]
-        totals = queries.lines(c, run, session_id).lines.groupby("vaccine")["allocated"].sum()
+        session_id = run_rows.run_row(c, run).session_id
+        depot = sessions.registers(c, session_id, "depots")["depot_id"].iloc[0]
+        totals = lines.read(c, run, session_id).lines.groupby("vaccine")["allocated"].sum()
     return {
         "cancel": changes(cancel=[line["order_id"]]),
         "supply": changes(effective="2021-06-18", supply={vaccine: int(total) + 50 for vaccine, total in totals.items()}),
@@ -135,13 +146,13 @@ def test_r11_the_lines_the_database_finds_changed_give_the_same_recipients_as_co
     for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
         assert step(db, run, LATER) == runs.DONE
     with db.connect() as c:
-        row = queries.run_row(c, run)
-        previous = queries.previous_run(c, row)
-        found = set(queries.changed_lines(c, previous.id, run))
-        old, new = queries.lines(c, previous.id, row.session_id), queries.lines(c, run, row.session_id)
+        row = run_rows.run_row(c, run)
+        previous = run_rows.previous_run(c, row)
+        found = set(lines.changed_lines(c, previous.id, run))
+        old, new = lines.read(c, previous.id, row.session_id), lines.read(c, run, row.session_id)
         whole = confirmations.rewritten(c, row.session_id, previous, row.changes, new,
-                                        queries.recipients(c, row.session_id, run))
-        written = queries.outbox_rows(c, run)
+                                        outbox.recipients(c, row.session_id, run))
+        written = outbox.outbox_rows(c, run)
     was = line_states(old.lines, old.deliveries).set_index("order_id")["state"]
     now = line_states(new.lines, new.deliveries).set_index("order_id")["state"]
     differ = {order_id for order_id, state in now.items() if was.get(order_id) != state}

@@ -1,14 +1,18 @@
 """Frames in and out of the database in bulk, past the ORM's per-row work.
 
 PostgreSQL takes rows by one COPY block; SQLite by the driver's executemany, with dates written the way
-SQLAlchemy writes them so that ORM reads of the same rows agree. Reads go straight to the
-driver cursor and convert dates column by column.
+SQLAlchemy writes them so that ORM reads of the same rows agree. Reads are executed by SQLAlchemy, every
+value a bound parameter, and their rows taken from the driver's cursor as they are: dates are converted
+column by column, not row by row.
 """
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
-from sqlalchemy import Connection, Date, DateTime, Select, Table
+from sqlalchemy import ARRAY, Connection, Date, DateTime, Select, String, Table, any_, bindparam, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite
 
@@ -47,26 +51,32 @@ def _sqlite_column(series: pd.Series, kind) -> list:
     return series.astype(object).where(series.notna(), None).tolist()
 
 
-def read_rows(connection: Connection, query: Select) -> list[dict]:
-    """Run a select and return its rows as plain dicts of driver values (no date conversion)."""
-    cursor = _execute(connection, query)
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+def among(connection: Connection, column, values) -> ColumnElement[bool]:
+    """`column IN values`, the whole list one bound parameter: an array on PostgreSQL, a JSON list on
+    SQLite. A list of ids may hold 50 000 of them, past SQLite's 32 766 parameters per statement and
+    far past what a statement's text should carry."""
+    values = [value.item() if hasattr(value, "item") else value for value in values]  # numpy scalars
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    listed = func.json_each(bindparam(None, json.dumps(values), type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value))
 
 
-def _execute(connection: Connection, query: Select):
-    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = connection.connection.driver_connection.cursor()
-    cursor.execute(sql)
-    return cursor
+def _rows(connection: Connection, query: Select) -> tuple[list[str], list[tuple]]:
+    """The column names and the driver's rows of a select, its values bound by SQLAlchemy."""
+    result = connection.execute(query)
+    try:
+        cursor = result.cursor  # the driver's own rows: no per-row conversion by SQLAlchemy
+        return [column[0] for column in cursor.description], cursor.fetchall()
+    finally:
+        result.close()
 
 
 def read_frame(connection: Connection, query: Select) -> pd.DataFrame:
     """Run a select and return its rows as a frame: DateTime columns as UTC instants, Date
     columns as `datetime.date` (None when empty)."""
-    cursor = _execute(connection, query)
-    names = [column[0] for column in cursor.description]
-    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=False)
+    names, rows = _rows(connection, query)
+    frame = pd.DataFrame.from_records(rows, columns=names, coerce_float=False)
     for column in query.selected_columns:
         if isinstance(column.type, DateTime):
             frame[column.name] = pd.to_datetime(frame[column.name], utc=True, format="ISO8601")

@@ -8,10 +8,33 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer,
+                        String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pipeline.domain.changes import RunChanges
+from pipeline.domain.vocabulary import EmailState, RunStep
+
 UTC = DateTime(timezone=True)
+
+
+class StoredChanges(TypeDecorator):
+    """A run's changes: JSON in the database, the domain's typed `RunChanges` once read."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.stored() if isinstance(value, RunChanges) else value
+
+    def process_result_value(self, value, dialect):
+        return RunChanges.model_validate(value or {})
+
+
+def one_of(table: str, column: str, codes) -> CheckConstraint:
+    """The column holds one of the vocabulary's codes (migration 0007 names it alike)."""
+    listed = ", ".join(f"'{code.value}'" for code in codes)
+    return CheckConstraint(f"{column} IN ({listed})", name=f"ck_{table}_{column}")
 
 
 class Base(DeclarativeBase):
@@ -111,13 +134,14 @@ class Run(Base):
     """
 
     __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("session_id", "version"), UniqueConstraint("session_id", "input_hash"))
+    __table_args__ = (UniqueConstraint("session_id", "version"), UniqueConstraint("session_id", "input_hash"),
+                      one_of("runs", "failed_step", RunStep))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     operator: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
-    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    changes: Mapped[RunChanges] = mapped_column(StoredChanges, default=dict)
     input_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTC)
     allocated_at: Mapped[dt.datetime | None] = mapped_column(UTC)
@@ -127,6 +151,7 @@ class Run(Base):
     exported_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # its files were written to the export folder
     settled_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # every email sent, failed or unknown
     error: Mapped[str | None] = mapped_column(Text)  # why a step failed for good
+    failed_step: Mapped[str | None] = mapped_column(String(24))  # which step (a RunStep), NULL when none did
     # Why a view of the run (report.html) could not be written the last time its files were: its
     # data files were written all the same. Cleared when a later writing succeeds.
     view_failure: Mapped[str | None] = mapped_column(Text)
@@ -182,7 +207,8 @@ class Outbox(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("run_id", "recipient_id"), Index("ix_outbox_state_lease", "state", "lease_until"))
+    __table_args__ = (UniqueConstraint("run_id", "recipient_id"),
+                      Index("ix_outbox_state_lease", "state", "lease_until"), one_of("outbox", "state", EmailState))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     recipient_id: Mapped[str] = mapped_column(String(16))  # FINESS or RPPS

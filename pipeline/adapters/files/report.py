@@ -19,12 +19,12 @@ import pandas as pd
 
 from pipeline.domain.french import french_date, number
 from pipeline.domain.report import ReportData, VaccineFigures
+from pipeline.domain.allocate import OUTRIGHT
+from pipeline.domain.vocabulary import EmailState, Reason
 
-REASONS = {"ok": "servie", "cap": "plafond", "unit": "boîte entière", "supply": "stock épuisé",
-           "eligibility": "non éligible", "window": "hors période", "zone": "hors zone",
-           "not_attached": "non rattaché", "unknown_pharmacy": "officine inconnue",
-           "unknown_professional": "professionnel inconnu", "cancelled": "annulée"}
-EMAILS = {"sent": "envoyés", "failed": "en échec", "unknown": "incertains", "waiting": "en attente"}
+# summary.json's email counts, as the vocabulary says them (`waiting`: every state not yet settled).
+EMAILS = {"sent": EmailState.SENT.short, "failed": EmailState.FAILED.short, "unknown": EmailState.UNKNOWN.short,
+          "waiting": EmailState.PENDING.short}
 COLOURS = {"supply": "#9aa5b1", "demand": "#3d6fb6", "allocated": "#2e9e6a", "sold_out": "#c0392b",
            "closed": "#d5d9de"}
 TEXT = 9          # points: the least size of any text of a chart
@@ -52,9 +52,9 @@ def render_report(data: ReportData) -> str:
         charts = {"vaccines": _vaccines(data), "refusals": _refusals(data), "emails": _emails(data),
                   "departments": _departments(data), "capacity": _capacity(data),
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
-    return _template().render(data=data, charts=charts, reasons=REASONS, emails=EMAILS, number=number,
+    return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
                               french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
-                              lowest=_lowest_departments(data))
+                              lowest=_lowest_departments(data), outright=[Reason(code).short for code in OUTRIGHT])
 
 
 def _matplotlib():
@@ -256,7 +256,7 @@ def _refusals(data: ReportData) -> str:
     frame = data.refusals
     figure = _figure(max(1.6, 0.3 * len(frame) + 0.9))
     axes = figure.subplots()
-    axes.barh([REASONS.get(r, r) for r in frame["reason"]][::-1], frame["lines"][::-1], color=COLOURS["demand"])
+    axes.barh([Reason.labelled(r) for r in frame["reason"]][::-1], frame["lines"][::-1], color=COLOURS["demand"])
     if frame.empty:
         axes.text(0.5, 0.5, "toutes les lignes sont servies en totalité", ha="center", va="center",
                   transform=axes.transAxes)

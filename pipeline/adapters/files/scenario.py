@@ -21,7 +21,8 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pipeline.domain.identifiers import (CONTROL, DEPARTMENT, DEPARTMENT_RULE, EMAIL_LIMIT, FINESS, FINESS_RULE,
-                                         IDENTIFIER, IDENTIFIER_RULE, RPPS, RPPS_RULE, TEXT_LIMIT, WHOLE, shown)
+                                         IDENTIFIER, IDENTIFIER_RULE, IDENTIFIER_RULE_FR, RPPS, RPPS_RULE, TEXT_LIMIT,
+                                         WHOLE, shown)
 from pipeline.domain.rules import INJECTIONS, KINDS, PROFESSIONAL_KINDS, Session
 from pipeline.domain.calendar import parse_weekdays
 
@@ -43,6 +44,9 @@ _DATE = r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]"
 # Only spaces and tabs around a cell are the writer's slack; any other character is content.
 _SPACES = " \t"
 _QUOTING = "a quoted field does not close on its line, or its closing quote is not followed by a comma"
+# A rejected order row's message is read by the officine's or the portal's people: in French.
+_QUOTING_FR = ("un champ entre guillemets ne se ferme pas sur sa ligne, ou son guillemet fermant n'est pas suivi "
+               "d'une virgule")
 # A register cell's shape, by column, and the words for a cell that misses it.
 _SHAPES = {
     "finess": (FINESS, FINESS_RULE), "rpps": (RPPS, RPPS_RULE),
@@ -276,7 +280,11 @@ def _depot_days(folder: Path, depots: pd.DataFrame) -> pd.DataFrame:
 
 def _missing(flags) -> str:
     names = [column for column, empty in zip(_REQUIRED, flags) if empty]
-    return f"missing field{'s' if len(names) > 1 else ''}: {', '.join(names)}"
+    return f"{'champs manquants' if len(names) > 1 else 'champ manquant'} : {', '.join(names)}"
+
+
+def _cited(value: object) -> str:
+    return shown(value, characters="caractères")
 
 
 def _shaped(cells: pd.Series, pattern: str) -> pd.Series:
@@ -298,32 +306,35 @@ def read_orders(path: Path, session: Session) -> tuple[pd.DataFrame, pd.DataFram
         if fresh.any():
             message[fresh] = [explain(row) for row in frame[fresh].itertuples(index=False)]
 
-    reject(broken, lambda row: _QUOTING)
-    reject([len(row) > len(header) for row in rows], lambda row: f"more fields than the {len(header)} of the header")
+    reject(broken, lambda row: _QUOTING_FR)
+    reject([len(row) > len(header) for row in rows], lambda row: f"plus de champs que les {len(header)} de l'en-tête")
     missing = frame[_REQUIRED].eq("")
     reject(missing.any(axis=1), lambda row: _missing([getattr(row, c) == "" for c in _REQUIRED]))
-    reject(~_shaped(frame["order_id"], IDENTIFIER), lambda row: f"bad order_id: {shown(row.order_id)} ({IDENTIFIER_RULE})")
+    reject(~_shaped(frame["order_id"], IDENTIFIER),
+           lambda row: f"order_id invalide : {_cited(row.order_id)} ({IDENTIFIER_RULE_FR})")
     submitted = frame["submitted_at"]
     instants = pd.to_datetime(submitted.where(_shaped(submitted, _DATE + r"T.*" + _OFFSET)),
                               utc=True, format="ISO8601", errors="coerce")
-    reject(instants.isna(),
-           lambda row: f"bad date in submitted_at: {shown(row.submitted_at)} (ISO 8601 with offset expected)")
+    reject(instants.isna(), lambda row: f"date invalide dans submitted_at : {_cited(row.submitted_at)} "
+                                        "(ISO 8601 avec le décalage horaire attendu, comme 2021-06-14T09:12:03+02:00)")
     reject(~_shaped(frame["finess"], FINESS),
-           lambda row: f"bad finess: {shown(row.finess)} (9 digits expected, A or B allowed second)")
-    reject(~_shaped(frame["rpps"], f"|{RPPS}"), lambda row: f"bad rpps: {shown(row.rpps)} (11 digits or empty expected)")
+           lambda row: f"finess invalide : {_cited(row.finess)} (9 chiffres attendus, A ou B permis en 2e position)")
+    reject(~_shaped(frame["rpps"], f"|{RPPS}"),
+           lambda row: f"rpps invalide : {_cited(row.rpps)} (11 chiffres attendus, ou vide)")
     vials = frame["vials"]
     whole = _shaped(vials, WHOLE)
     reject(~whole | (vials.where(whole, "0").astype(np.int64) <= 0),
-           lambda row: f"bad number in vials: {shown(row.vials)} (positive integer expected)")
+           lambda row: f"nombre invalide dans vials : {_cited(row.vials)} (entier positif attendu)")
     reject(~frame["effector"].isin(KINDS),
-           lambda row: f"unknown effector {shown(row.effector)} (one of {', '.join(KINDS)})")
+           lambda row: f"effector inconnu : {_cited(row.effector)} (l'un de {', '.join(KINDS)})")
     reject(~frame["injection"].isin(INJECTIONS),
-           lambda row: f"unknown injection {shown(row.injection)} (first or second expected)")
+           lambda row: f"injection inconnue : {_cited(row.injection)} (first ou second attendu)")
     reject(~frame["vaccine"].isin(list(session.vaccines)),
-           lambda row: f"unknown vaccine key {shown(row.vaccine)} (this session has {', '.join(session.vaccines)})")
+           lambda row: f"vaccin inconnu : {_cited(row.vaccine)} "
+                       f"(vaccins de la session : {', '.join(session.vaccines)})")
     first_line = dict(zip(frame["order_id"][::-1], frame["line"][::-1]))
     reject((frame["order_id"] != "") & frame["order_id"].duplicated(),
-           lambda row: f"duplicate order_id {row.order_id} (first on line {first_line[row.order_id]})")
+           lambda row: f"order_id en double : {row.order_id} (déjà en ligne {first_line[row.order_id]})")
 
     good = message == ""
     orders = frame[good].assign(

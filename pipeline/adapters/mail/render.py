@@ -15,94 +15,24 @@ import datetime as dt
 import hashlib
 import io
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from pipeline.domain.confirmation import APPOINTMENT_DELAY, REDISTRIBUTION_DELAY, Confirmation, Gift, Line
 from pipeline.domain.french import french_date, number, vials
+from pipeline.domain.vocabulary import Delivery, Injection, Kind, Reason, Status
 
 from . import mime, spreadsheet
 from .mime import clean
 
-APPOINTMENT_DELAY = dt.timedelta(days=1)     # "à partir du lendemain de la date prévisionnelle de livraison"
-REDISTRIBUTION_DELAY = dt.timedelta(days=7)  # R10: "après un délai d'une semaine"
 CSV_COLUMNS = ("order_id", "effector", "rpps", "vaccine", "injection", "requested", "allocated", "status",
                "reason", "delivery_date", "vials", "earliest_appointment", "redistribution_from")
 _CSV_HEADER = ",".join(CSV_COLUMNS) + "\r\n"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-KIND_LABELS = {"pharmacien": "pharmacien", "medecin": "médecin", "medecin_travail": "médecin du travail",
-               "sage_femme": "sage-femme", "infirmier": "infirmiers rattachés"}
-INJECTION_LABELS = {"first": "1re injection", "second": "2e injection"}  # as French typography abbreviates
-STATUS_LABELS = {"served": "servie en totalité", "partial": "servie en partie", "refused": "refusée"}
-REASONS = {
-    "cap": "Plafond par professionnel atteint : la quantité demandée dépasse le nombre de flacons ouverts "
-           "à la commande pour ce vaccin et cette injection, compte tenu des lignes déjà commandées.",
-    "unit": "Arrondi à la boîte entière : ce vaccin n'est livré que par boîtes complètes, la quantité a été "
-            "ramenée au nombre de boîtes entières.",
-    "supply": "Volume disponible épuisé (premier arrivé, premier servi) : les commandes sont servies dans "
-              "l'ordre de leur saisie, dans la limite des doses disponibles.",
-    "eligibility": "Ce vaccin n'est pas ouvert à la commande pour ce type d'effecteur ou pour cette "
-                   "injection lors de cette session.",
-    "window": "La commande a été saisie en dehors de la période d'ouverture du portail de commande.",
-    "zone": "L'officine se situe en dehors de la zone géographique concernée par cette session.",
-    "not_attached": "Le professionnel n'est pas rattaché à l'officine qui a passé la commande : il doit "
-                    "commander par son officine de rattachement.",
-    "unknown_pharmacy": "L'officine n'a pas été reconnue (numéro FINESS inconnu).",
-    "unknown_professional": "Le professionnel n'a pas été reconnu : numéro RPPS absent, inconnu ou "
-                            "enregistré pour un autre type d'effecteur.",
-    "cancelled": "La commande a été annulée lors d'une réattribution des vaccins.",
-}
-
-
-
-@dataclass(frozen=True)
-class Line:
-    """One order line of the recipient, with its deliveries (date, or None for a pending remainder)."""
-    order_id: str
-    effector: str
-    rpps: str
-    professional: str  # the professional's display name, "" for pharmacien and infirmier lines
-    vaccine: str
-    vaccine_label: str
-    injection: str
-    requested: int
-    allocated: int
-    status: str
-    reason: str
-    deliveries: tuple[tuple[dt.date | None, int], ...]
-    # CONTRACT's last column. Empty (the usual case): delivery date + 7 days on the officine's email (R10),
-    # empty on a professional's. A value given here is written as is on every row of the line.
-    redistribution_from: str = ""
-    cap: int | None = None  # vials of the beneficiary's cap (R4, R5), said when the cap cut the line
-    depots: tuple[str, ...] = ()  # who delivers each of `deliveries`, in order: "OCP Répartition (dépôt 69)"
-    given: tuple[tuple[int, str], ...] = ()  # R10: (vials, to whom) redistributed from this line's unclaimed vials
-    # R10, on the receiving professional's email: the officine (name and FINESS) whose unclaimed vials of this
-    # line are now theirs, to collect from `deliveries`' date. Such a line is not an order of theirs.
-    received_from: str = ""
-
-
-@dataclass(frozen=True)
-class Confirmation:
-    """One recipient's email of one run (R9), or its replacement (R11) when `replaces` is set."""
-    session_id: str
-    session_title: str
-    reference: str
-    run_version: int
-    recipient_id: str  # FINESS or RPPS
-    recipient_kind: str  # "officine" or a professional kind
-    name: str
-    email: str
-    sender: str  # e.g. "Vaccination <noreply@vialflow.example.fr>"
-    message_id: str  # stable, given by the caller: "<2021-06-14.1.010763615@vialflow>"
-    lines: tuple[Line, ...]
-    replaces: str | None = None  # Message-ID of the email this one cancels and replaces (R11)
-    changes: tuple[str, ...] = ()  # short French sentences saying what changed, shown when replacing
-    date: dt.datetime | None = None  # aware; a Date header only when given (no clock here)
-
 
 def subject(confirmation: Confirmation) -> str:
     """`Confirmation de votre commande de vaccins – session du 14 juin 2021`, `Annule et remplace : …`."""
@@ -188,19 +118,19 @@ def confirmation_xlsx(confirmation: Confirmation) -> bytes:
         if received:
             given = f"Flacons non récupérés à l'officine {clean(line.received_from)}, qui vous sont redistribués"
         else:
-            given = " ".join(_given(count, clean(who)) for count, who in line.given)
+            given = " ".join(_given(gift) for gift in line.given)
         reason = "" if line.reason in ("ok", "") else (
             f"plafond de {vials(line.cap)} atteint" if line.reason == "cap" and line.cap is not None
-            else spreadsheet.SHORT_REASONS.get(line.reason) or clean(line.reason))
-        head = (clean(line.order_id), KIND_LABELS.get(line.effector) or clean(line.effector), clean(line.professional),
+            else _label(Reason, line.reason))
+        head = (clean(line.order_id), _label(Kind, line.effector), clean(line.professional),
                 clean(line.rpps), clean(line.vaccine_label or line.vaccine),
-                INJECTION_LABELS.get(line.injection) or clean(line.injection),
+                _label(Injection, line.injection),
                 None if received else int(line.requested), int(line.allocated),
-                "redistribution" if received else STATUS_LABELS.get(line.status) or clean(line.status), reason)
+                "redistribution" if received else _label(Status, line.status, long=True), reason)
         for index, (day, count) in enumerate(line.deliveries or ((None, None),)):
             depot = clean(line.depots[index]) if index < len(line.depots) else ""
             if day is None:
-                when = "date communiquée ultérieurement" if count else None
+                when = Delivery.PENDING.long if count else None
                 rows.append((*head, when, count, depot, None, None, given))
             else:
                 rows.append((*head, day, int(count), depot, day + APPOINTMENT_DELAY,
@@ -231,7 +161,7 @@ def _view(c: Confirmation, lines: list[dict]) -> dict:
     return {
         "officine": c.recipient_kind == "officine", "name": clean(c.name), "subject": subject(c),
         "title": clean(c.session_title), "reference": clean(c.reference),
-        "kind": KIND_LABELS.get(c.recipient_kind) or clean(c.recipient_kind),
+        "kind": _label(Kind, c.recipient_kind),
         "replaces": clean(c.replaces) if c.replaces else "", "changes": [clean(text) for text in c.changes],
         "groups": [groups[key] for key in order], "totals": _totals(c.lines),
         "any_pending": any(day is None for line in c.lines for day, _ in line.deliveries),
@@ -268,7 +198,7 @@ def _line_view(line: Line, officine: bool) -> dict:
         line.reason, line.deliveries, officine, _cap_reason(line) if line.reason == "cap" else None,
         tuple(clean(depot) for depot in line.depots))
     if line.given:  # R10: rare, so said here rather than cached
-        said = [_given(count, clean(who)) for count, who in line.given]
+        said = [_given(gift) for gift in line.given]
         text += "".join(f"  - {sentence}\r\n" for sentence in said)
         deliveries = Markup("").join([deliveries, *(Markup('<p style="margin: 0 0 4px 0;"><strong>%s</strong></p>')
                                                    % sentence for sentence in said)])
@@ -280,15 +210,14 @@ def _line_view(line: Line, officine: bool) -> dict:
         "group_title": _group_title(line.effector, beneficiary, clean(line.rpps)) if officine else "",
         "calendar_title": f"{vaccine} {injection}" + (
             "" if not officine or line.effector == "pharmacien" else
-            ", infirmiers rattachés" if line.effector == "infirmier" else f", {beneficiary}"),
+            f", {Kind.INFIRMIER.short}" if line.effector == Kind.INFIRMIER else f", {beneficiary}"),
         "dates": line.deliveries,
     }
 
 
 def _received_view(line: Line) -> dict:
     """R10, on the receiving professional's email: unclaimed vials of another line, now theirs."""
-    vaccine, injection = clean(line.vaccine_label or line.vaccine), INJECTION_LABELS.get(line.injection) or clean(
-        line.injection)
+    vaccine, injection = clean(line.vaccine_label or line.vaccine), _label(Injection, line.injection)
     origin = clean(line.received_from)
     count = sum(n for _, n in line.deliveries)
     said = (f"{_agreed(count, 'non récupéré')} à l'officine {origin} "
@@ -314,9 +243,12 @@ def _agreed(count: int, adjective: str) -> str:
     return f"{vials(count)} {adjective}{'s' if not -2 < count < 2 else ''}"
 
 
-def _given(count: int, who: str) -> str:
+def _given(gift: Gift) -> str:
     """R10, on the giving line: `3 flacons non récupérés redistribués au Dr Julien Girard (médecin, RPPS …).`"""
+    kind = Kind.labelled(gift.kind) if Kind.of(gift.kind) else "professionnel de santé"
+    who = clean(f"{gift.name} ({kind}, RPPS {gift.rpps})" if gift.name is not None else f"RPPS {gift.rpps}")
     to = f"au {who}" if who.startswith(("Dr ", "Pr ")) else f"à {who}"
+    count = gift.vials
     return f"{_agreed(count, 'non récupéré')} {'redistribué' if -2 < count < 2 else 'redistribués'} {to}."
 
 
@@ -328,7 +260,7 @@ def _shown(vaccine: str, injection: str, requested: int, allocated: int, status:
     same few combinations recur from line to line. `said`, when given, is the reason in full; `depots`,
     who delivers each delivery."""
     vaccine = clean(vaccine)
-    injection = INJECTION_LABELS.get(injection) or clean(injection)
+    injection = _label(Injection, injection)
     shown_reason = reason if status != "served" or reason not in ("ok", "") else ""
     outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason, said)
     parts = [_delivery(day, count, officine, depots[index] if index < len(depots) else "")
@@ -341,8 +273,9 @@ def _cap_reason(line: Line) -> str | None:
     """R4, R5: the cap that cut the line, in vials, as the pharmacist will check it."""
     if line.cap is None:
         return None
-    whose = {"pharmacien": "pour l'officine", "infirmier": "pour les infirmiers rattachés à l'officine"}.get(
-        line.effector) or f"par {KIND_LABELS.get(line.effector) or clean(line.effector)}"
+    whose = ("pour l'officine" if line.effector == Kind.PHARMACIEN else
+             f"pour les {Kind.INFIRMIER.long}" if line.effector == Kind.INFIRMIER else
+             f"par {_label(Kind, line.effector)}")
     return (f"Plafond de {vials(line.cap)} {whose} atteint pour ce vaccin et cette injection, compte tenu "
             "des lignes déjà commandées.")
 
@@ -351,9 +284,15 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
     if effector == "pharmacien":
         return "Pour l'officine (pharmacien)"
     if effector == "infirmier":
-        return "Pour les infirmiers rattachés"
+        return f"Pour les {Kind.INFIRMIER.short}"
     whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name or "le professionnel"
-    return f"Pour {whom} ({KIND_LABELS.get(effector) or clean(effector)}, RPPS {rpps})"
+    return f"Pour {whom} ({_label(Kind, effector)}, RPPS {rpps})"
+
+
+def _label(vocabulary, code: str, long: bool = False) -> str:
+    """A code's label from the vocabulary; a code it does not know, as written (cleaned)."""
+    member = vocabulary.of(code)
+    return clean(code) if member is None else member.long if long else member.short
 
 
 # A line's outcome and each delivery are rendered once per distinct value by the `parts` macros, as
@@ -362,18 +301,19 @@ def _group_title(effector: str, name: str, rpps: str) -> str:
 @lru_cache(maxsize=8192)
 def _outcome(vaccine: str, injection: str, requested: int, allocated: int, status: str,
              reason: str, said: str | None = None) -> tuple[str, str]:
-    values = (vaccine, injection, vials(requested), allocated, STATUS_LABELS.get(status) or clean(status),
-              (said or REASONS.get(reason) or clean(reason)) if reason else "")
+    cause = Reason.of(reason)
+    values = (vaccine, injection, vials(requested), allocated, _label(Status, status, long=True),
+              (said or (cause.sentence if cause not in (None, Reason.OK) else clean(reason))) if reason else "")
     return tuple(parts.outcome(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=8192)
 def _delivery(day: dt.date | None, count: int, officine: bool, depot: str = "") -> tuple[str, str]:
     if day is None:
-        values = ("", vials(count), "", "", depot)
+        values = ("", vials(count), "", "", depot, Delivery.PENDING.long)
     else:
         values = (french_date(day), vials(count), french_date(day + APPOINTMENT_DELAY),
-                  french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot)
+                  french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot, "")
     return tuple(parts.delivery(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 

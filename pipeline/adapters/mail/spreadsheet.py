@@ -42,11 +42,6 @@ COLUMNS = (("Commande", 12), ("Effecteur", 20), ("Professionnel", 24), ("RPPS", 
            ("Date de livraison", 13), ("Flacons de la livraison", 10), ("Grossiste-répartiteur (dépôt)", 34),
            ("Rendez-vous à partir du", 13), ("Non récupérés : proposables à partir du", 15),
            ("Redistribution", 50))
-SHORT_REASONS = {"cap": "plafond atteint", "unit": "arrondi à la boîte entière", "supply": "volume disponible épuisé",
-                 "eligibility": "vaccin non ouvert à cet effecteur", "window": "hors période de commande",
-                 "zone": "hors zone de la session", "not_attached": "professionnel non rattaché à l'officine",
-                 "unknown_pharmacy": "officine inconnue", "unknown_professional": "professionnel inconnu",
-                 "cancelled": "commande annulée"}
 TITLE = "Confirmation de commande de vaccins"
 AUTHOR = "vialflow"
 

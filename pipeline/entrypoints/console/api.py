@@ -1,5 +1,8 @@
 """The console's JSON routes: the objects of `vialflow lookup --json`, `explain --json` and
-`reallocate --preview --json`, and the recording of a reallocation (CONTRACT.md, "The console")."""
+`reallocate --preview --json`, and the recording of a reallocation (CONTRACT.md, "The console").
+
+A service's refusal is answered by the application's handler for its class (errors.refused): its status
+and its French sentence as `{"error": ...}`."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipeline.services import ServiceError, audit, explain, runs, support
+from pipeline.domain.vocabulary import Action
+from pipeline.services import audit, explain, runs, support
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
 
 from . import bounds, requests
@@ -28,13 +32,10 @@ async def officine(request: Request) -> JSONResponse:
         finess = requests.finess(request.path_params["finess"])
     except requests.BadRequest as error:
         return _error(error.message, 400)
-    await run_in_threadpool(audit.record, console.engine, now(), user.name, "lookup", address=address(request),
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.LOOKUP, address=address(request),
                             target=finess)
-    try:
-        found = await run_in_threadpool(support.lookup, console.engine, finess,
-                                        bounds.identifier(request.query_params.get("session"), "la session"))
-    except LookupError as error:
-        return _error(requests.french(error), 404)
+    found = await run_in_threadpool(support.lookup, console.engine, finess,
+                                    bounds.identifier(request.query_params.get("session"), "la session"))
     return JSONResponse(json.loads(json.dumps(found, default=str)))
 
 
@@ -44,11 +45,8 @@ async def explanation(request: Request) -> JSONResponse:
     order_id = request.path_params["order_id"]
     session_id = bounds.identifier(request.query_params.get("session"), "la session")
     run = bounds.whole(request.query_params.get("run"), "la version (run)")
-    try:
-        found = await run_in_threadpool(explain.explain, console.engine, order_id, session_id, run)
-    except ServiceError as error:
-        return _error(requests.french(error), 404)
-    await run_in_threadpool(audit.record, console.engine, now(), user.name, "explain", address=address(request),
+    found = await run_in_threadpool(explain.explain, console.engine, order_id, session_id, run)
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.EXPLAIN, address=address(request),
                             session_id=found["session"], target=order_id)
     return JSONResponse(found)
 
@@ -57,7 +55,7 @@ async def explanation(request: Request) -> JSONResponse:
 async def reallocations(request: Request) -> JSONResponse:
     """`preview: true` answers the preview and writes nothing but the audit row; `false` records the
     version with the signed-in user as operator and hands it to the workers."""
-    console, user, session_id = request.app.state.console, request.state.user, request.path_params["session_id"]
+    session_id = request.path_params["session_id"]
     body = bounds.json_value(await request.body())  # the body's size is bounded by the app (bounds.BODY_LONGEST)
     if not isinstance(body, dict):
         return _error("Le corps de la requête doit être un objet JSON.", 400)
@@ -69,45 +67,30 @@ async def reallocations(request: Request) -> JSONResponse:
         reason = "" if previewing else requests.reason(body.get("reason"))
     except requests.BadRequest as error:
         return _error(error.message, 400)
-    try:
-        return JSONResponse(await reallocate(request, session_id, changes, reason, previewing))
-    except Refused as error:
-        return _error(error.message, error.status)
+    return JSONResponse(await reallocate(request, session_id, changes, reason, previewing))
 
 
 async def reallocate(request: Request, session_id: str, changes, reason: str, previewing: bool) -> dict:
-    """Preview or record (shared with the pages); raises ServiceError, said in French by the caller."""
+    """Preview or record (shared with the pages); a refusal is the service's, raised as it is."""
     console, user = request.app.state.console, request.state.user
     detail = json.loads(changes.model_dump_json())
     for item in detail.get("redistribution", []):
         item.pop("to_rpps", None)  # the audit log names no professional; the run keeps its changes
     if previewing:
-        try:
-            found = await run_in_threadpool(preview_reallocation, console.engine, session_id, changes)
-        except ServiceError as error:
-            raise Refused(requests.french(error), 404 if "unknown session" in str(error) else 400) from None
-        await run_in_threadpool(audit.record, console.engine, now(), user.name, "preview", address=address(request),
-                                session_id=session_id, detail={"changes": detail})
+        found = await run_in_threadpool(preview_reallocation, console.engine, session_id, changes)
+        await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.PREVIEW,
+                                address=address(request), session_id=session_id, detail={"changes": detail})
         return found
-    try:
-        run, created = await run_in_threadpool(request_reallocation, console.engine, session_id, changes, user.name,
-                                               reason, now())
-    except ServiceError as error:
-        raise Refused(requests.french(error), 404 if "unknown session" in str(error) else 400) from None
+    run, created = await run_in_threadpool(request_reallocation, console.engine, session_id, changes, user.name,
+                                           reason, now())
     if created:
         console.workers.hand_over(run)
-    await run_in_threadpool(audit.record, console.engine, now(), user.name, "reallocate", address=address(request),
+    await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.REALLOCATE, address=address(request),
                             session_id=session_id, run_id=run, reason=reason, detail={"changes": detail,
                                                                                     "created": created})
     version = await run_in_threadpool(runs.version_of, console.engine, run)
     return {"session": session_id, "run": run, "version": version, "created": created, "operator": user.name,
             "reason": reason}
-
-
-class Refused(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
 
 
 ROUTES = [

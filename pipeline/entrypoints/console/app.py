@@ -20,8 +20,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from pipeline.adapters.mail.render import INJECTION_LABELS, KIND_LABELS
 from pipeline.domain.french import french_date, number
+from pipeline.domain.vocabulary import Action, Delivery, EmailState, Injection, Kind, Reason, Role, RunStep, Status
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -31,20 +31,6 @@ from .security import Forbidden, NotSignedIn, SignInSlots
 
 HERE = Path(__file__).resolve().parent
 PARIS = ZoneInfo("Europe/Paris")
-REASONS = {"ok": "servie en totalité", "cap": "plafond", "unit": "arrondi à la boîte", "supply": "stock épuisé",
-           "eligibility": "non éligible", "window": "hors délai", "zone": "hors zone", "not_attached": "non rattaché",
-           "unknown_pharmacy": "officine inconnue", "unknown_professional": "professionnel inconnu",
-           "cancelled": "annulée"}
-STATUSES = {"served": "servie", "partial": "partielle", "refused": "refusée"}
-STATES = {"pending": "à envoyer", "claimed": "prise en charge", "sending": "en cours d'envoi", "sent": "envoyé",
-          "retry": "nouvel essai prévu", "failed": "échec", "unknown": "incertain"}
-ROLES = {"support": "support", "operator": "opérateur", "admin": "administrateur"}
-ACTIONS = {"lookup": "consultation d'une officine", "explain": "explication d'une ligne", "search": "recherche par nom",
-           "message": "lecture d'un email", "outbox": "liste des emails", "preview": "aperçu de réallocation",
-           "reallocate": "réallocation", "resend": "renvoi d'emails", "sign_in": "connexion", "sign_out": "déconnexion",
-           "purge": "purge", "sign_in_refused": "connexion refusée", "sign_in_locked": "connexions suspendues",
-           "user_add": "compte créé", "user_password": "mot de passe changé", "user_disable": "compte désactivé",
-           "user_enable": "compte réactivé", "user_unlock": "tentatives effacées", "journal": "lecture du journal"}
 SIGN_IN_SLOTS = 4  # password checks at once per console process: argon2id holds 64 MiB for each
 
 
@@ -88,11 +74,13 @@ def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_fro
 
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=HERE / "templates")
-    found.env.filters.update(instant=instant, day=day, number=_number, reason=lambda r: REASONS.get(r, r),
-                             status=lambda s: STATUSES.get(s, s), state=lambda s: STATES.get(s, s),
-                             kind=lambda k: KIND_LABELS.get(k, k), injection=lambda i: INJECTION_LABELS.get(i, i),
-                             role=lambda r: ROLES.get(r, r), action=lambda a: ACTIONS.get(a, a),
+    # Every code is said with the vocabulary's label; an officine recipient is an officine.
+    found.env.filters.update(instant=instant, day=day, number=_number, reason=Reason.labelled, status=Status.labelled,
+                             state=EmailState.labelled, injection=Injection.labelled, role=Role.labelled,
+                             action=Action.labelled, step=RunStep.labelled,
+                             kind=lambda k: "officine" if k == "officine" else Kind.labelled(k),
                              instant_s=lambda v: instant(v, seconds=True))
+    found.env.globals.update(EmailState=EmailState, RunStep=RunStep)
     return found
 
 
@@ -107,7 +95,7 @@ def instant(value, seconds: bool = False) -> str:
 
 def day(value) -> str:
     if value is None or value == "":
-        return "date communiquée ultérieurement"
+        return Delivery.PENDING.long
     return french_date(value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10]))
 
 

@@ -28,21 +28,25 @@ UNEXPECTED = ("Une erreur inattendue s'est produite ; rien n'a été modifié pa
               "donnez la référence {reference} à l'équipe technique.")
 
 
-def answer(request: Request, status: int, message: str, headers: dict | None = None, **extra) -> Response:
-    """A French page, or `{"error": message}` under /api/, with this status."""
+def answer(request: Request, status: int, message: str, headers: dict | None = None, title: str | None = None,
+           **extra) -> Response:
+    """A French page (titled `title`, else by its status), or `{"error": message}` under /api/, with this
+    status."""
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
     from .pages import page
 
-    return page(request, "error.html", {"title": TITLES.get(status, "Demande refusée"), "message": message,
+    return page(request, "error.html", {"title": title or TITLES.get(status, "Demande refusée"), "message": message,
                                         **extra}, status, headers=headers)
 
 
 async def refused(request: Request, error: ServiceError) -> Response:
-    """A service's refusal, by its class: its `status` (400 when it has none) and its sentence."""
+    """A service's refusal, by its class (pipeline/services/refusals.py): its status, its sentence and,
+    when the class names one, its page's title."""
     retry = getattr(error, "retry_after", None)
-    return answer(request, getattr(error, "status", 400), str(error),
-                  {"Retry-After": str(retry)} if retry is not None else None)
+    title = error.title if error.title != ServiceError.title else None
+    return answer(request, error.status, str(error), {"Retry-After": str(retry)} if retry is not None else None,
+                  title=title)
 
 
 async def http_error(request: Request, error: HTTPException) -> Response:

@@ -1,6 +1,13 @@
 """The console's pages, in French: sign-in, search, an officine, an explanation, a session's versions
 and their differences, reports, the outbox, a reallocation composed, previewed, confirmed and followed,
-and, for admins, the accounts and the audit log."""
+and, for admins, the accounts and the audit log.
+
+A service's refusal that ends a page is rendered by the application's handler for its class
+(errors.refused); a page catches one only to show it beside the form that asked.
+
+One module, over 300 lines: every page is a few lines from its route to one service call and one template,
+sharing the guard, the rendering and the audit; the JSON routes are in api.py, the reading of what a person
+sends in requests.py and bounds.py, the error pages in errors.py."""
 
 from __future__ import annotations
 
@@ -9,18 +16,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.services import ServiceError, accounts, audit, confirmations, explain, messages, reports, runs, support
+from pipeline.domain.vocabulary import SETTLED, Action, EmailState
+from pipeline.services import (ServiceError, accounts, audit, chain, confirmations, explain, messages, reports, runs,
+                               support)
 from pipeline.services.reallocation import preview_reallocation
 
 from . import bounds, requests
-from .api import Refused, reallocate
+from .api import reallocate
 from .security import (ACTING, ADMIN, COOKIE, CSRF_FIELD, Busy, address, clear_session_cookies, guard, now,
                        same_origin, set_session_cookies)
 
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 FOLLOW_SECONDS = 2
 PAGE_ROWS = 200  # rows of the outbox and of the journal a page shows
-STATES = ("pending", "claimed", "sending", "sent", "retry", "failed", "unknown")  # the outbox's filter
 RESEND_LONGEST = 2000  # emails ticked for one resend
 
 
@@ -79,7 +87,7 @@ async def logout(request: Request) -> Response:
 
 @guard()
 async def home(request: Request) -> Response:
-    sessions = await run_in_threadpool(support.sessions, _engine(request))
+    sessions = await run_in_threadpool(support.all_sessions, _engine(request))
     return page(request, "home.html", {"sessions": sessions})
 
 
@@ -88,7 +96,7 @@ async def search(request: Request) -> Response:
     """By FINESS: straight to its page. By name: the results, in this POST's answer, so that a
     name never appears in an address."""
     text = str((await request.form()).get("q") or "").strip()
-    sessions = await run_in_threadpool(support.sessions, _engine(request))
+    sessions = await run_in_threadpool(support.all_sessions, _engine(request))
     try:
         bounds.search_text(text)
     except bounds.BadInput as error:
@@ -101,9 +109,9 @@ async def search(request: Request) -> Response:
             return page(request, "home.html", {"sessions": sessions, "message": error.message, "q": text}, 400)
     try:
         found = await run_in_threadpool(support.search, _engine(request), text)
-    except LookupError as error:
-        return page(request, "home.html", {"sessions": sessions, "message": requests.french(error), "q": text}, 400)
-    await _record(request, "search", detail={"results": len(found)})
+    except ServiceError as error:
+        return page(request, "home.html", {"sessions": sessions, "message": str(error), "q": text}, error.status)
+    await _record(request, Action.SEARCH, detail={"results": len(found)})
     return page(request, "home.html", {"sessions": sessions, "results": found, "q": text,
                                        "message": None if found else "Aucune officine ne porte ce nom."})
 
@@ -114,11 +122,8 @@ async def officine(request: Request) -> Response:
         finess = requests.finess(request.path_params["finess"])
     except requests.BadRequest as error:
         return page(request, "error.html", {"title": "Numéro FINESS invalide", "message": error.message}, 400)
-    await _record(request, "lookup", target=finess)
-    try:
-        found = await run_in_threadpool(support.lookup, _engine(request), finess)
-    except LookupError as error:
-        return page(request, "error.html", {"title": "Officine inconnue", "message": requests.french(error)}, 404)
+    await _record(request, Action.LOOKUP, target=finess)
+    found = await run_in_threadpool(support.lookup, _engine(request), finess)
     return page(request, "officine.html", {"found": found})
 
 
@@ -127,11 +132,8 @@ async def explanation(request: Request) -> Response:
     order_id = request.path_params["order_id"]
     session_id = bounds.identifier(request.query_params.get("session"), "la session")
     version = bounds.whole(request.query_params.get("run"), "la version (run)")
-    try:
-        found = await run_in_threadpool(explain.explain, _engine(request), order_id, session_id, version)
-    except ServiceError as error:
-        return page(request, "error.html", {"title": "Ligne inconnue", "message": requests.french(error)}, 404)
-    await _record(request, "explain", session_id=found["session"], target=order_id)
+    found = await run_in_threadpool(explain.explain, _engine(request), order_id, session_id, version)
+    await _record(request, Action.EXPLAIN, session_id=found["session"], target=order_id)
     said = " ; ".join(found["phrases"])
     return page(request, "explanation.html", {"found": found, "said": said[:1].upper() + said[1:] + "."})
 
@@ -156,7 +158,7 @@ async def _message(request: Request, finess: str | None) -> Response:
     """Audited before it is read, so that a read that fails is in the journal too (its target is
     the email's number and the officine, never the address)."""
     outbox_id = request.path_params["outbox_id"]
-    await _record(request, "message", target=f"email {outbox_id}" + (f" ({finess})" if finess else ""))
+    await _record(request, Action.MESSAGE, target=f"email {outbox_id}" + (f" ({finess})" if finess else ""))
     found = await run_in_threadpool(messages.message, _engine(request), outbox_id,
                                     request.app.state.console.mail_from, finess)
     return page(request, "message.html", {"found": found, "finess": finess})
@@ -167,10 +169,7 @@ async def _message(request: Request, finess: str | None) -> Response:
 @guard()
 async def session(request: Request) -> Response:
     session_id = request.path_params["session_id"]
-    try:
-        versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
-    except LookupError as error:
-        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
+    versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
     compared, message = None, None
     before, after = request.query_params.get("avant"), request.query_params.get("apres")
     if before and after:
@@ -178,10 +177,8 @@ async def session(request: Request) -> Response:
             compared = await run_in_threadpool(support.compare_runs, _engine(request), session_id,
                                                bounds.whole(before, "la version de départ"),
                                                bounds.whole(after, "la version d'arrivée"))
-        except bounds.BadInput as error:
+        except ServiceError as error:  # a version that is no number, or no version of the session
             message = str(error)
-        except LookupError as error:
-            message = requests.french(error)
     return page(request, "session.html", {"session_id": session_id, "versions": versions, "compared": compared,
                                           "message": message}, 400 if message else 200)
 
@@ -189,10 +186,7 @@ async def session(request: Request) -> Response:
 @guard()
 async def report(request: Request) -> Response:
     session_id, version = request.path_params["session_id"], request.path_params["version"]
-    try:
-        run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
-    except ServiceError as error:
-        return page(request, "error.html", {"title": "Version inconnue", "message": requests.french(error)}, 404)
+    run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)
     versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
     if not next(v for v in versions if v["version"] == version)["scheduled_at"]:
         return page(request, "error.html", {"title": "Rapport pas encore prêt", "message": (
@@ -211,16 +205,14 @@ async def follow(request: Request) -> Response:
     """A run on its way: its step and its emails, refreshed until every email has settled."""
     session_id, version = request.path_params["session_id"], request.path_params["version"]
     engine = _engine(request)
-    try:
-        run = await run_in_threadpool(runs.run_id, engine, session_id, version)
-    except ServiceError as error:
-        return page(request, "error.html", {"title": "Version inconnue", "message": requests.french(error)}, 404)
+    run = await run_in_threadpool(runs.run_id, engine, session_id, version)
     versions = await run_in_threadpool(support.list_runs, engine, session_id)
     mine = next(v for v in versions if v["version"] == version)
     counts = await run_in_threadpool(confirmations.outbox_counts, engine, run)
-    waiting = sum(n for state, n in counts.items() if state not in confirmations.TERMINAL)
+    waiting = sum(n for state, n in counts.items() if state not in SETTLED)
     settled = bool(mine["prepared_at"]) and not waiting
     return page(request, "follow.html", {"session_id": session_id, "run": mine, "counts": counts,
+                                         "steps": (chain.ALLOCATE, chain.SCHEDULE, chain.PREPARE),
                                          "waiting": waiting, "settled": settled, "failed": mine["error"],
                                          "refresh": None if settled or mine["error"] else FOLLOW_SECONDS})
 
@@ -234,10 +226,7 @@ async def compose(request: Request) -> Response:
 
 async def _compose(request: Request, context: dict, status: int = 200) -> Response:
     session_id = request.path_params["session_id"]
-    try:
-        versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
-    except LookupError as error:
-        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
+    versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
     vaccines = await run_in_threadpool(support.vaccines, _engine(request), session_id)
     return page(request, "compose.html", {"session_id": session_id, "latest": versions[-1] if versions else None,
                                           "vaccines": vaccines, **context}, status)
@@ -256,10 +245,8 @@ async def preview(request: Request) -> Response:
         found = await reallocate(request, session_id, changes, "", True)
     except requests.BadRequest as error:
         return await _compose(request, {"message": error.message, "form": dict(form.items())}, 400)
-    except bounds.BadInput as error:
-        return await _compose(request, {"message": str(error), "form": dict(form.items())}, 400)
-    except Refused as error:
-        return await _compose(request, {"message": error.message, "form": dict(form.items())}, error.status)
+    except ServiceError as error:  # an input of the wrong shape (bounds), or the service's refusal
+        return await _compose(request, {"message": str(error), "form": dict(form.items())}, error.status)
     return page(request, "preview.html", {"session_id": session_id, "preview": found,
                                           "changes": changes.model_dump_json()})
 
@@ -275,9 +262,9 @@ async def confirm(request: Request) -> Response:
     try:
         reason = requests.reason(form.get("reason"))
         done = await reallocate(request, session_id, changes, reason, False)
-    except (requests.BadRequest, Refused) as error:
+    except (requests.BadRequest, ServiceError) as error:
         found = await run_in_threadpool(_preview_again, request, session_id, changes)
-        return page(request, "preview.html", {"session_id": session_id, "preview": found, "message": error.message,
+        return page(request, "preview.html", {"session_id": session_id, "preview": found, "message": str(error),
                                               "changes": changes.model_dump_json()}, 400)
     return RedirectResponse(f"/sessions/{session_id}/versions/{done['version']}/suivi", status_code=303)
 
@@ -299,15 +286,12 @@ async def outbox(request: Request) -> Response:
 async def _outbox(request: Request, message: str | None, status: int = 200, done: str | None = None) -> Response:
     session_id = request.path_params["session_id"]
     state = request.query_params.get("etat") or None
-    if state is not None and state not in STATES:
+    if state is not None and EmailState.of(state) is None:
         raise bounds.BadInput(f"État inconnu « {state[:20]} ».")
     number = bounds.whole(request.query_params.get("page"), "la page") or 1
-    try:
-        rows, total = await run_in_threadpool(confirmations.outbox_page, _engine(request), session_id, state,
-                                              PAGE_ROWS, (number - 1) * PAGE_ROWS)
-    except ServiceError as error:
-        return page(request, "error.html", {"title": "Session inconnue", "message": requests.french(error)}, 404)
-    await _record(request, "outbox", session_id=session_id, detail={"state": state, "page": number})
+    rows, total = await run_in_threadpool(confirmations.outbox_page, _engine(request), session_id, state,
+                                          PAGE_ROWS, (number - 1) * PAGE_ROWS)
+    await _record(request, Action.OUTBOX, session_id=session_id, detail={"state": state, "page": number})
     listed = rows.astype(object).where(rows.notna(), None).to_dict("records")
     return page(request, "outbox.html", {"session_id": session_id, "rows": listed, "state": state, "total": total,
                                          "pages": _pages(number, total), "message": message, "done": done}, status)
@@ -336,10 +320,8 @@ async def resend(request: Request) -> Response:
                                            request.state.user.name, reason, now(), ids, address=address(request))
     except requests.BadRequest as error:
         return await _outbox(request, error.message, 400)
-    except bounds.BadInput as error:
-        return await _outbox(request, str(error), 400)
-    except ServiceError as error:
-        return await _outbox(request, requests.french(error), 400)
+    except ServiceError as error:  # an input of the wrong shape (bounds), or the service's refusal
+        return await _outbox(request, str(error), error.status)
     rows = await run_in_threadpool(confirmations.outbox_listing, _engine(request), session_id)
     for version in sorted(set(int(v) for v in rows.loc[rows["id"].isin(reopened), "version"])):
         run = await run_in_threadpool(runs.run_id, _engine(request), session_id, version)

@@ -1,4 +1,7 @@
-"""What a person sends, read into the services' inputs, with a French sentence for each mistake."""
+"""What a person sends, read into the services' inputs, with a French sentence for each mistake in it.
+
+A mistake of form is a BadRequest (400) said here; a request well formed that a service refuses is that
+service's refusal (pipeline/services/refusals.py), rendered by its class."""
 
 from __future__ import annotations
 
@@ -23,43 +26,12 @@ WHAT = {"missing": "manquant", "extra_forbidden": "champ inconnu", "greater_than
 FIELDS = {"effective": "date d'effet", "supply": "stock", "cancel": "lignes annulées", "depot_days": "jours de dépôt",
           "redistribution": "redistribution", "depot_id": "dépôt", "date": "date", "capacity_vials": "capacité",
           "order_id": "ligne", "vials": "flacons", "to_rpps": "RPPS du professionnel qui reçoit"}
-# The services' refusals, said in French (their English sentences are the CLI's).
-REFUSALS = [
-    (r"unknown order (\S+) in session (\S+)", "Ligne inconnue : {0} n'est pas une ligne de la session {1}."),
-    (r"unknown order (\S+)", "Ligne inconnue : {0}."),
-    (r"unknown session (\S+)", "Session inconnue : {0}."),
-    (r"supply: unknown vaccine '?([^' ]+)'? \(this session has (.*)\)", "Stock : vaccin inconnu « {0} » (vaccins de la session : {1})."),
-    (r"depot_days: unknown depot (\S+)", "Jours de dépôt : dépôt inconnu {0}."),
-    (r"session (\S+) is not closed yet.*", "La session {0} n'est pas encore close : rien à réallouer."),
-    (r"session (\S+): run (\d+) is still under way.*", "Session {0} : la version {1} est encore en cours ; réessayez quand elle sera terminée."),
-    (r"cancel: order (\S+) has a delivery dated on or before (\S+):.*", "Annulation impossible : la ligne {0} a une livraison datée du {1} ou avant (elle a quitté le dépôt)."),
-    (r"supply: (\d+) (\S+) vials is less than the (\d+) already delivered on or before (\S+)", "Stock : {0} flacons de {1}, c'est moins que les {2} déjà livrés au {3} ou avant."),
-    (r"supply: line (\S+) would get (\d+) (\S+) vials, fewer than the (\d+) delivered.*", "Stock : la ligne {0} recevrait {1} flacons de {2}, moins que les {3} déjà livrés ; donnez plus de stock à ce vaccin."),
-    (r"redistribution of (\S+): the receiving professional is not in the register", "Redistribution de {0} : le professionnel qui reçoit n'est pas dans le répertoire."),
-    (r"redistribution of (\S+): (\d+) vials asked, (\d+) of .*", "Redistribution de {0} : {1} flacons demandés, seuls {2} ont été livrés depuis plus d'une semaine sans être redistribués."),
-    (r"a reason is required.*", "Un motif est obligatoire."),
-    (r"an operator name is required.*", "Un nom d'opérateur est obligatoire."),
-    (r"another reallocation of session (\S+) was recorded at the same time.*", "Une autre réallocation de la session {0} vient d'être enregistrée : consultez ses versions et recommencez."),
-    (r"no officine (\S+) in (?:any session|session (\S+))", "Aucune officine de numéro FINESS {0} dans les sessions enregistrées."),
-    (r"session (\S+) has no run version (\d+)(?: yet)?", "La session {0} n'a pas de version {1}."),
-    (r"session (\S+) has no run.*", "La session {0} n'a pas encore de version."),
-    (r"give at least 3 characters of the name", "Donnez au moins 3 caractères du nom."),
-]
 
 
 class BadRequest(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def french(error: Exception) -> str:
-    """A service's refusal as one French sentence."""
-    text = str(error.args[0] if error.args else error)
-    for pattern, said in REFUSALS:
-        if found := re.fullmatch(pattern, text):
-            return said.format(*found.groups())
-    return f"Demande refusée : {text}"
 
 
 def finess(text: str) -> str:
