@@ -36,6 +36,19 @@ app.conf.update(
 )
 
 
+def use_broker(url: str) -> None:
+    """Send this process's tasks to `url` from now on. The app caches its connections and producers
+    for the broker it last used: they are closed first, or a process that moves from one broker to
+    another (the embedded runner after a deployed command, a test after another) would still send
+    through the old one."""
+    if app.conf.broker_url != url:
+        app.close()
+        # The producers are cached apart, on the old connections; Celery drops them the same way after
+        # a fork (Celery._after_fork), and offers no public call that does.
+        app.amqp._producer_pool = None
+        app.conf.broker_url = url
+
+
 def send(task: str, *args) -> None:
     """Hand the task named `task` (pipeline/services/chain.py) to the workers; ids only, as JSON."""
     app.send_task(task, args=list(args))

@@ -23,7 +23,7 @@ from pipeline.domain.vocabulary import SETTLED, EmailState, RunStep
 from pipeline.services import ServiceError, chain, confirmations, runs
 from pipeline.settings import Settings
 
-from .celery_app import app, send
+from .celery_app import app, send, use_broker
 
 TICK_SECONDS = 2.0  # beat's is VIALFLOW_BEAT_SECONDS (30); a command that waits on its run looks more often
 
@@ -49,7 +49,7 @@ def in_process_worker(settings: Settings, announce: bool = True):
     with `announce`, it says whether its emails are signed."""
     from celery.contrib.testing.worker import start_worker
 
-    app.conf.broker_url = "memory://localhost/"
+    use_broker("memory://localhost/")
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, "polling_interval": 0.05}
     wiring = bootstrap.wire(settings)
     if announce:
@@ -93,7 +93,7 @@ def workers(settings: Settings, mail_folder: Path):
             stack.enter_context(in_process_worker(replace(settings, smtp_url=smtp_url),
                                                   announce=bool(settings.smtp_url)))
         else:
-            app.conf.broker_url = settings.broker_url
+            use_broker(settings.broker_url)
         stack.enter_context(ticking())
         yield
 

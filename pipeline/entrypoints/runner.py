@@ -26,7 +26,7 @@ from pipeline.services.reallocation import request_reallocation
 from pipeline.settings import DATABASE_FILE, Settings
 
 from . import embedded
-from .celery_app import EMAIL_QUEUE, PIPELINE_QUEUE, app, send
+from .celery_app import EMAIL_QUEUE, PIPELINE_QUEUE, app, send, use_broker
 
 
 def load_into(scenario: Path, database_url: str, now: dt.datetime) -> str:
@@ -157,7 +157,7 @@ WORKERS_WAIT = 10  # seconds the command waits for the workers to answer before 
 
 def workers_ready(settings: Settings, timeout: float = 1.0) -> None:
     """Ask the workers on the broker which queues they consume; say in one line what is missing."""
-    app.conf.broker_url = settings.broker_url
+    use_broker(settings.broker_url)
     where = _where(settings.broker_url)
     try:
         with app.connection_for_write() as connection:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.entrypoints import embedded
-from pipeline.entrypoints.celery_app import app, send
+from pipeline.entrypoints.celery_app import send, use_broker
 from pipeline.services import chain
 from pipeline.settings import Settings
 
@@ -34,7 +34,7 @@ class Workers:
     def running(self):
         """For the console's lifetime: the broker (beat ticks), or the embedded worker and its tick."""
         if not self.settings.in_process:
-            app.conf.broker_url = self.settings.broker_url
+            use_broker(self.settings.broker_url)
             yield
             return
         with contextlib.ExitStack() as stack:
