@@ -38,13 +38,8 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     (`runs.view_failure`, cleared by a later writing that succeeds): it never costs a data file."""
     out.mkdir(parents=True, exist_ok=True)
     with engine.connect() as c:
-        row = runs.run_row(c, run)
-        session = sessions.session_rules(c, row.session_id)
-        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
-        depots = sessions.registers(c, row.session_id, "depots")
-        read = lines.read(c, run, row.session_id)
+        row, session, pharmacies, depots, read, emails = _gathered(c, run)
         rejections = sessions.rejections(c, row.session_id)
-        emails = emails_summary(outbox.outbox_counts(c, run))
     allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
     deliveries = _deliveries(read)
     write_csv(allocations, out / "allocations.csv")
@@ -90,14 +85,18 @@ def publish(run_folder: Path, out: Path) -> None:
 def report_html(engine: Engine, run: int) -> tuple[str, dict]:
     """The run's report.html alone, as write_outputs writes it, and the email counts it drew."""
     with engine.connect() as c:
-        row = runs.run_row(c, run)
-        session = sessions.session_rules(c, row.session_id)
-        pharmacies = sessions.registers(c, row.session_id, "pharmacies")
-        depots = sessions.registers(c, row.session_id, "depots")
-        read = lines.read(c, run, row.session_id)
-        emails = emails_summary(outbox.outbox_counts(c, run))
+        row, session, pharmacies, depots, read, emails = _gathered(c, run)
         data = _report_data(c, row, session, pharmacies, depots, read, emails)
     return render_report(data), emails
+
+
+def _gathered(c, run: int):
+    """What both the files and the report of a run read: its row, rules, officines and depots
+    registers, lines with their deliveries, and the summary of its emails."""
+    row = runs.run_row(c, run)
+    return (row, sessions.session_rules(c, row.session_id), sessions.registers(c, row.session_id, "pharmacies"),
+            sessions.registers(c, row.session_id, "depots"), lines.read(c, run, row.session_id),
+            emails_summary(outbox.outbox_counts(c, run)))
 
 
 def _report_data(c, row, session, pharmacies, depots, read, emails: dict):
