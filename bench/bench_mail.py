@@ -10,6 +10,7 @@ Otherwise the aiosmtpd MailSink stands in, with a note: it saturates a core well
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import random
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from bench import ratios, stamp
 from pipeline.adapters.mail import render as mail
 from pipeline.domain.confirmation import Confirmation, Line
 from pipeline.adapters.mail.sink import MailSink
@@ -127,8 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pharmacies", type=int, default=1700,
                         help="officines of the generated session whose emails go through the outbox (default 1700)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the fast path, the best counts (default 3)")
+    parser.add_argument("--embedded", type=int, default=0, metavar="PHARMACIES",
+                        help="also time `vialflow run` (embedded) on a generated session of that many officines "
+                             "against the fast path on its emails (20500: the national session, a few minutes)")
     args = parser.parse_args(argv)
     confirmations = typical(args.count)
+    print(stamp())
     print(f"{args.count} typical confirmations (3-10 lines); load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs; this interpreter's speed: {_yardstick():.1f} µs for sum(range(1000)) "
           "(about 10 on a quiet core)")
@@ -158,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         for c in subset[:100]:
             bytes(naive_message(c))
         naive_build = (time.perf_counter() - build_start) / min(100, len(subset))
-        pipeline_rate, pipeline_sent = _through_the_outbox(target, args.pharmacies)
+        outbox_path = _through_the_outbox(target, args.pharmacies, args.repeat)
+        embedded = _embedded(host, port, target, args.embedded) if args.embedded else None
     naive = len(subset) / naive_time
     xlsx_cpu, xlsx_size = _xlsx_cost(confirmations[:1000])
     fast = max(best["rate"], streamed)
@@ -177,12 +184,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"naive path: {naive:8.0f} emails/s  (EmailMessage + smtplib, one connection per message, "
           f"{len(subset)} messages; building alone {naive_build * 1e3:.2f} ms per message)")
     print(f"ratio     : {fast / naive:8.1f}x   target: >= 1500 emails/s and >= 10x")
-    print(f"outbox    : {pipeline_rate:8.0f} emails/s  (the email task's path: claim rows, read the stored run, "
-          f"render, send, record each outcome; {pipeline_sent} emails, SQLite) = {pipeline_rate / naive:.1f}x naive")
+    print(f"outbox    : {outbox_path['outbox']:8.0f} emails/s  (the email task's path: claim rows, read the stored run, "
+          f"render, send, record each outcome; {outbox_path['sent']} emails, SQLite) = {outbox_path['outbox'] / naive:.1f}x "
+          f"naive; the same emails on the fast path, in turns with it: {outbox_path['fast']:.0f} emails/s")
+    if embedded:
+        print(f"embedded  : `vialflow run` on {embedded['lines']:,} lines, {embedded['emails']:,} emails: "
+              f"{embedded['run']:.1f} s (its steps {embedded['steps']:.1f} s, then its emails {embedded['sending']:.1f} s); "
+              f"the same emails on the fast path {embedded['fast']:.1f} s; peak {embedded['peak_mib']:.0f} MiB")
+    send_alone = best["send_rate"]
+    ratios([
+        ("fast path / send alone (`fast path` ÷ `send`)", fast / send_alone, ">= 0.50", fast / send_alone >= 0.5),
+        ("outbox path / fast path, same emails", outbox_path["outbox"] / outbox_path["fast"], ">= 0.85",
+         outbox_path["outbox"] / outbox_path["fast"] >= 0.85),
+        ("fast path / naive path", fast / naive, ">= 10", fast / naive >= 10),
+        ("embedded `vialflow run` / its emails' fast path", embedded and embedded["run"] / embedded["fast"], "<= 1.5",
+         embedded and embedded["run"] / embedded["fast"] <= 1.5),
+    ])
 
 
-def _through_the_outbox(target: SmtpTarget, pharmacies: int) -> tuple[float, int]:
-    """Every email of a generated session sent as the email tasks send them, chunk by chunk."""
+def _through_the_outbox(target: SmtpTarget, pharmacies: int, repeat: int) -> dict:
+    """Every email of a generated session sent as the email tasks send them, chunk by chunk, in turns
+    with the same emails on the fast path (read first, then rendered and sent with no database);
+    the best of `repeat` turns each, every turn on a fresh copy of the prepared database."""
+    import sqlite3
     import tempfile
     from pathlib import Path
 
@@ -195,19 +219,89 @@ def _through_the_outbox(target: SmtpTarget, pharmacies: int) -> tuple[float, int
     now = dt.datetime(2021, 6, 18, 9, tzinfo=dt.timezone.utc)
     with tempfile.TemporaryDirectory() as folder:
         generate_scenario(Path(folder) / "scenario", seed=5, pharmacies=pharmacies, depots=20)
-        url = f"sqlite:///{folder}/bench.db"
-        session_id = load_into(Path(folder) / "scenario", url, now)
-        engine = make_engine(url)
+        prepared = Path(folder) / "prepared.db"
+        session_id = load_into(Path(folder) / "scenario", f"sqlite:///{prepared}", now)
+        engine = make_engine(f"sqlite:///{prepared}")
         run = services.close_session(engine, session_id, now)
         for step in (services.allocate_run, services.schedule_run, outbox.prepare_confirmations):
             step(engine, run, now)
-        ids = outbox.due(engine, run, now)
-        start = time.perf_counter()
-        for number, first in enumerate(range(0, len(ids), CHUNK)):
-            outbox.send_chunk(engine, ids[first:first + CHUNK], f"bench-{number}", now, target, SENDER)
-        elapsed = time.perf_counter() - start
-        sent = outbox.outbox_counts(engine, run).get("sent", 0)
-    return sent / elapsed, sent
+        engine.dispose()
+        best = {"outbox": 0.0, "fast": 0.0, "sent": 0}
+        for turn in range(repeat):
+            copy = Path(folder) / f"turn-{turn}.db"
+            with sqlite3.connect(prepared) as source, sqlite3.connect(copy) as target_file:
+                source.backup(target_file)  # the WAL's pages too
+            engine = make_engine(f"sqlite:///{copy}")
+            ids = outbox.due(engine, run, now)
+            letters = _letters_of(engine, run)
+            start = time.perf_counter()
+            send_all_sync(target, ((n, ENVELOPE_SENDER, c.email, mail.render(c)) for n, c in enumerate(letters)),
+                          connections=8)
+            best["fast"] = max(best["fast"], len(letters) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for number, first in enumerate(range(0, len(ids), CHUNK)):
+                outbox.send_chunk(engine, ids[first:first + CHUNK], f"bench-{number}", now, target, SENDER)
+            elapsed = time.perf_counter() - start
+            sent = outbox.outbox_counts(engine, run).get("sent", 0)
+            best["outbox"], best["sent"] = max(best["outbox"], sent / elapsed), sent
+            engine.dispose()
+    return best
+
+
+def _letters_of(engine, run: int) -> list[Confirmation]:
+    """The emails of a run's outbox rows, as the email tasks build them."""
+    from pipeline.adapters.db import outbox, runs
+    from pipeline.services.letters import confirmations
+
+    with engine.connect() as c:
+        row = runs.run_row(c, run)
+        rows = outbox.outbox_listing(c, row.session_id, run, None, False)
+        rows["replaces"] = None
+        return confirmations(c, row, rows, SENDER)
+
+
+def _embedded(host: str, port: int, target: SmtpTarget, pharmacies: int) -> dict:
+    """`vialflow run` (the embedded mode: in-process worker, SQLite) on a generated session, its emails
+    into the sink; then the same emails on the fast path. The run's steps end at the emails' hand-over
+    (`sending_at`); the rest of the command is its emails."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import psutil
+    from sqlalchemy import text
+
+    from pipeline.adapters.db import make_engine
+    from pipeline.generator.generate import generate_scenario
+    from pipeline.settings import DATABASE_FILE
+
+    with tempfile.TemporaryDirectory() as folder:
+        made = generate_scenario(Path(folder) / "scenario", seed=1, pharmacies=pharmacies)
+        out = Path(folder) / "out"
+        command = [str(Path(sys.executable).with_name("vialflow")), "run", str(Path(folder) / "scenario"),
+                   "--out", str(out), "--smtp-url", f"smtp://{host}:{port}"]
+        start = time.time()
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak = 0.0
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, process.memory_info().rss)
+            time.sleep(0.2)
+        elapsed = time.time() - start
+        if process.returncode:
+            raise RuntimeError(f"vialflow run failed: {process.stderr.read().decode()[-500:]}")
+        engine = make_engine(f"sqlite:///{out / DATABASE_FILE}")
+        with engine.connect() as c:
+            run, handed = c.execute(text("SELECT id, sending_at FROM runs WHERE version = 1")).one()
+        handed = dt.datetime.fromisoformat(str(handed)).replace(tzinfo=dt.timezone.utc).timestamp()
+        letters = _letters_of(engine, run)
+        engine.dispose()
+        fast_start = time.perf_counter()
+        send_all_sync(target, ((n, ENVELOPE_SENDER, c.email, mail.render(c)) for n, c in enumerate(letters)),
+                      connections=8)
+        fast = time.perf_counter() - fast_start
+    return {"lines": made["order_lines"], "emails": len(letters), "run": elapsed, "steps": handed - start,
+            "sending": start + elapsed - handed, "fast": fast, "peak_mib": peak / 2**20}
 
 
 def _render_then_send(target: SmtpTarget, confirmations: list[Confirmation], connections: int) -> dict:

@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import text
 
+from bench import ratios, stamp
 from bench.bench_mail import sink
 from bench.bench_pipeline import AMQP, ROOT, drop_database, fresh_database
 from pipeline.adapters.db import make_engine, migrate, outbox, runs, sessions
@@ -267,8 +267,7 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     counts = [int(count) for count in args.workers.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="vialflow-scale-"))
-    print(f"{dt.date.today()}, {platform.node()}: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-          f"load average {os.getloadavg()[0]:.2f}; beat every {args.beat:g} s", flush=True)
+    print(f"{stamp()}; {psutil.virtual_memory().total / 2**30:.0f} GiB; beat every {args.beat:g} s", flush=True)
     results: list[Result] = []
     with sink() as (host, port, name):
         print(f"sink: {name}", flush=True)
@@ -342,6 +341,11 @@ def report(results: list[Result]) -> None:
               f"email {r.peak_rss['email']:>5.0f} ({r.idle_rss['email']:.0f}); lines {r.lines_mib:>5.0f}; "
               f"copies {copies}")
     national = sorted((r for r in results if r.lines > 100_000 and r.lines < 200_000), key=lambda r: r.email_workers)
+    _national(national)
+    _targets(ladder, national)
+
+
+def _national(national: list[Result]) -> None:
     if not national:
         return
     print(f"\nnational session, {national[0].emails:,} emails, by email worker processes "
@@ -364,6 +368,37 @@ def report(results: list[Result]) -> None:
     if one and os.cpu_count() < 4:
         print(f"note: {os.cpu_count()} CPUs: beyond {os.cpu_count()} email processes, the sink, PostgreSQL and the "
               "pipeline worker share the same cores")
+
+
+def _targets(ladder: list[Result], national: list[Result]) -> None:
+    """The issue's ratios beside their targets, for whatever sizes this run measured."""
+    rows = []
+    if len(ladder) >= 2:
+        small, big = ladder[-2], ladder[-1]
+        power = 1 / math.log10(big.lines / small.lines)
+        for stage in STAGES:
+            growth = (big.stages[stage] / small.stages[stage]) ** power if small.stages[stage] > 0 else math.nan
+            rows.append((f"{stage} growth per 10x lines, {small.lines:,} → {big.lines:,}", growth, "<= 12",
+                         growth <= 12))
+        close = (big.close_to_last / small.close_to_last) ** power
+        rows.append((f"close → last email growth per 10x lines", close, "<= 12", close <= 12))
+    if ladder and ladder[-1].lines_mib > 0:
+        big = ladder[-1]
+        copies = (big.peak_rss["pipeline"] - big.idle_rss["pipeline"]) / big.lines_mib
+        rows.append((f"pipeline worker's peak above idle, in frames of lines ({big.lines:,} lines)", copies, "<= 2",
+                     copies <= 2))
+    one = next((r for r in national if r.email_workers == 1), None)
+    two = next((r for r in national if r.email_workers == 2), None)
+    if one and two and one.rate:
+        rows.append(("national: 2 email processes / 1", two.rate / one.rate, ">= 1.6", two.rate / one.rate >= 1.6))
+    if two and two.fast_path:
+        rows.append(("national: close → last email / its emails' fast path", two.close_to_last / two.fast_path,
+                     "<= 1.5", two.close_to_last / two.fast_path <= 1.5))
+    if two and two.realloc:
+        share = two.realloc["turnaround"] / two.close_to_last
+        rows.append(("national: reallocation turnaround / national close", share, "< 0.25", share < 0.25))
+    if rows:
+        ratios(rows)
 
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:
