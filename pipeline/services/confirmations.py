@@ -227,9 +227,13 @@ def send_chunk(engine: Engine, ids: list[int], claimant: str, now: dt.datetime, 
                     batch.append((outbox_id, envelope_sender, confirmation.email, render(confirmation)))
                 except ValueError:  # an address or name the register gave that no email can carry
                     on_result(outbox_id, Outcome.FAILED, "not sent: the register's address or name cannot be used")
+            recorded = outcomes[:]  # outcomes that came back meanwhile: one transaction with the marking
             with engine.begin() as c:
+                if recorded:
+                    outbox.record_outcomes(c, recorded)
                 held = outbox.mark_sending(c, [item[0] for item in batch], claimant,
                                             clock() + dt.timedelta(seconds=lease))
+            del outcomes[:len(recorded)]
             yield from (item for item in batch if item[0] in held)
 
     with logs.step(RunStep.SEND, session=run and run.session_id, run=run and run.version, run_id=run and run.id) as logged:

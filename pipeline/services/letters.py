@@ -19,16 +19,17 @@ from pipeline.domain.vocabulary import Reason, Status
 def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[Confirmation]:
     """The emails of these outbox rows (recipient_id, recipient_kind, message_id, replaces) of `run`."""
     session = sessions.session_rules(c, run.session_id)
-    officines = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k == "officine"]
-    people = [r for r, k in zip(rows["recipient_id"], rows["recipient_kind"]) if k != "officine"]
+    recipients, recipient_kinds = rows["recipient_id"].tolist(), rows["recipient_kind"].tolist()
+    officines = [r for r, k in zip(recipients, recipient_kinds) if k == "officine"]
+    people = [r for r, k in zip(recipients, recipient_kinds) if k != "officine"]
     read = lines.read(c, run.id, run.session_id, officines=officines, people=people, trace=True)
-    ordered = read.lines.sort_values("rank", kind="stable").to_dict("records")
+    ordered = _records(read.lines.sort_values("rank", kind="stable"))
     days = _deliveries(read.deliveries, _depots(c, run.session_id))
     # R10: the redistributions of the run (cumulative), to name on the giving lines and the receivers' emails
     redistributed = run.changes.redistribution
     receivers = set(people) & {item.to_rpps for item in redistributed}
-    origin = ({line["order_id"]: line for line in lines.read(c, run.id, run.session_id, order_ids=sorted(
-        {item.order_id for item in redistributed if item.to_rpps in receivers})).lines.to_dict("records")}
+    origin = ({line["order_id"]: line for line in _records(lines.read(c, run.id, run.session_id, order_ids=sorted(
+        {item.order_id for item in redistributed if item.to_rpps in receivers})).lines)}
               if receivers else {})
     pharmacies = sessions.contacts(c, "pharmacies", run.session_id,
                                   sorted(set(officines) | {line["finess"] for line in origin.values()}))
@@ -57,8 +58,8 @@ def confirmations(c: Connection, run, rows: pd.DataFrame, sender: str) -> list[C
     # Dated from the stored run, not the clock, so that the message can be rebuilt as sent.
     date = session.confirms if run.version == 1 else _aware(run.created_at)
     found = []
-    for recipient_id, kind, identifier, replaces in zip(rows["recipient_id"], rows["recipient_kind"],
-                                                        rows["message_id"], rows["replaces"]):
+    for recipient_id, kind, identifier, replaces in zip(recipients, recipient_kinds, rows["message_id"].tolist(),
+                                                        rows["replaces"].tolist()):
         officine = kind == "officine"
         who = (pharmacies if officine else professionals)[recipient_id]
         found.append(Confirmation(
@@ -143,14 +144,20 @@ def _deliveries(frame: pd.DataFrame, depots: dict[str, str]) -> dict[str, tuple[
     """Each line's (date, vials), dated days first in date order, the pending remainder last (R8), and
     who delivers each."""
     days: dict[str, list] = defaultdict(list)
-    for order_id, day, vials, depot in zip(frame["order_id"], frame["delivery_date"], frame["vials"],
-                                           frame["depot_id"]):
+    for order_id, day, vials, depot in zip(*(frame[name].tolist() for name in ("order_id", "delivery_date", "vials",
+                                                                                "depot_id"))):
         days[order_id].append((day, int(vials), depots.get(depot, depot)))
     found = {}
     for order_id, pieces in days.items():
         pieces.sort(key=lambda piece: (piece[0] is None, piece[0] or dt.date.min))
-        found[order_id] = (tuple((day, vials) for day, vials, _ in pieces), tuple(depot for _, _, depot in pieces))
+        found[order_id] = (tuple([(day, vials) for day, vials, _ in pieces]), tuple([depot for _, _, depot in pieces]))
     return found
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """`frame.to_dict("records")` (Python scalars, NaN kept), a column at a time rather than a cell at a time."""
+    names = frame.columns.tolist()
+    return [dict(zip(names, values)) for values in zip(*(frame[name].tolist() for name in names))]
 
 
 def _aware(when: dt.datetime) -> dt.datetime:

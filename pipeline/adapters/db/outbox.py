@@ -132,10 +132,8 @@ def mark_sending(c: Connection, ids: list[int], claimant: str, until: dt.datetim
     whose lease ran out may have been handed to another sender: that row is not sent twice)."""
     box = T["outbox"]
     mine = and_(box.c.id.in_(ids), box.c.state == EmailState.CLAIMED, box.c.claimed_by == claimant)
-    held = set(c.execute(select(box.c.id).where(mine)).scalars())
-    c.execute(update(box).where(box.c.id.in_(held), box.c.claimed_by == claimant).values(state=EmailState.SENDING,
-                                                                                          lease_until=until))
-    return held
+    return set(c.execute(update(box).where(mine).values(state=EmailState.SENDING, lease_until=until)
+                         .returning(box.c.id)).scalars())
 
 
 def record_outcomes(c: Connection, outcomes: list[dict]) -> None:
