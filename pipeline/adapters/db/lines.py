@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, except_, func, or_, select, true, union
 from pipeline.domain.allocate import TRACE_COLUMNS
 from pipeline.domain.rules import NAMED_KINDS
 
-from .frames import among, read_frame
+from .frames import among, read_copy, read_frame
 from .tables import Base
 
 T = Base.metadata.tables
@@ -45,11 +45,13 @@ def read(c: Connection, run: int, session_id: str, *, order_ids: list[str] | Non
     else:
         wheres = ([among(c, o.c.finess, officines)] if officines is not None else []) + (
             [and_(among(c, o.c.rpps, people), o.c.effector.in_(NAMED_KINDS))] if people is not None else [])
-    found = pd.concat([read_frame(c, base.where(where)) for where in wheres], ignore_index=True)
+    whole = order_ids is None and officines is None and people is None  # by COPY on PostgreSQL
+    found = pd.concat([(read_copy if whole else read_frame)(c, base.where(where)) for where in wheres],
+                      ignore_index=True)
     found = found.drop_duplicates("order_id")[columns].reset_index(drop=True)
     days = select(v.c.order_id, v.c.depot_id, v.c.vaccine, v.c.delivery_date, v.c.vials, v.c.status).where(v.c.run_id == run)
-    if order_ids is None and officines is None and people is None:
-        deliveries = read_frame(c, days)
+    if whole:
+        deliveries = read_copy(c, days)
     else:  # the deliveries of the lines found, through the (run, order) index
         deliveries = read_frame(c, days.where(among(c, v.c.order_id, found["order_id"].tolist())))
     return Lines(found, deliveries)

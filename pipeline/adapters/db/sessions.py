@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, select, union, update
 from pipeline.domain.rules import Session
 from pipeline.domain.vocabulary import SessionState
 
-from .frames import among, insert_frame, read_frame
+from .frames import among, insert_frame, read_copy, read_frame
 from .tables import Base
 
 T = Base.metadata.tables
@@ -86,14 +86,14 @@ def sessions_due(c: Connection, now: dt.datetime) -> list[str]:
 
 def registers(c: Connection, session_id: str, name: str) -> pd.DataFrame:
     table = T[name]
-    frame = read_frame(c, select(*[table.c[col] for col in REGISTERS[name]])
-                       .where(table.c.session_id == session_id).order_by(*table.primary_key.columns))
+    frame = read_copy(c, select(*[table.c[col] for col in REGISTERS[name]])
+                      .where(table.c.session_id == session_id).order_by(*table.primary_key.columns))
     return frame if len(frame) else pd.DataFrame(columns=REGISTERS[name])
 
 
 def session_orders(c: Connection, session_id: str) -> pd.DataFrame:
     orders = T["orders"]
-    frame = read_frame(c, select(*[orders.c[col] for col in ORDER_COLUMNS]).where(orders.c.session_id == session_id))
+    frame = read_copy(c, select(*[orders.c[col] for col in ORDER_COLUMNS]).where(orders.c.session_id == session_id))
     frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
     return frame
 
