@@ -40,9 +40,10 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     with engine.connect() as c:
         row, session, pharmacies, depots, read, emails = _gathered(c, run)
         rejections = sessions.rejections(c, row.session_id)
-    allocations = read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True)
+    # allocations.csv's sorted copy of the lines is let go once written, before the other files are built
+    write_csv(read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True),
+              out / "allocations.csv")
     deliveries = _deliveries(read)
-    write_csv(allocations, out / "allocations.csv")
     write_csv(deliveries, out / "deliveries.csv")
     write_csv(rejections, out / "rejections.csv")
     write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",

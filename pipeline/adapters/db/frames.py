@@ -18,30 +18,34 @@ from sqlalchemy import (ARRAY, Connection, Date, DateTime, Integer, Select, Stri
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite
+COPY_ROWS = 50_000  # rows of a frame turned into COPY's text at once
 
 
 def insert_frame(connection: Connection, table: Table, frame: pd.DataFrame, **constants) -> int:
     """Insert every row of `frame` (its columns named as the table's) plus constant columns."""
     if not len(frame):
         return 0
-    rows = frame.assign(**constants)
-    names = ", ".join(f'"{name}"' for name in rows.columns)
+    columns = frame.iloc[:0].assign(**constants).columns
+    names = ", ".join(f'"{name}"' for name in columns)
     cursor = connection.connection.driver_connection.cursor()
     if connection.dialect.name == "postgresql":
-        # One CSV block: an unquoted empty field is NULL, except in NOT NULL columns, where it
-        # is the empty string.
-        required = ", ".join(f'"{name}"' for name in rows.columns if not table.c[name].nullable)
-        block = rows.to_csv(index=False, header=False, lineterminator="\n")
+        # One COPY in CSV: an unquoted empty field is NULL, except in NOT NULL columns, where it is the
+        # empty string. Written COPY_ROWS rows at a time, so that neither the frame with its constants
+        # nor its text is ever held whole beside the frame.
+        required = ", ".join(f'"{name}"' for name in columns if not table.c[name].nullable)
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({required}))') as copy:
-            copy.write(block)
+            for start in range(0, len(frame), COPY_ROWS):
+                copy.write(frame.iloc[start:start + COPY_ROWS].assign(**constants)
+                           .to_csv(index=False, header=False, lineterminator="\n"))
         # Fresh statistics, or the planner takes a table it has never measured for a handful of rows and
         # nests loops over it: seconds for a 500-line session. ANALYZE samples, so it stays cheap.
         cursor.execute(f'ANALYZE "{table.name}"')
     else:
+        rows = frame.assign(**constants)
         values = [_sqlite_column(rows[name], table.c[name].type) for name in rows.columns]
         marks = ", ".join("?" * len(rows.columns))
         cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*values))
-    return len(rows)
+    return len(frame)
 
 
 def _sqlite_column(series: pd.Series, kind) -> list:
