@@ -13,7 +13,7 @@ import io
 import json
 
 import pandas as pd
-from sqlalchemy import (ARRAY, Connection, Date, DateTime, Integer, Select, String, Table, any_, bindparam, func,
+from sqlalchemy import (ARRAY, Column, Connection, Date, DateTime, Integer, Select, String, Table, any_, bindparam, func,
                         literal_column, select)
 from sqlalchemy.sql.elements import ColumnElement, Label
 
@@ -102,15 +102,17 @@ def read_copy(connection: Connection, query: Select) -> pd.DataFrame:
     COPY takes no parameters, and a value never goes into SQL text: each of the select's values is set
     for the session by `set_config` (a bound parameter) and read back by `current_setting`. In CSV, NULL
     and the empty string differ only by quotes, which a CSV reader drops: every text value is written
-    after a one-character mark, so that an empty field is NULL and a mark alone the empty string."""
+    after a one-character mark, so that an empty field is NULL and a mark alone the empty string (in a
+    column that may hold NULL: elsewhere an empty field can only be the empty string)."""
     columns = list(query.selected_columns)
     if connection.dialect.name != "postgresql" or not all(
             isinstance(column.type, (String, Integer, DateTime, Date)) for column in columns):
         return read_frame(connection, query)
     texts = {column.name for column in columns if isinstance(column.type, String)}
+    marks = {column.name for column in columns if column.name in texts and _nullable(column)}
     marked = query.with_only_columns(*[
         (literal_column("'.'", String) + (column.element if isinstance(column, Label) else column)).label(column.name)
-        if column.name in texts else column for column in columns])
+        if column.name in marks else column for column in columns])
     compiled = marked.compile(dialect=connection.dialect)
     values = compiled.construct_params()
     if "POSTCOMPILE" in compiled.string or not all(type(value) in (str, int) for value in values.values()):
@@ -130,11 +132,13 @@ def read_copy(connection: Connection, query: Select) -> pd.DataFrame:
         return read_frame(connection, query)
     block.seek(0)
     names = [column.name for column in columns]
-    frame = pd.read_csv(block, header=None, names=names, dtype={name: str for name in texts},
-                        keep_default_na=False, na_values={name: [""] for name in names}, encoding="utf-8")
+    # An empty field is NULL but in a text column that cannot hold NULL, where it is the empty string.
+    frame = pd.read_csv(block, header=None, names=names, dtype={name: str for name in texts}, keep_default_na=False,
+                        na_values={name: [""] for name in names if name not in texts or name in marks},
+                        encoding="utf-8")
     for column in columns:
         name = column.name
-        if name in texts:
+        if name in marks:
             frame[name] = frame[name].str.slice(1)
         elif isinstance(column.type, DateTime):
             frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
@@ -142,3 +146,9 @@ def read_copy(connection: Connection, query: Select) -> pd.DataFrame:
             days = pd.to_datetime(frame[name], format="ISO8601")
             frame[name] = pd.Series([None if pd.isna(d) else d.date() for d in days], index=frame.index, dtype=object)
     return frame
+
+
+def _nullable(column) -> bool:
+    """Whether a selected column may hold NULL: a table's column says so, any other expression may."""
+    column = column.element if isinstance(column, Label) else column
+    return getattr(column, "nullable", True) if isinstance(column, Column) else True
