@@ -1,0 +1,120 @@
+"""The self-service space (CONTRACT.md, "Self-service"): an officine signs in by a one-time link sent to
+its register address and reads its own deliveries, and nothing of another officine; the link works
+once, expires, and a request for an unknown FINESS is answered exactly as for a known one (R12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import json
+import re
+from email import policy
+
+import pytest
+
+from pipeline.services import self_service
+from pipeline.services.refusals import LinkRefused
+from pipeline.services.self_service import LINK_LIFE
+
+from ..conftest import vialflow
+from .conftest import sign_in
+
+OFFICINE, OTHER, UNKNOWN = "690012345", "750012347", "690099999"
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def _ask(client, finess: str):
+    return client.post("/connexion/lien", data={"finess": finess}, headers=ORIGIN)
+
+
+def _token(mailed: list, finess: str) -> str:
+    """The token of the link in the last email, read as its recipient reads it."""
+    sender, to, content = mailed[-1]
+    assert to == f"officine.{finess}@pharma.example.fr"
+    return link_in(content)
+
+
+def link_in(content: bytes) -> str:
+    text = email.message_from_bytes(content, policy=policy.default).get_body(("plain",)).get_content()
+    return re.search(r"/connexion/lien/([A-Za-z0-9_-]{20,})", text).group(1)
+
+
+def _as_officine(client, workers, finess: str = OFFICINE):
+    client.cookies.clear()
+    assert _ask(client, finess).status_code == 200
+    answer = client.get(f"/connexion/lien/{_token(workers.mailed, finess)}")
+    assert answer.status_code == 303 and answer.headers["location"] == "/mes-livraisons"
+    return client
+
+
+def test_r12_an_officine_signed_in_by_its_link_reads_its_own_deliveries_as_lookup_json_gives_them(
+        client, workers, folder):
+    _as_officine(client, workers)
+    mine = client.get("/api/mes-livraisons")
+    assert mine.status_code == 200
+    done = vialflow("lookup", OFFICINE, "--out", str(folder), "--json")
+    assert mine.json() == {"officines": [json.loads(done.stdout)]}
+    page = client.get("/mes-livraisons")
+    assert page.status_code == 200 and "Mes livraisons" in page.text and OFFICINE in page.text
+    assert "doses" in page.text and "Explication" in page.text
+    assert client.get(f"/api/officines/{OFFICINE}").status_code == 200
+
+
+@pytest.mark.parametrize("path", [f"/officines/{OTHER}", f"/api/officines/{OTHER}", "/sessions/2021-06-14",
+                                  "/sessions/2021-06-14/emails", "/admin/journal", "/api/orders/A-0859436/explanation",
+                                  "/lignes/A-0859436/explication", f"/officines/{OTHER}/emails/1"])
+def test_r12_an_officine_reads_nothing_of_another_officine_nor_any_operator_page(client, workers, path):
+    _as_officine(client, workers)
+    assert client.get(path).status_code == 403
+
+
+def test_r12_the_link_works_once(client, workers):
+    assert _ask(client, OFFICINE).status_code == 200
+    token = _token(workers.mailed, OFFICINE)
+    assert client.get(f"/connexion/lien/{token}").status_code == 303
+    client.cookies.clear()
+    again = client.get(f"/connexion/lien/{token}")
+    assert again.status_code == 403 and "vialflow_session" not in again.headers.get("set-cookie", "")
+    assert client.get("/api/mes-livraisons").status_code == 401
+
+
+def test_r12_the_link_expires_after_15_minutes(client, workers, engine):
+    assert _ask(client, OFFICINE).status_code == 200
+    token = _token(workers.mailed, OFFICINE)
+    later = dt.datetime.now(dt.timezone.utc) + LINK_LIFE + dt.timedelta(seconds=1)
+    with pytest.raises(LinkRefused):
+        self_service.redeem_link(engine, token, "127.0.0.1", later)
+    # still unused: within its 15 minutes it signs in
+    assert self_service.redeem_link(engine, token, "127.0.0.1", dt.datetime.now(dt.timezone.utc)).finesses == (
+        OFFICINE,)
+
+
+def test_r12_an_unknown_finess_is_answered_exactly_as_a_known_one_and_gets_no_email(client, workers):
+    known, unknown = _ask(client, OFFICINE), _ask(client, UNKNOWN)
+    assert (known.status_code, known.text, sorted(known.headers.keys())) == (
+        unknown.status_code, unknown.text, sorted(unknown.headers.keys()))
+    assert [to for _, to, _ in workers.mailed] == [f"officine.{OFFICINE}@pharma.example.fr"]
+
+
+def test_r12_links_are_held_per_officine_whether_or_not_it_exists(client, workers):
+    for finess in (OFFICINE, UNKNOWN):
+        answers = [_ask(client, finess).status_code for _ in range(4)]
+        assert answers == [200, 200, 200, 429], (finess, answers)
+
+
+def test_r12_the_journal_names_the_officine_and_never_the_token(client, workers, engine):
+    _as_officine(client, workers)
+    client.get("/api/mes-livraisons")
+    token = _token(workers.mailed, OFFICINE)
+    from pipeline.services import audit
+
+    rows = audit.log(engine)
+    assert any(r["action"] == "self_view" and r["actor"] == f"officine:{OFFICINE}" for r in rows)
+    assert any(r["action"] == "link_request" and r["target"] == OFFICINE for r in rows)
+    assert token not in json.dumps(rows, default=str)
+
+
+def test_r12_support_still_reads_any_officine(client):
+    sign_in(client, "sophie")
+    assert client.get(f"/api/officines/{OTHER}").status_code == 200
+    assert client.get("/api/mes-livraisons").status_code == 403
