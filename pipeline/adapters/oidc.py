@@ -81,7 +81,8 @@ class Provider:
         try:
             registry.validate(claims)
         except JoseError as error:
-            raise OidcError(f"id_token_{getattr(error, 'error', 'claims')}") from None
+            claim = getattr(error, "claim", None)
+            raise OidcError(f"id_token_{getattr(error, 'error', 'claims')}" + (f"_{claim}" if claim else "")) from None
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if self.client_id not in audiences or (len(audiences) > 1 and claims.get("azp") != self.client_id):
