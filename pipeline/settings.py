@@ -35,6 +35,7 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_metadata_url: str | None = None  # None: <issuer>/.well-known/openid-configuration
     public_url: str | None = None
     # Where the command line writes the traceback of what it says in one line (None: a file of this
     # user's under the temporary folder).
@@ -58,6 +59,7 @@ class Settings:
                    oidc_issuer=env.get("VIALFLOW_OIDC_ISSUER") or None,
                    oidc_client_id=env.get("VIALFLOW_OIDC_CLIENT_ID") or None,
                    oidc_client_secret=_secret(env, "VIALFLOW_OIDC_CLIENT_SECRET"),
+                   oidc_metadata_url=env.get("VIALFLOW_OIDC_METADATA_URL") or None,
                    public_url=(env.get("VIALFLOW_PUBLIC_URL") or "").rstrip("/") or None,
                    error_log=env.get("VIALFLOW_ERROR_LOG") or None)
 

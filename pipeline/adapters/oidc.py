@@ -44,6 +44,9 @@ class Provider:
     client_id: str
     client_secret: str = field(repr=False)
     clock: Callable[[], float] = time.time  # when the ID token is checked (a test may move it on)
+    # Where the metadata is read: the standard place by default; Pro Santé Connect publishes the one
+    # naming its wallet's authorization page at `<issuer>/.well-known/wallet-openid-configuration`.
+    metadata_url: str | None = None
     _metadata: dict | None = field(default=None, repr=False)
     _keys: KeySet | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -94,7 +97,7 @@ class Provider:
     def metadata(self) -> dict:
         with self._lock:
             if self._metadata is None:
-                found = self._get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration")
+                found = self._get(self.metadata_url or f"{self.issuer.rstrip('/')}/.well-known/openid-configuration")
                 if found.get("issuer") != self.issuer:
                     raise OidcError("issuer_mismatch")
                 self._metadata = found

@@ -63,18 +63,20 @@ def professional_lines(engine: Engine, rpps: str | None) -> list[dict]:
                                     else pd.Timestamp(e.sent_at).isoformat(),
                                     "replaces": None if e.replaces is None or pd.isna(e.replaces) else e.replaces}
                                    for e in mine.itertuples(index=False)]})
+    said: dict = {}
     for line in found:
-        line["explanation"] = explanations(engine, line["session_id"], line["version"], [line["order_id"]])[
-            line["order_id"]]
+        key = (line["session_id"], line["version"])
+        if key not in said:
+            said[key] = explanations(engine, *key, [x["order_id"] for x in found if (x["session_id"], x["version"]) == key])
+        line["explanation"] = said[key][line["order_id"]]
     return found
 
 
 def explanations(engine: Engine, session_id: str, version: int, order_ids: list[str]) -> dict[str, str]:
     """The French explanation of each line, as `vialflow explain` says it."""
     said = {}
-    for order_id in order_ids:
-        phrases = explain.explain(engine, order_id, session_id, version)["phrases"]
-        text = " ; ".join(phrases)
+    for order_id, found in explain.explain_lines(engine, session_id, version, order_ids).items():
+        text = " ; ".join(found["phrases"])
         said[order_id] = text[:1].upper() + text[1:] + "."
     return said
 

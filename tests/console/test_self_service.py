@@ -8,6 +8,10 @@ import datetime as dt
 import email
 import json
 import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from email import policy
 
 import pytest
@@ -17,7 +21,7 @@ from pipeline.services.refusals import LinkRefused
 from pipeline.services.self_service import LINK_LIFE
 
 from ..conftest import vialflow
-from .conftest import sign_in
+from .conftest import serving, sign_in
 
 OFFICINE, OTHER, UNKNOWN = "690012345", "750012347", "690099999"
 ORIGIN = {"Origin": "http://testserver"}
@@ -118,3 +122,60 @@ def test_r12_support_still_reads_any_officine(client):
     sign_in(client, "sophie")
     assert client.get(f"/api/officines/{OTHER}").status_code == 200
     assert client.get("/api/mes-livraisons").status_code == 403
+
+
+def _post(base: str, path: str, form: dict) -> tuple[int, str]:
+    request = urllib.request.Request(base + path, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _get(base: str, path: str) -> tuple[int, dict]:
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(Stay()).open(base + path, timeout=30) as answer:
+            return answer.status, dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+def test_r12_the_link_reaches_the_officine_through_the_loopback_sink_and_works_once(folder, tmp_path):
+    """`vialflow console --out DIR` as an operator starts it: the link goes out through the embedded
+    SMTP server into DIR/mail/, as the officine's email."""
+    mail = folder / "mail"
+    before = set(mail.glob("*.eml"))
+    with serving(folder, tmp_path / "console.log") as (base, _):
+        assert _post(base, "/connexion/lien", {"finess": UNKNOWN})[0] == 200
+        status, text = _post(base, "/connexion/lien", {"finess": OFFICINE})
+        assert status == 200 and "un lien de connexion vient d" in text
+        deadline = time.monotonic() + 30
+        while not (arrived := sorted(set(mail.glob("*.eml")) - before)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(arrived) == 1, arrived  # the known FINESS only
+        received = email.message_from_bytes(arrived[0].read_bytes(), policy=policy.default)
+        assert received["To"] == f"officine.{OFFICINE}@pharma.example.fr"
+        token = link_in(arrived[0].read_bytes())
+        first, headers = _get(base, f"/connexion/lien/{token}")
+        assert first == 303 and headers["location"] == "/mes-livraisons" and "vialflow_session=" in headers[
+            "set-cookie"]
+        assert _get(base, f"/connexion/lien/{token}")[0] == 403
+    assert token not in (tmp_path / "console.log").read_text()
+
+
+def test_r12_the_page_explains_each_line_as_vialflow_explain_does(engine):
+    from sqlalchemy import text
+
+    from pipeline.services import explain
+
+    with engine.connect() as c:
+        order_ids = list(c.execute(text("SELECT DISTINCT order_id FROM decisions ORDER BY order_id")).scalars())
+    at_once = explain.explain_lines(engine, "2021-06-14", 1, order_ids)
+    assert sorted(at_once) == order_ids
+    for order_id in order_ids:
+        assert at_once[order_id] == explain.explain(engine, order_id, "2021-06-14", 1), order_id

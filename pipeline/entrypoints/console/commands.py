@@ -143,7 +143,8 @@ def console(out: Out = None, database_url: DatabaseUrl = None,
         if not settings.oidc_client_id or not settings.oidc_client_secret:
             _fail("VIALFLOW_OIDC_ISSUER is set without VIALFLOW_OIDC_CLIENT_ID and VIALFLOW_OIDC_CLIENT_SECRET "
                   "(or VIALFLOW_OIDC_CLIENT_SECRET_FILE): set all three, or none")
-        provider = Provider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret)
+        provider = Provider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret,
+                            metadata_url=settings.oidc_metadata_url)
     public_url = settings.public_url or f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     typer.echo(f"vialflow console on http://{host if ':' not in host else f'[{host}]'}:{port}/ (Ctrl-C to stop)", err=True)
     uvicorn.run(create_app(engine, workers, out, settings.mail_from, sign_in_slots, provider, public_url),
