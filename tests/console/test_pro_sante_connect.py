@@ -212,3 +212,30 @@ def test_an_unknown_key_id_makes_the_console_fetch_the_provider_keys_again(issue
     provider.metadata()
     provider._keys = KeySet([RSAKey.generate_key(2048, parameters={"kid": "rotated-away"})])
     assert provider.verify_id_token(token, nonce)["sub"] == "medecin"
+
+
+def test_r9_a_doctor_reads_each_email_sent_to_them_as_sent_and_no_other(engine, workers, folder, issuer):
+    from pipeline.services import audit
+
+    with _console(engine, workers, folder, issuer) as console:
+        assert _signed_in(console, "medecin").status_code == 303
+        lines = console.get("/api/mes-livraisons").json()["lines"]
+        mine = sorted({e["outbox_id"] for line in lines for e in line["emails"]})
+        assert mine
+        for outbox_id in mine:
+            page = console.get(f"/mes-livraisons/emails/{outbox_id}")
+            assert page.status_code == 200 and "Email tel qu" in page.text
+        others = [r["id"] for r in console_outbox(engine) if r["id"] not in mine]
+        assert others and all(console.get(f"/mes-livraisons/emails/{n}").status_code == 404 for n in others[:5])
+        journal = json.dumps(audit.log(engine), default=str)
+        assert DOCTOR not in journal and "self_view" in journal
+        logout = console.post("/logout", data={"csrftoken": console.cookies.get("csrftoken")},
+                              headers={"Origin": CONSOLE})
+        assert logout.status_code == 303 and console.get("/api/mes-livraisons").status_code == 401
+
+
+def console_outbox(engine) -> list[dict]:
+    from sqlalchemy import text
+
+    with engine.connect() as c:
+        return [dict(row._mapping) for row in c.execute(text("SELECT id FROM outbox ORDER BY id"))]
