@@ -9,6 +9,7 @@ and beat's tick.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pipeline.entrypoints import embedded
 from pipeline.entrypoints.celery_app import send, use_broker
 from pipeline.services import chain
 from pipeline.settings import Settings
+
+log = logging.getLogger("vialflow.console")
 
 
 class Workers:
@@ -28,9 +31,13 @@ class Workers:
         """One email of the console itself (a one-time sign-in link), sent at once through the SMTP
         server of the workers; True when the server took it. Its content is never logged."""
         if not self.smtp_url:
+            log.warning("a one-time sign-in link was not sent: no SMTP server is configured (VIALFLOW_SMTP_URL)")
             return False
-        results = send_all_sync(SmtpTarget.from_url(self.smtp_url), [(0, sender, to, content)], connections=1)
-        return results.get(0, (None,))[0] == Outcome.SENT
+        outcome = send_all_sync(SmtpTarget.from_url(self.smtp_url), [(0, sender, to, content)],
+                                connections=1).get(0, (Outcome.RETRY, ""))[0]
+        if outcome != Outcome.SENT:
+            log.warning("a one-time sign-in link was not sent: the SMTP server answered %s", outcome.value)
+        return outcome == Outcome.SENT
 
     def hand_over(self, run: int) -> None:
         """R11: the recorded run version goes on through allocation, scheduling and its emails."""
