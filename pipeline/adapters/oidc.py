@@ -26,6 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 SCOPES = "openid scope_all"  # Pro Santé Connect's: scope_all gives SubjectRefPro and SubjectNameID
+ACR = "eidas1"  # the authentication level Pro Santé Connect's authorization requests name
 ALGORITHMS = ["RS256", "ES256", "PS256"]
 TIMEOUT = 10  # seconds for each call to the provider
 LEEWAY = 60   # seconds of clock skew allowed on exp and iat
@@ -53,7 +54,7 @@ class Provider:
 
     def authorization_url(self, redirect_uri: str, state: str, nonce: str, code_verifier: str) -> str:
         query = {"response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri,
-                 "scope": SCOPES, "state": state, "nonce": nonce,
+                 "scope": SCOPES, "acr_values": ACR, "state": state, "nonce": nonce,
                  "code_challenge": create_s256_code_challenge(code_verifier), "code_challenge_method": "S256"}
         return f"{self.metadata()['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -179,3 +182,13 @@ def test_r12_the_page_explains_each_line_as_vialflow_explain_does(engine):
     assert sorted(at_once) == order_ids
     for order_id in order_ids:
         assert at_once[order_id] == explain.explain(engine, order_id, "2021-06-14", 1), order_id
+
+
+def test_an_issuer_without_its_client_is_one_line_naming_what_to_set(folder):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    env["VIALFLOW_OIDC_ISSUER"] = "https://auth.example.fr"
+    done = subprocess.run([sys.executable, "-m", "pipeline.entrypoints.cli", "console", "--out", str(folder)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "VIALFLOW_OIDC_CLIENT_ID" in line and "VIALFLOW_OIDC_CLIENT_SECRET_FILE" in line
