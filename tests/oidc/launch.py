@@ -6,6 +6,7 @@ tests that need it skip, saying so; under CI=true they fail instead."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -27,11 +28,13 @@ def installed() -> None:
     """node and oidc-provider ready, or the test skipped (failed under CI)."""
     if not shutil.which("node") or not shutil.which("npm"):
         _needs("no node or npm on this machine")
-    if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            _needs(f"npm install of tests/oidc failed: {done.stderr.strip()[-300:]}")
+    with (HERE / ".install.lock").open("w") as lock:  # the suite's processes install it once between them
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (HERE / "node_modules" / "oidc-provider").is_dir():
+            done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                _needs(f"npm install of tests/oidc failed: {done.stderr.strip()[-300:]}")
 
 
 @contextlib.contextmanager
