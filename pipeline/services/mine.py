@@ -37,39 +37,50 @@ def professional_lines(engine: Engine, rpps: str | None) -> list[dict]:
         versions = runs.session_runs(c, present).sort_values(["session_id", "version"], ascending=[True, False])
         emails = outbox.officine_emails(c, "", present, people=[rpps])
         for session_id in sorted(present, reverse=True):
-            rules = sessions.session_rules(c, session_id)
+            doses = {key: v.doses_per_vial for key, v in sessions.session_rules(c, session_id).vaccines.items()}
             depots = sessions.registers(c, session_id, "depots").set_index("depot_id")["wholesaler"].to_dict()
             for run in versions[versions["session_id"] == session_id].itertuples():
                 read = lines.read(c, int(run.id), session_id, people=[rpps])
-                mine = emails[emails["run_id"] == int(run.id)]
+                sent = [_email(e) for e in emails[emails["run_id"] == int(run.id)].itertuples(index=False)]
                 for line in read.lines.sort_values(["rank", "order_id"], kind="stable").itertuples(index=False):
                     days = read.deliveries[read.deliveries["order_id"] == line.order_id]
-                    per_vial = rules.vaccines[line.vaccine].doses_per_vial if line.vaccine in rules.vaccines else 0
                     found.append({
                         "session_id": session_id, "version": int(run.version), "order_id": line.order_id,
                         "finess": line.finess, "effector": line.effector, "vaccine": line.vaccine,
                         "injection": line.injection, "requested": int(line.requested),
                         "allocated": int(line.allocated), "status": line.status, "reason": line.reason,
-                        "deliveries": [{"date": None if d.delivery_date is None or pd.isna(d.delivery_date)
-                                        else pd.Timestamp(d.delivery_date).date().isoformat(),
-                                        "vials": int(d.vials), "doses": int(d.vials) * per_vial,
-                                        "depot_id": d.depot_id, "wholesaler": depots.get(d.depot_id),
-                                        "status": d.status}
-                                       for d in days.sort_values(["delivery_date", "depot_id"], na_position="last")
-                                       .itertuples(index=False)],
+                        "deliveries": _deliveries(days, doses.get(line.vaccine, 0), depots),
                         "pending_vials": int(days.loc[days["status"] == "pending", "vials"].sum()),
-                        "emails": [{"outbox_id": int(e.outbox_id), "message_id": e.message_id, "state": e.state,
-                                    "sent_at": None if e.sent_at is None or pd.isna(e.sent_at)
-                                    else pd.Timestamp(e.sent_at).isoformat(),
-                                    "replaces": None if e.replaces is None or pd.isna(e.replaces) else e.replaces}
-                                   for e in mine.itertuples(index=False)]})
-    said: dict = {}
+                        "emails": sent})
+    runs_of = {}
     for line in found:
-        key = (line["session_id"], line["version"])
-        if key not in said:
-            said[key] = explanations(engine, *key, [x["order_id"] for x in found if (x["session_id"], x["version"]) == key])
-        line["explanation"] = said[key][line["order_id"]]
+        runs_of.setdefault((line["session_id"], line["version"]), []).append(line["order_id"])
+    said = {key: explanations(engine, *key, order_ids) for key, order_ids in runs_of.items()}
+    for line in found:
+        line["explanation"] = said[(line["session_id"], line["version"])][line["order_id"]]
     return found
+
+
+def _deliveries(days: pd.DataFrame, per_vial: int, depots: dict) -> list[dict]:
+    """A line's delivery days, dated first in date order, the pending remainder last (R8)."""
+    ordered = days.sort_values(["delivery_date", "depot_id"], na_position="last")
+    return [{"date": _day(d.delivery_date), "vials": int(d.vials), "doses": int(d.vials) * per_vial,
+             "depot_id": d.depot_id, "wholesaler": depots.get(d.depot_id), "status": d.status}
+            for d in ordered.itertuples(index=False)]
+
+
+def _email(row) -> dict:
+    return {"outbox_id": int(row.outbox_id), "message_id": row.message_id, "state": row.state,
+            "sent_at": None if _missing(row.sent_at) else pd.Timestamp(row.sent_at).isoformat(),
+            "replaces": None if _missing(row.replaces) else row.replaces}
+
+
+def _day(value) -> str | None:
+    return None if _missing(value) else pd.Timestamp(value).date().isoformat()
+
+
+def _missing(value) -> bool:
+    return value is None or (not isinstance(value, str) and pd.isna(value))
 
 
 def explanations(engine: Engine, session_id: str, version: int, order_ids: list[str]) -> dict[str, str]:
