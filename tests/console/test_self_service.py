@@ -192,3 +192,10 @@ def test_an_issuer_without_its_client_is_one_line_naming_what_to_set(folder):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert "VIALFLOW_OIDC_CLIENT_ID" in line and "VIALFLOW_OIDC_CLIENT_SECRET_FILE" in line
+
+
+def test_the_self_service_page_sends_a_browser_without_a_session_to_its_own_sign_in(client):
+    answer = client.get("/mes-livraisons")
+    assert answer.status_code == 303 and answer.headers["location"] == "/connexion"
+    assert client.get("/api/mes-livraisons").status_code == 401
+    assert "Recevoir un lien de connexion" in client.get("/connexion").text

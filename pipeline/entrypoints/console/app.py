@@ -114,7 +114,8 @@ def _wants_json(request: Request) -> bool:
 async def _not_signed_in(request: Request, _error) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": "Connexion requise (session absente ou expirée)."}, status_code=401)
-    return RedirectResponse("/login?expiree=1" if request.cookies else "/login", status_code=303)
+    sign_in = "/connexion" if request.url.path.startswith("/mes-livraisons") else "/login"  # the self-service space's
+    return RedirectResponse(f"{sign_in}?expiree=1" if request.cookies else sign_in, status_code=303)
 
 
 async def _forbidden(request: Request, error: Forbidden) -> Response:

@@ -38,7 +38,8 @@ def _page(request: Request, name: str, context: dict, status: int = 200) -> Resp
 
 
 async def sign_in_page(request: Request) -> Response:
-    return _page(request, "connexion.html", {})
+    expired = "expiree" in request.query_params
+    return _page(request, "connexion.html", {"message": "Votre session a expiré : reconnectez-vous." if expired else None})
 
 
 async def ask_link(request: Request) -> Response:
