@@ -204,14 +204,16 @@ def test_a_professional_with_no_activity_at_any_officine_of_the_registers_is_ref
         assert console.get("/api/mes-livraisons").status_code == 401
 
 
-def test_an_unknown_key_id_makes_the_console_fetch_the_provider_keys_again(issuer):
-    token, nonce = _id_token(issuer, "vialflow", SECRET, "medecin")
-    from joserfc.jwk import KeySet, RSAKey
-
-    provider = Provider(issuer, "vialflow", SECRET)
-    provider.metadata()
-    provider._keys = KeySet([RSAKey.generate_key(2048, parameters={"kid": "rotated-away"})])
-    assert provider.verify_id_token(token, nonce)["sub"] == "medecin"
+def test_when_the_provider_rotates_its_keys_the_console_fetches_them_again(tmp_path):
+    with launch.provider(tmp_path / "before", ACCOUNTS, CLIENTS, key_id="key-before") as issuer:
+        provider = Provider(issuer, "vialflow", SECRET)
+        token, nonce = _id_token(issuer, "vialflow", SECRET, "medecin")
+        assert provider.verify_id_token(token, nonce)["sub"] == "medecin"  # its keys fetched and kept
+    port = int(issuer.rsplit(":", 1)[1])
+    with launch.provider(tmp_path / "after", ACCOUNTS, CLIENTS, port=port, key_id="key-after") as again:
+        assert again == issuer
+        token, nonce = _id_token(issuer, "vialflow", SECRET, "pharmacienne")
+        assert provider.verify_id_token(token, nonce)["sub"] == "pharmacienne"
 
 
 def test_r9_a_doctor_reads_each_email_sent_to_them_as_sent_and_no_other(engine, workers, folder, issuer):

@@ -38,14 +38,16 @@ def installed() -> None:
 
 
 @contextlib.contextmanager
-def provider(folder: Path, accounts: dict, clients: list[dict]):
-    """The provider with these accounts (login_hint -> user info claims) and clients; yields its issuer."""
+def provider(folder: Path, accounts: dict, clients: list[dict], port: int = 0, key_id: str = "test-key-1"):
+    """The provider with these accounts (login_hint -> user info claims) and clients, on `port` (0: any
+    free one), signing with a new key named `key_id`; yields its issuer."""
     installed()
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "accounts.json").write_text(json.dumps(accounts))
     (folder / "clients.json").write_text(json.dumps(clients))
     with (folder / "provider.log").open("w") as log:
         child = subprocess.Popen(["node", str(HERE / "provider.mjs"), str(folder / "accounts.json"),
-                                  str(folder / "clients.json")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  str(folder / "clients.json"), str(port), key_id], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=log, text=True)
         try:
             issuer = child.stdout.readline().strip()

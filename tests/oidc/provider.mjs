@@ -1,8 +1,9 @@
 // An OpenID provider on loopback for the console's tests: oidc-provider (OpenID Certified), with the
 // claims Pro Santé Connect gives under the scope `scope_all` (SubjectNameID, SubjectRefPro).
 //
-// node provider.mjs ACCOUNTS.json CLIENTS.json: prints its issuer URL on its first line, then serves
-// until its standard input closes. An account signs in by the authorization request's `login_hint`
+// node provider.mjs ACCOUNTS.json CLIENTS.json [PORT [KEY_ID]]: prints its issuer URL on its first line,
+// then serves until its standard input closes. A new signing key each start, named KEY_ID: started
+// again on the same port, it is the same issuer with its keys rotated. An account signs in by the authorization request's `login_hint`
 // (the tests name who signs in); every scope asked is granted.
 import { readFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
@@ -12,7 +13,7 @@ import Provider from 'oidc-provider';
 const accounts = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const clients = JSON.parse(readFileSync(process.argv[3], 'utf8'));
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key-1', use: 'sig', alg: 'RS256' };
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: process.argv[5] || 'test-key-1', use: 'sig', alg: 'RS256' };
 
 const configuration = {
   clients,
@@ -31,7 +32,7 @@ const configuration = {
 };
 
 const listener = http.createServer();
-listener.listen(0, '127.0.0.1', () => {
+listener.listen(Number(process.argv[4] || 0), '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${listener.address().port}`;
   const provider = new Provider(issuer, configuration);
   provider.use(async (ctx, next) => {
