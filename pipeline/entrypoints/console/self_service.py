@@ -80,7 +80,8 @@ async def start_psc(request: Request) -> Response:
         target = await run_in_threadpool(provider.authorization_url, _redirect_uri(request), start.state,
                                          start.nonce, start.code_verifier)
     except OidcError as error:
-        raise self_service.failed(_console(request).engine, str(error), address(request), now()) from None
+        raise await run_in_threadpool(self_service.failed, _console(request).engine, str(error), address(request),
+                                      now()) from None
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(START_COOKIE, start.browser, max_age=int(self_service.START_LIFE.total_seconds()),
                         path="/connexion/psc", httponly=True, samesite="lax", secure=secure(request))
