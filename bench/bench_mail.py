@@ -93,7 +93,8 @@ def naive_message(c: Confirmation) -> EmailMessage:
     message.add_attachment(mail.confirmation_csv(c), maintype="text", subtype="csv", filename="confirmation.csv")
     message.add_attachment(mail.confirmation_xlsx(c), maintype="application",
                            subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename="confirmation.xlsx")
-    message.add_attachment(mail.calendar(c), maintype="text", subtype="calendar", filename="livraisons.ics")
+    if c.scheduled:  # no calendar without an event
+        message.add_attachment(mail.calendar(c), maintype="text", subtype="calendar", filename="livraisons.ics")
     return message
 
 

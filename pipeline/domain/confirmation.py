@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from .vocabulary import Kind, Reason
+
 APPOINTMENT_DELAY = dt.timedelta(days=1)     # R9: "à partir du lendemain de la date prévisionnelle de livraison"
 REDISTRIBUTION_DELAY = dt.timedelta(days=7)  # R10: "après un délai d'une semaine"
 
@@ -49,6 +51,39 @@ class Line:
     # R10, on the receiving professional's email: the officine (name and FINESS) whose unclaimed vials of this
     # line are now theirs, to collect from `deliveries`' date. Such a line is not an order of theirs.
     received_from: str = ""
+    doses_per_vial: int = 0  # the vaccine's, from the session file; 0 when not known (doses are then not said)
+
+    def doses(self, vials: int) -> int | None:
+        """The doses in `vials` of this line's vaccine (vials × doses per vial); None when not known."""
+        return int(vials) * self.doses_per_vial if self.doses_per_vial > 0 else None
+
+    @property
+    def named(self) -> bool:
+        """A line for one professional (doctor, occupational doctor, midwife), not for the officine or its nurses."""
+        return self.effector not in (Kind.PHARMACIEN, Kind.INFIRMIER)
+
+    @property
+    def beneficiary(self) -> str:
+        """Whom the line is for, as the officine's email heads its block. A professional the register does
+        not know (R2's `unknown_professional`) is said as such, never as an empty name or number."""
+        kind = Kind.labelled(self.effector)
+        if self.effector == Kind.PHARMACIEN:
+            return f"Pour l'officine ({kind})"
+        if self.effector == Kind.INFIRMIER:
+            return f"Pour les {kind}"
+        if self.professional:
+            name = self.professional
+            whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name
+            return f"Pour {whom} ({kind}, RPPS {self.rpps})" if self.rpps else f"Pour {whom} ({kind})"
+        # No name: R2 refused the line (RPPS missing, not in the register, or of another kind), or the
+        # register's names have been purged since.
+        whom = "un professionnel non reconnu" if self.reason == Reason.UNKNOWN_PROFESSIONAL else "le professionnel"
+        return f"Pour {whom} ({kind}, RPPS {self.rpps})" if self.rpps else f"Pour {whom} ({kind}, sans numéro RPPS)"
+
+    @property
+    def scheduled(self) -> bool:
+        """Some vials of the line have a delivery date (R8)."""
+        return any(day is not None and count > 0 for day, count in self.deliveries)
 
 
 @dataclass(frozen=True)
@@ -69,3 +104,44 @@ class Confirmation:
     replaces: str | None = None  # Message-ID of the email this one cancels and replaces (R11)
     changes: tuple[str, ...] = ()  # short French sentences saying what changed, shown when replacing
     date: dt.datetime | None = None  # aware; a Date header only when given (no clock here)
+
+    @property
+    def scheduled(self) -> bool:
+        """Some vials of the email have a delivery date: only then does it carry a calendar (RFC 5545 wants
+        at least one event in it)."""
+        return any(line.scheduled for line in self.lines)
+
+    def totals(self) -> tuple[Total, ...]:
+        """The counts at the top of the email: its order lines and their vials requested, served, given a
+        date and still waiting for one; and the vials redistributed to the recipient (R10), if any. Each
+        count of vials with its doses, when every line concerned knows its vaccine's doses per vial."""
+        own = [line for line in self.lines if not line.received_from]
+        received = [line for line in self.lines if line.received_from]
+
+        def total(label: str, lines: list[Line], count) -> Total:
+            counts = [(line, int(count(line))) for line in lines]
+            doses = [line.doses(n) for line, n in counts]
+            known = all(d is not None for d in doses)
+            return Total(label, sum(n for _, n in counts), sum(doses) if known and doses else None)
+
+        rows = [Total("Lignes de commande", len(own)),
+                total("Flacons demandés", own, lambda line: line.requested),
+                total("Flacons servis", own, lambda line: line.allocated),
+                total("dont livraison programmée", own,
+                      lambda line: sum(n for day, n in line.deliveries if day is not None)),
+                total("dont en attente d'une date de livraison", own,
+                      lambda line: sum(n for day, n in line.deliveries if day is None))]
+        redistributed = total("Flacons non récupérés qui vous sont redistribués", received,
+                              lambda line: sum(n for _, n in line.deliveries))
+        if redistributed.count:
+            rows.append(redistributed)
+        return tuple(rows)
+
+
+@dataclass(frozen=True)
+class Total:
+    """One count at the top of the email: lines, or vials with their doses (None: not counted in doses)."""
+
+    label: str
+    count: int
+    doses: int | None = None
