@@ -53,7 +53,7 @@ def render_report(data: ReportData) -> str:
                   "departments": _departments(data), "capacity": _capacity(data),
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
     return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
-                              french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
+                              french_date=french_date, percent=_percent, vials=_vials, instant=_instant, named=NAMED,
                               lowest=_lowest_departments(data), outright=[Reason(code).short for code in OUTRIGHT])
 
 
@@ -166,10 +166,11 @@ def _time_axis(axes) -> None:
 
     locator = AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves some spans with no interval (a warning)
     axes.xaxis.set_major_locator(locator)
-    # Day-first numeric dates, as a French reader writes them (the default names months in English).
+    # Day-first numeric dates, as a French reader writes them (the default names months in English); ticks
+    # seconds apart (a vaccine sold out within a minute) as clock times, never as bare seconds and microseconds.
     axes.xaxis.set_major_formatter(ConciseDateFormatter(
-        locator, formats=["%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M", "%S,%f"],
-        zero_formats=["", "%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M"],
+        locator, formats=["%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M", "%H:%M:%S"],
+        zero_formats=["", "%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M:%S"],
         offset_formats=["", "%Y", "%m/%Y", "%d/%m/%Y", "%d/%m/%Y", "%d/%m/%Y %H:%M"]))
 
 
@@ -272,6 +273,11 @@ def _emails(data: ReportData) -> str:
               color=[COLOURS["allocated"], COLOURS["sold_out"], COLOURS["supply"], COLOURS["demand"]][::-1])
     axes.set_xlabel("emails")
     return _svg(figure)
+
+
+def _vials(count: int) -> str:
+    """`165 flacons`, `12 345 flacons`, `1 flacon`."""
+    return f"{number(count)} flacon" if -2 < count < 2 else f"{number(count)} flacons"
 
 
 def _percent(value) -> str:
