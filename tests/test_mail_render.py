@@ -658,6 +658,7 @@ def test_r9_doses_are_said_beside_vials_in_the_totals_and_on_each_line():
             "(50 doses), servie en partie.\n") in text
     assert "Livraison le jeudi 24 juin 2021 : 3 flacons (30 doses)." in text
     assert "  - 2 flacons (20 doses) : date communiquée ultérieurement.\n" in text
+    assert "Demandé : 10 flacons (100 doses). Servi : 0 flacon, refusée.\n" in text  # never "0 dose"
     assert "5 flacons (50 doses), servie en partie" in html_of(message)
     rows = xlsx_rows(message)
     column = {name: index for index, name in enumerate(rows[0])}

@@ -27,8 +27,9 @@ def doses(count: int) -> str:
 
 
 def vials_and_doses(count: int, doses_per_vial: int) -> str:
-    """`3 flacons (15 doses)`: vials with the doses they hold; vials alone when the doses per vial are not known."""
-    return f"{vials(count)} ({doses(count * doses_per_vial)})" if doses_per_vial > 0 else vials(count)
+    """`3 flacons (15 doses)`: vials with the doses they hold; vials alone when there are none or the doses per
+    vial are not known."""
+    return f"{vials(count)} ({doses(count * doses_per_vial)})" if doses_per_vial > 0 and count else vials(count)
 
 
 def number(count: int) -> str:
