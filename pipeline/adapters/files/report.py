@@ -281,7 +281,7 @@ def _vials(count: int) -> str:
 
 
 def _percent(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value * 100:.1f} %".replace(".", ",")
+    return "—" if value is None or pd.isna(value) else f"{value * 100:.1f}\u202f%".replace(".", ",")
 
 
 def _instant(value) -> str:
