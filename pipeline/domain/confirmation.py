@@ -114,27 +114,33 @@ class Confirmation:
     def totals(self) -> tuple[Total, ...]:
         """The counts at the top of the email: its order lines and their vials requested, served, given a
         date and still waiting for one; and the vials redistributed to the recipient (R10), if any. Each
-        count of vials with its doses, when every line concerned knows its vaccine's doses per vial."""
-        own = [line for line in self.lines if not line.received_from]
-        received = [line for line in self.lines if line.received_from]
-
-        def total(label: str, lines: list[Line], count) -> Total:
-            counts = [(line, int(count(line))) for line in lines]
-            doses = [line.doses(n) for line, n in counts]
-            known = all(d is not None for d in doses)
-            return Total(label, sum(n for _, n in counts), sum(doses) if known and doses else None)
-
-        rows = [Total("Lignes de commande", len(own)),
-                total("Flacons demandés", own, lambda line: line.requested),
-                total("Flacons servis", own, lambda line: line.allocated),
-                total("dont livraison programmée", own,
-                      lambda line: sum(n for day, n in line.deliveries if day is not None)),
-                total("dont en attente d'une date de livraison", own,
-                      lambda line: sum(n for day, n in line.deliveries if day is None))]
-        redistributed = total("Flacons non récupérés qui vous sont redistribués", received,
-                              lambda line: sum(n for _, n in line.deliveries))
-        if redistributed.count:
-            rows.append(redistributed)
+        count of vials with its doses, when every line counted knows its vaccine's doses per vial."""
+        own = 0
+        vials = [0, 0, 0, 0, 0]  # requested, served, dated, waiting, received
+        doses = [0, 0, 0, 0, 0]
+        known = [True, True]  # the doses of the own lines, of the received ones
+        for line in self.lines:  # one pass: this runs for every email
+            per = line.doses_per_vial
+            if line.received_from:
+                count = sum(n for _, n in line.deliveries)
+                vials[4] += count
+                doses[4] += count * per
+                known[1] = known[1] and per > 0
+                continue
+            own += 1
+            known[0] = known[0] and per > 0
+            dated = sum(n for day, n in line.deliveries if day is not None)
+            waiting = sum(n for day, n in line.deliveries if day is None)
+            for index, count in enumerate((line.requested, line.allocated, dated, waiting)):
+                vials[index] += count
+                doses[index] += count * per
+        said = [doses[k] if known[k == 4] and (own or k == 4) else None for k in range(5)]
+        rows = [Total("Lignes de commande", own),
+                Total("Flacons demandés", vials[0], said[0]), Total("Flacons servis", vials[1], said[1]),
+                Total("dont livraison programmée", vials[2], said[2]),
+                Total("dont en attente d'une date de livraison", vials[3], said[3])]
+        if vials[4]:
+            rows.append(Total("Flacons non récupérés qui vous sont redistribués", vials[4], said[4]))
         return tuple(rows)
 
 
