@@ -660,6 +660,8 @@ def test_r9_doses_are_said_beside_vials_in_the_totals_and_on_each_line():
     assert "  - 2 flacons (20 doses) : date communiquée ultérieurement.\n" in text
     assert "Demandé : 10 flacons (100 doses). Servi : 0 flacon, refusée.\n" in text  # never "0 dose"
     assert "5 flacons (50 doses), servie en partie" in html_of(message)
+    calendar = attachment(message, "livraisons.ics").replace("\r\n ", "")
+    assert "AstraZeneca 1re injection\\, Dr Camille Morel : 3 flacons (30 doses) (commande A-0002)" in calendar
     rows = xlsx_rows(message)
     column = {name: index for index, name in enumerate(rows[0])}
     for row in rows[1:]:

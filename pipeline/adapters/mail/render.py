@@ -204,7 +204,7 @@ def _line_view(line: Line, officine: bool) -> dict:
         "calendar_title": f"{vaccine} {injection}" + (
             "" if not officine or line.effector == "pharmacien" else
             f", {Kind.INFIRMIER.short}" if line.effector == Kind.INFIRMIER else f", {who}"),
-        "dates": line.deliveries,
+        "dates": line.deliveries, "per_vial": line.doses_per_vial,
     }
 
 
@@ -228,7 +228,7 @@ def _received_view(line: Line) -> dict:
             "cells": Markup(cells), "deliveries": deliveries or Markup("&mdash;"), "group": ("received", ""),
             "group_title": "Flacons non récupérés qui vous sont redistribués",
             "calendar_title": f"{vaccine} {injection}, redistribution de l'officine {origin}",
-            "dates": line.deliveries}
+            "dates": line.deliveries, "per_vial": line.doses_per_vial}
 
 
 def _agreed(count: int, adjective: str) -> str:
@@ -323,7 +323,7 @@ def _calendar(c: Confirmation, lines: list[dict]) -> bytes:
     for line in lines:
         for day, count in line["dates"]:
             if day is not None and count > 0:
-                days.setdefault(day, []).append(f"{line['calendar_title']} : {vials(count)} "
+                days.setdefault(day, []).append(f"{line['calendar_title']} : {vials_and_doses(count, line['per_vial'])} "
                                                 f"(commande {line['order_id']})")
                 totals[day] = totals.get(day, 0) + count
     uid = hashlib.blake2s(f"{c.session_id}|{c.recipient_id}".encode(), digest_size=10).hexdigest()
