@@ -122,7 +122,8 @@ def test_r9_a_calendar_is_attached_exactly_when_a_delivery_has_a_date_and_never_
     for name, raw in emails(out):
         message = email.message_from_bytes(raw, policy=email.policy.default)
         (text,) = attachments(raw, ".csv")
-        days = {row["delivery_date"] for row in csv.DictReader(io.StringIO(text.decode("utf-8"))) if row["delivery_date"]}
+        rows = csv.DictReader(io.StringIO(text.decode("utf-8")))
+        days = {row["delivery_date"] for row in rows if row["delivery_date"]}
         calendars = attachments(raw, ".ics")
         body = message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content()
         if days:
@@ -155,7 +156,8 @@ def test_r2_a_refused_line_with_no_known_professional_is_headed_as_such_in_the_o
 
 def test_r9_every_confirmation_spreadsheet_opens_with_ids_as_text_and_dates_as_dates(run):
     out, _ = run
-    per_vial = {v.label: v.doses_per_vial for v in load_session(out.parent / "scenario" / "session.toml").vaccines.values()}
+    session = load_session(out.parent / "scenario" / "session.toml")
+    per_vial = {vaccine.label: vaccine.doses_per_vial for vaccine in session.vaccines.values()}
     pending = 0
     for name, raw in emails(out):
         (data,) = attachments(raw, ".xlsx")

@@ -323,8 +323,8 @@ def _calendar(c: Confirmation, lines: list[dict]) -> bytes:
     for line in lines:
         for day, count in line["dates"]:
             if day is not None and count > 0:
-                days.setdefault(day, []).append(f"{line['calendar_title']} : {vials_and_doses(count, line['per_vial'])} "
-                                                f"(commande {line['order_id']})")
+                said = vials_and_doses(count, line["per_vial"])
+                days.setdefault(day, []).append(f"{line['calendar_title']} : {said} (commande {line['order_id']})")
                 totals[day] = totals.get(day, 0) + count
     uid = hashlib.blake2s(f"{c.session_id}|{c.recipient_id}".encode(), digest_size=10).hexdigest()
     stamp = _utc(c.date) if c.date is not None else None
