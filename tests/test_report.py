@@ -175,3 +175,14 @@ def test_r4_the_gap_between_requested_and_after_caps_is_said_in_words_for_each_v
         assert requested == mine["requested"].sum() and allocated == mine["allocated"].sum()
         assert outright == mine.loc[mine["reason"].isin(OUTRIGHT), "requested"].sum()
         assert requested - outright - trimmed == demand and allocated <= demand
+
+
+def test_r8_the_pending_vials_are_listed_by_depot_largest_first(out):
+    page = (out / "report.html").read_text(encoding="utf-8")
+    deliveries = pd.read_csv(out / "deliveries.csv", dtype={"vials": int})
+    pending = deliveries[deliveries["status"] == "pending"].groupby("depot_id")["vials"].sum()
+    table = page[page.index('<table id="pending-depots">'):]
+    table = table[:table.index("</table>")]
+    shown = re.findall(r"<tr><td>([^<]+)</td><td class=\"text\">[^<]*</td><td>([\d\u202f]+)</td></tr>", table)
+    assert {depot: int(vials.replace("\u202f", "")) for depot, vials in shown} == pending.to_dict()
+    assert [int(vials.replace("\u202f", "")) for _, vials in shown] == sorted(pending, reverse=True)
