@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             bytes(naive_message(c))
         naive_build = (time.perf_counter() - build_start) / min(100, len(subset))
         outbox_path = _through_the_outbox(target, args.pharmacies, args.repeat)
-        embedded = _embedded(host, port, target, args.embedded) if args.embedded else None
+        embedded = _embedded(target, args.embedded) if args.embedded else None
     naive = len(subset) / naive_time
     xlsx_cpu, xlsx_size = _xlsx_cost(confirmations[:1000])
     fast = max(best["rate"], streamed)
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> None:
           f"naive; the same emails on the fast path, in turns with it: {outbox_path['fast']:.0f} emails/s")
     if embedded:
         print(f"embedded  : `vialflow run` on {embedded['lines']:,} lines, {embedded['emails']:,} emails: "
-              f"{embedded['run']:.1f} s (its steps {embedded['steps']:.1f} s, then its emails {embedded['sending']:.1f} s); "
+              f"{embedded['run']:.1f} s (load to prepare {embedded['steps']:.1f} s, then its emails and files "
+              f"{embedded['sending']:.1f} s); "
               f"the same emails on the fast path {embedded['fast']:.1f} s; peak {embedded['peak_mib']:.0f} MiB")
     send_alone = best["send_rate"]
     ratios([
@@ -263,10 +264,11 @@ def _letters_of(engine, run: int) -> list[Confirmation]:
         return confirmations(c, row, rows, SENDER)
 
 
-def _embedded(host: str, port: int, target: SmtpTarget, pharmacies: int) -> dict:
-    """`vialflow run` (the embedded mode: in-process worker, SQLite) on a generated session, its emails
-    into the sink; then the same emails on the fast path. The run's steps end at the emails' hand-over
-    (`sending_at`); the rest of the command is its emails."""
+def _embedded(target: SmtpTarget, pharmacies: int) -> dict:
+    """`vialflow run` as it runs by default (the embedded mode: an in-process worker, SQLite, the loopback
+    SMTP server writing each email into the run folder; with an outside server it would also write
+    each email's copy there) on a generated session; then the same emails on the fast path into the sink. The run's steps end once its outbox is written
+    (`prepared_at`); the rest of the command is its emails (and its files, written meanwhile)."""
     import sys
     import tempfile
     from pathlib import Path
@@ -282,7 +284,7 @@ def _embedded(host: str, port: int, target: SmtpTarget, pharmacies: int) -> dict
         made = generate_scenario(Path(folder) / "scenario", seed=1, pharmacies=pharmacies)
         out = Path(folder) / "out"
         command = [str(Path(sys.executable).with_name("vialflow")), "run", str(Path(folder) / "scenario"),
-                   "--out", str(out), "--smtp-url", f"smtp://{host}:{port}"]
+                   "--out", str(out)]
         start = time.time()
         process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         peak = 0.0
@@ -295,7 +297,7 @@ def _embedded(host: str, port: int, target: SmtpTarget, pharmacies: int) -> dict
             raise RuntimeError(f"vialflow run failed: {process.stderr.read().decode()[-500:]}")
         engine = make_engine(f"sqlite:///{out / DATABASE_FILE}")
         with engine.connect() as c:
-            run, handed = c.execute(text("SELECT id, sending_at FROM runs WHERE version = 1")).one()
+            run, handed = c.execute(text("SELECT id, prepared_at FROM runs WHERE version = 1")).one()
         handed = dt.datetime.fromisoformat(str(handed)).replace(tzinfo=dt.timezone.utc).timestamp()
         letters = _letters_of(engine, run)
         engine.dispose()
