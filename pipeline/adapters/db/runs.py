@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, func, select, update
 
 from pipeline.domain.allocate import TRACE_COLUMNS
 
-from .frames import insert_frame, read_frame
+from .frames import insert_frame, read_copy, read_frame
 from .tables import Base
 
 T = Base.metadata.tables
@@ -124,10 +124,10 @@ def insert_deliveries(c: Connection, run: int, deliveries: pd.DataFrame) -> None
 def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:
     """Lines with vials to deliver: order_id, finess, depot_id, vaccine, allocated, rank."""
     d, o, p = T["decisions"], T["orders"], T["pharmacies"]
-    return read_frame(c, select(d.c.order_id, o.c.finess, p.c.depot_id, o.c.vaccine, d.c.allocated, d.c.rank)
-                      .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
-                      .join(p, and_(p.c.session_id == session_id, p.c.finess == o.c.finess))
-                      .where(d.c.run_id == run, d.c.allocated > 0))
+    return read_copy(c, select(d.c.order_id, o.c.finess, p.c.depot_id, o.c.vaccine, d.c.allocated, d.c.rank)
+                     .join(o, and_(o.c.session_id == session_id, o.c.order_id == d.c.order_id))
+                     .join(p, and_(p.c.session_id == session_id, p.c.finess == o.c.finess))
+                     .where(d.c.run_id == run, d.c.allocated > 0))
 
 
 def delivered(c: Connection, run: int, day: dt.date) -> pd.DataFrame:
