@@ -47,7 +47,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     write_csv(rejections, out / "rejections.csv")
     write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
                     session=session.id, run=row.version, created=row.created_at)
-    summary = summarise(session, row, read.lines, deliveries)
+    summary = summarise(session, row, read.lines, deliveries, pharmacies)
     summary["emails"] = emails
     write_json(summary, out / "summary.json")
     failure = None

@@ -121,6 +121,18 @@ def insert_deliveries(c: Connection, run: int, deliveries: pd.DataFrame) -> None
     insert_frame(c, T["deliveries"], deliveries[STORED_DELIVERY_COLUMNS], run_id=run)
 
 
+def stored_decisions(c: Connection, run: int) -> pd.DataFrame:
+    """A run's decisions as stored (STORED_DECISION_COLUMNS)."""
+    d = T["decisions"]
+    return read_frame(c, select(*[d.c[n] for n in STORED_DECISION_COLUMNS]).where(d.c.run_id == run))
+
+
+def stored_deliveries(c: Connection, run: int) -> pd.DataFrame:
+    """A run's deliveries as stored (STORED_DELIVERY_COLUMNS; delivery_date None when pending)."""
+    v = T["deliveries"]
+    return read_frame(c, select(*[v.c[n] for n in STORED_DELIVERY_COLUMNS]).where(v.c.run_id == run))
+
+
 def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:
     """Lines with vials to deliver: order_id, finess, depot_id, vaccine, allocated, rank."""
     d, o, p = T["decisions"], T["orders"], T["pharmacies"]
