@@ -26,7 +26,7 @@ from .confirmations import rewritten
 from .refusals import (CancelAfterDelivery, ConcurrentReallocation, LineBelowDelivered, OperatorRequired,
                        ReasonRequired, RunUnderWay, SessionNotClosed, SupplyBelowDelivered, TooManyRedistributed,
                        UnknownDepot, UnknownOrderInChanges, UnknownReceiver, UnknownSession, UnknownVaccine)
-from .runs import decide, plan
+from .runs import decide, plan, served_of
 
 
 def request_reallocation(engine: Engine, session_id: str, changes: Changes, operator: str, reason: str,
@@ -67,10 +67,8 @@ def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> d
         _ready(session_id, latest)
         decisions = _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes, changes)
-        served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
-        depots = sessions.registers(c, session_id, "pharmacies").set_index("finess")["depot_id"]
-        served.insert(2, "depot_id", served["finess"].map(depots))
-        deliveries = plan(c, session_id, cumulative, latest, served.reset_index(drop=True))
+        served = served_of(decisions, sessions.registers(c, session_id, "pharmacies"))
+        deliveries = plan(c, session_id, cumulative, latest, served)
         new = lines.Lines(decisions[lines.LINE_COLUMNS], deliveries)
         old = lines.read(c, latest.id, session_id)
         emailed = rewritten(c, session_id, latest, cumulative, new, outbox.recipients(c, session_id, latest.id))

@@ -172,13 +172,18 @@ def decide(c: Connection, session_id: str, changes: RunChanges) -> pd.DataFrame:
                     cancelled=changes.cancel, supply=changes.supply or None, trace=True)
 
 
-def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame) -> pd.DataFrame:
+def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame,
+         previous_deliveries: pd.DataFrame | None = None) -> pd.DataFrame:
     """R8, R11: the deliveries of the `served` lines (order_id, finess, depot_id, vaccine, allocated,
     rank) under `changes`, keeping what the `previous` run (None for the first) has delivered by the
-    change's effective date. Shared by the scheduling step and the preview."""
+    change's effective date: its stored deliveries, or `previous_deliveries` when given (a run derived
+    again by `vialflow verify`). Shared by the scheduling step, the preview and verify."""
     session = sessions.session_rules(c, session_id)
     depot_days = depot_days_with_changes(sessions.registers(c, session_id, "depot_days"), changes)
-    frozen, start = frozen_deliveries(c, previous, changes)
+    if previous_deliveries is not None and previous is not None and changes.effective is not None:
+        frozen, start = delivered_by(previous_deliveries, changes.effective), changes.effective
+    else:
+        frozen, start = frozen_deliveries(c, previous, changes)
     return schedule_deliveries(served, sessions.registers(c, session_id, "depots"), depot_days, session.vaccines,
                                start=start, frozen=frozen)
 
@@ -188,6 +193,22 @@ def frozen_deliveries(c: Connection, previous, changes: RunChanges) -> tuple[pd.
     if previous is None or changes.effective is None:
         return None, None
     return runs.delivered(c, previous.id, changes.effective), changes.effective
+
+
+def delivered_by(deliveries: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Of a run's `deliveries`, those dated on or before `day`, as `runs.delivered` reads them stored."""
+    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce").dt.date
+    gone = deliveries[(deliveries["status"] == "scheduled") & dates.notna() & (dates <= day)]
+    return gone.assign(delivery_date=dates[gone.index])[["order_id", "depot_id", "vaccine", "delivery_date",
+                                                          "vials"]].reset_index(drop=True)
+
+
+def served_of(decisions: pd.DataFrame, pharmacies: pd.DataFrame) -> pd.DataFrame:
+    """The lines with vials to deliver, as `runs.served_lines` reads them stored: order_id, finess,
+    depot_id (the officine's), vaccine, allocated, rank."""
+    served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
+    served.insert(2, "depot_id", served["finess"].map(pharmacies.set_index("finess")["depot_id"]))
+    return served.reset_index(drop=True)
 
 
 def depot_days_with_changes(depot_days: pd.DataFrame, changes: RunChanges) -> pd.DataFrame:

@@ -1,0 +1,226 @@
+"""`vialflow verify`: a stored run version derived again from what is stored of it, and compared.
+
+The session's frozen inputs (rules, registers, orders) and the chain of changes up to the version are
+run through the pipeline's own steps (allocate, schedule, the choice of recipients), each version from
+the one derived before it, never from a stored one: a row changed by hand anywhere shows. Then every
+decision and delivery, the outbox's recipients, each email's content (without Date, Message-ID and
+DKIM signature) and the data files of the run's folders are compared with what is stored.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import filecmp
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from pipeline.adapters.db import outbox, runs, sessions
+from pipeline.adapters.mail.render import render
+from pipeline.domain.allocate import TRACE_COLUMNS
+from pipeline.domain.digest import canonical_deliveries, run_digest
+from pipeline.domain.outbox import changed_recipients, line_states, recipients_of
+from pipeline.domain.vocabulary import EmailState
+
+from .letters import confirmations
+from .outputs import write_data
+from .refusals import NoRun, RunUnderWay, UnknownSession
+from .runs import decide, plan, served_of
+
+COMPARED = ["requested", "capped", "allocated", "status", "reason", "rank", *TRACE_COLUMNS]
+DATA_FILES = ("allocations.csv", "deliveries.csv", "rejections.csv")
+UNSIGNED = ("Date", "Message-ID", "DKIM-Signature")  # what may differ between two sendings of one email
+
+
+@dataclass(frozen=True)
+class Verdict:
+    version: int
+    digest: str                    # the derived run's `sha256:<hex>`
+    difference: str | None         # None: all agree; else a line naming the first order_id or recipient
+    counts: dict                   # what was compared: lines, deliveries, emails, files
+
+
+def verify(engine: Engine, session_id: str, version: int | None, folders: list[Path], sender: str) -> Verdict:
+    """Derive `version` (default the latest) of the session again and compare it with the database,
+    and with the emails and data files of each of `folders` that holds them (a run folder, an export)."""
+    with engine.connect() as c:
+        if sessions.session_row(c, session_id) is None:
+            raise UnknownSession(session_id)
+        found = runs.run_id(c, session_id, version)
+        if found is None:
+            raise NoRun(session_id, version)
+        target = runs.run_row(c, found)
+        if target.prepared_at is None:
+            raise RunUnderWay(session_id, target.version)
+        pharmacies = sessions.registers(c, session_id, "pharmacies")
+        professionals = sessions.registers(c, session_id, "professionals")
+        derived = None
+        for number in range(1, target.version + 1):
+            row = runs.run_row(c, runs.run_id(c, session_id, number))
+            derived = _derive(c, row, derived, pharmacies, professionals)
+        lines, deliveries, recipients = derived[1:]
+        digest = run_digest(lines, deliveries)
+        counts = {"lines": len(lines), "deliveries": len(deliveries)}
+        difference = (_decisions(lines, runs.stored_decisions(c, target.id))
+                      or _deliveries(deliveries, runs.stored_deliveries(c, target.id))
+                      or _recipients(recipients, outbox.outbox_rows(c, target.id)))
+        if difference is None and target.digest is not None and target.digest != digest:
+            difference = f"version {target.version}: its stored digest {target.digest} is not that of its rows, {digest}"
+        if difference is None:
+            difference, counts["emails"] = _emails(c, target, folders, sender)
+        latest = runs.latest_run(c, session_id).version == target.version
+    if difference is None:
+        difference, counts["files"] = _files(engine, target, folders, latest)
+    return Verdict(int(target.version), digest, difference, counts)
+
+
+def _derive(c, row, before, pharmacies: pd.DataFrame, professionals: pd.DataFrame):
+    """One version derived: (its row, its lines, its deliveries, the recipients its outbox writes to),
+    from the version derived before it (`before`, None for the first)."""
+    lines = decide(c, row.session_id, row.changes)
+    previous, previous_deliveries = (before[0], before[2]) if before is not None else (None, None)
+    deliveries = plan(c, row.session_id, row.changes, previous, served_of(lines, pharmacies),
+                      previous_deliveries=previous_deliveries)
+    recipients = recipients_of(lines, pharmacies, professionals)
+    if before is not None:
+        parties = row.changes.added_since(previous.changes)
+        touched = changed_recipients(line_states(before[1], _dated(before[2])), line_states(lines, _dated(deliveries)),
+                                     parties)
+        receivers = {item.to_rpps for item in parties} & set(professionals["rpps"])
+        recipients = sorted((set(recipients) | receivers) & touched)
+    return row, lines, deliveries, recipients
+
+
+def _dated(deliveries: pd.DataFrame) -> pd.DataFrame:
+    """Deliveries with their dates as the stored rows give them (a day, None when pending)."""
+    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce").dt.date
+    return deliveries.assign(delivery_date=dates.where(dates.notna(), None))
+
+
+def _decisions(derived: pd.DataFrame, stored: pd.DataFrame) -> str | None:
+    """The first order_id whose stored decision is not the derived one, said with the field that differs."""
+    both = derived[["order_id", *COMPARED]].merge(stored[["order_id", *COMPARED]], on="order_id", how="outer",
+                                                   suffixes=("_derived", "_stored"), indicator="side")
+    both = both.sort_values("order_id", kind="stable").reset_index(drop=True)
+    bad = (both["side"] != "both").to_numpy().copy()
+    for name in COMPARED:
+        bad |= ~_same(both[f"{name}_derived"], both[f"{name}_stored"])
+    if not bad.any():
+        return None
+    record = both.iloc[int(np.flatnonzero(bad)[0])]
+    if record["side"] != "both":
+        return f"{record['order_id']}: a line only the {'derived' if record['side'] == 'left_only' else 'stored'} version has"
+    for name in COMPARED:
+        derived_value, stored_value = record[f"{name}_derived"], record[f"{name}_stored"]
+        if not _same(pd.Series([derived_value], dtype=object), pd.Series([stored_value], dtype=object))[0]:
+            return (f"{record['order_id']}: {name} is {_shown(stored_value)} in the database, "
+                    f"{_shown(derived_value)} derived again")
+    return f"{record['order_id']}: not the stored decision"
+
+
+def _deliveries(derived: pd.DataFrame, stored: pd.DataFrame) -> str | None:
+    """The first order_id whose stored deliveries are not the derived ones."""
+    def by_line(frame: pd.DataFrame) -> pd.Series:
+        rows = canonical_deliveries(frame)
+        text = rows["delivery_date"].replace("", "pending") + ":" + rows["vials"] + "@" + rows["depot_id"]
+        return text.groupby(rows["order_id"], sort=True).agg(" ".join)
+
+    derived_days, stored_days = by_line(derived), by_line(stored)
+    both = pd.concat([derived_days.rename("derived"), stored_days.rename("stored")], axis=1).sort_index()
+    differ = both[both["derived"].fillna("") != both["stored"].fillna("")]
+    if differ.empty:
+        return None
+    order_id, record = differ.index[0], differ.iloc[0]
+    return (f"{order_id}: delivered {_shown(record['stored'])} in the database, "
+            f"{_shown(record['derived'])} derived again")
+
+
+def _recipients(derived: list[str], rows: pd.DataFrame) -> str | None:
+    stored = set(rows["recipient_id"])
+    for recipient in sorted(stored ^ set(derived)):
+        where = "the outbox" if recipient in stored else "the derived version"
+        return f"{recipient}: a recipient only {where} writes to"
+    return None
+
+
+def _emails(c, target, folders: list[Path], sender: str) -> tuple[str | None, int]:
+    """Each sent email's copies in the folders' `mail/`, against the email rebuilt from the stored run
+    (which the rows compared above make the derived one's)."""
+    sent = outbox.outbox_rows(c, target.id, EmailState.SENT.value)
+    compared = 0
+    mailboxes = [folder / "mail" for folder in folders if (folder / "mail").is_dir()]
+    if not mailboxes or sent.empty:
+        return None, 0
+    for confirmation in confirmations(c, target, sent, sender):
+        expected = _content(render(confirmation))
+        stem = f"{target.session_id}-r{target.version}-{confirmation.recipient_id}"
+        for mailbox in mailboxes:
+            copies = sorted(mailbox.glob(f"{stem}.eml")) + sorted(mailbox.glob(f"{stem}-*.eml"))
+            if not copies:
+                return f"{confirmation.recipient_id}: its email of version {target.version} is not in {mailbox}", compared
+            for copy in copies:
+                if _content(copy.read_bytes()) != expected:
+                    return f"{confirmation.recipient_id}: {copy} is not the email the stored run writes", compared
+                compared += 1
+    return None, compared
+
+
+def _content(raw: bytes) -> bytes:
+    """An email without the headers two sendings of it may differ by."""
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for name in UNSIGNED:
+        del message[name]
+    return message.as_bytes()
+
+
+def _files(engine: Engine, target, folders: list[Path], latest: bool) -> tuple[str | None, int]:
+    """The data files of each folder's copy of the run (and of its top level, which shows the latest
+    run), against those written again from the database."""
+    copies = [path for folder in folders for path in (folder / "runs" / str(target.version),) + (
+        (folder,) if latest else ()) if (path / "allocations.csv").is_file()]
+    if not copies:
+        return None, 0
+    compared = 0
+    with tempfile.TemporaryDirectory(prefix="vialflow-verify-") as scratch:
+        fresh = Path(scratch)
+        write_data(engine, target.id, fresh)
+        names = [*DATA_FILES, *sorted(str(p.relative_to(fresh)) for p in (fresh / "manifests").rglob("*.csv"))]
+        for copy in copies:
+            for name in names:
+                if not (copy / name).is_file():
+                    return f"{name}: missing from {copy}", compared
+                if not filecmp.cmp(fresh / name, copy / name, shallow=False):
+                    return _first_line((fresh / name).read_text(), (copy / name).read_text(), copy / name), compared
+                compared += 1
+    return None, compared
+
+
+def _first_line(expected: str, found: str, path: Path) -> str:
+    """The first order_id on the first row of a data file that differs from its fresh writing."""
+    header, *wanted = expected.splitlines()
+    columns = header.split(",")
+    for index, (a, b) in enumerate(zip([*wanted, *[""] * len(found.splitlines())], found.splitlines()[1:])):
+        if a != b:
+            row = dict(zip(columns, (a or b).split(",")))
+            named = row.get("order_id") or (row.get("order_ids") or "").split(" ")[0] or f"row {index + 2}"
+            return f"{named}: {path} row {index + 2} is not the stored run's"
+    return f"{path}: not the stored run's"
+
+
+def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """Element by element: both missing, or equal (numbers as numbers, whatever their width)."""
+    missing_a, missing_b = a.isna().to_numpy(), b.isna().to_numpy()
+    numbers_a, numbers_b = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+    numeric = numbers_a.notna().to_numpy() & numbers_b.notna().to_numpy()
+    equal = np.where(numeric, numbers_a.to_numpy(float, na_value=np.nan) == numbers_b.to_numpy(float, na_value=np.nan),
+                     a.astype(str).to_numpy() == b.astype(str).to_numpy())
+    return (missing_a & missing_b) | (~missing_a & ~missing_b & equal)
+
+
+def _shown(value) -> str:
+    return "nothing" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
