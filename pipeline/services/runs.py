@@ -165,9 +165,10 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
 
 
 def decide(c: Connection, session_id: str, changes: RunChanges) -> pd.DataFrame:
-    """R1–R7: every line's decision, with its trace, under a run's cumulative `changes`. Shared by
-    the allocation step and the preview of a reallocation, so that both decide alike."""
-    return allocate(sessions.session_rules(c, session_id), sessions.session_orders(c, session_id),
+    """R1–R7: every line's decision, with its trace, under a run's cumulative `changes` (supplies,
+    cancellations, policies). Shared by the allocation step, the preview of a reallocation and
+    verify, so that all three decide alike."""
+    return allocate(changes.applied_to(sessions.session_rules(c, session_id)), sessions.session_orders(c, session_id),
                     sessions.registers(c, session_id, "pharmacies"), sessions.registers(c, session_id, "professionals"),
                     cancelled=changes.cancel, supply=changes.supply or None, trace=True)
 
