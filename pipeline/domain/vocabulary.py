@@ -151,6 +151,16 @@ class Role(Coded):
     ADMIN = "admin", "administrateur", "administrateur (comptes et journal)"
 
 
+class Policy(Coded):
+    """How a vaccine's supply is shared when the demand exceeds it (R7)."""
+
+    FCFS = "fcfs", "premier arrivé, premier servi"
+    FCFS_FILL = ("fcfs_fill", "premier arrivé, premier servi, sans blocage",
+                 "premier arrivé, premier servi ; une ligne qui ne tient plus est refusée, une suivante plus petite "
+                 "peut encore être servie")
+    PRO_RATA = "pro_rata", "au prorata", "au prorata des demandes après plafonds"
+
+
 class Action(Coded):
     """What a person did, as the `actions` table records it."""
 
@@ -173,6 +183,7 @@ class Action(Coded):
     USER_UNLOCK = "user_unlock", "tentatives effacées", "tentatives de connexion refusées effacées"
     JOURNAL = "journal", "lecture du journal"
     PURGE = "purge", "purge", "purge des données personnelles"
+    VERIFY = "verify", "vérification d'une version", "vérification d'une version recalculée depuis ses entrées"
 
 
-VOCABULARY = (Status, Reason, Kind, Injection, Delivery, EmailState, RunStep, SessionState, Role, Action)
+VOCABULARY = (Status, Reason, Kind, Injection, Delivery, EmailState, RunStep, SessionState, Role, Policy, Action)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import email.policy
 import filecmp
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,8 @@ def verify(engine: Engine, session_id: str, version: int | None, folders: list[P
             difference = f"version {target.version}: its stored digest {target.digest} is not that of its rows, {digest}"
         if difference is None:
             difference, counts["emails"] = _emails(c, target, folders, sender)
-        latest = runs.latest_run(c, session_id).version == target.version
     if difference is None:
-        difference, counts["files"] = _files(engine, target, folders, latest)
+        difference, counts["files"] = _files(engine, target, folders)
     return Verdict(int(target.version), digest, difference, counts)
 
 
@@ -178,11 +178,11 @@ def _content(raw: bytes) -> bytes:
     return message.as_bytes()
 
 
-def _files(engine: Engine, target, folders: list[Path], latest: bool) -> tuple[str | None, int]:
-    """The data files of each folder's copy of the run (and of its top level, which shows the latest
-    run), against those written again from the database."""
-    copies = [path for folder in folders for path in (folder / "runs" / str(target.version),) + (
-        (folder,) if latest else ()) if (path / "allocations.csv").is_file()]
+def _files(engine: Engine, target, folders: list[Path]) -> tuple[str | None, int]:
+    """The data files of each folder's copy of the run (and of its top level when its summary says it
+    shows this run), against those written again from the database."""
+    copies = [path for folder in folders for path in (folder / "runs" / str(target.version), folder)
+              if (path / "allocations.csv").is_file() and _shows(path, target.version)]
     if not copies:
         return None, 0
     compared = 0
@@ -197,7 +197,25 @@ def _files(engine: Engine, target, folders: list[Path], latest: bool) -> tuple[s
                 if not filecmp.cmp(fresh / name, copy / name, shallow=False):
                     return _first_line((fresh / name).read_text(), (copy / name).read_text(), copy / name), compared
                 compared += 1
+            said = _summary_digest(copy)
+            if said is not None and said != target.digest:
+                return f"{copy / 'summary.json'}: its digest {said} is not the stored run's {target.digest}", compared
     return None, compared
+
+
+def _summary_digest(path: Path) -> str | None:
+    try:
+        return json.loads((path / "summary.json").read_text(encoding="utf-8")).get("digest")
+    except (OSError, ValueError):
+        return None
+
+
+def _shows(path: Path, version: int) -> bool:
+    """Whether the folder's summary.json is of this version (a top level shows the latest it was given)."""
+    try:
+        return json.loads((path / "summary.json").read_text(encoding="utf-8")).get("run") == version
+    except (OSError, ValueError):
+        return path.name == str(version)  # no readable summary: only a folder named for the version is its copy
 
 
 def _first_line(expected: str, found: str, path: Path) -> str:

@@ -82,7 +82,7 @@ def session_runs(c: Connection, session_ids: list[str]) -> pd.DataFrame:
     r = T["runs"]
     return read_frame(c, select(r.c.id, r.c.session_id, r.c.version, r.c.created_at, r.c.operator, r.c.reason,
                                 r.c.input_hash, *[r.c[n] for n in STAMPS], r.c.error, r.c.failed_step,
-                                r.c.view_failure)
+                                r.c.view_failure, r.c.digest)
                       .where(r.c.session_id.in_(session_ids)).order_by(r.c.session_id, r.c.version))
 
 
