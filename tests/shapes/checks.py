@@ -13,6 +13,7 @@ import email.policy
 import html.parser
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -55,8 +56,12 @@ def expected_decisions(shape: Shape, changes: dict | None = None) -> dict:
     officines = pd.DataFrame(shape.pharmacies, columns=["finess", "name", "department", "depot_id"])
     register = pd.DataFrame(shape.professionals, columns=["rpps", "kind", "name", "finess"])
     changes = changes or {}
-    return reference_allocate(session_of(shape), lines, officines, register, changes.get("cancel", ()),
-                              changes.get("supply"))
+    session = session_of(shape)
+    policies = {key: {name: changes[name][key] for name in ("allocation", "remainders") if key in changes.get(name, {})}
+                for key in session.vaccines}
+    session = session.model_copy(update={"vaccines": {key: rules.model_copy(update=policies[key])
+                                                      for key, rules in session.vaccines.items()}})
+    return reference_allocate(session, lines, officines, register, changes.get("cancel", ()), changes.get("supply"))
 
 
 def capacities(shape: Shape, changes: dict | None = None) -> dict[tuple[str, dt.date], int]:
@@ -197,6 +202,13 @@ def _summary(shape: Shape, out: Path, version: int, allocations: dict, deliverie
         assert told["supply"] == supply[key]
         assert told["fill_rate"] is None or 0 <= told["fill_rate"] <= 1
         assert told["sold_out_at"] is None or dt.datetime.fromisoformat(told["sold_out_at"]).tzinfo is not None
+        fairness = told["fairness"]
+        assert list(fairness) == ["fill_rate_by_department", "fill_rate_by_kind", "officines_unserved_share",
+                                  "fill_rate_min", "fill_rate_max", "gini"]
+        rates = [*fairness["fill_rate_by_department"].values(), *fairness["fill_rate_by_kind"].values()]
+        assert all(0 <= rate <= 1 for rate in rates) and (fairness["gini"] is None or 0 <= fairness["gini"] <= 1)
+        assert fairness["fill_rate_min"] == min(fairness["fill_rate_by_department"].values(), default=None)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", summary["digest"]), summary["digest"]
     emails = summary["emails"]
     assert emails["waiting"] == 0, "every email settled before the command ended"
 
