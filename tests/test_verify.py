@@ -126,3 +126,18 @@ def test_an_unknown_session_or_version_is_a_slip_said_in_one_line(reallocated, a
 def test_verify_without_a_database_is_a_slip_naming_the_fix(tmp_path):
     done = vialflow("verify", SESSION, "--out", str(tmp_path))
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "--database-url" in done.stderr
+
+
+def test_r11_a_previous_version_with_only_pending_deliveries_has_nothing_delivered_by_the_effective_date():
+    import datetime as dt
+
+    from pipeline.services.runs import delivered_by
+
+    pending = pd.DataFrame({"order_id": ["A-1", "A-2"], "depot_id": ["D-1"] * 2, "vaccine": ["v"] * 2,
+                            "delivery_date": [None, None], "vials": [3, 4], "status": ["pending"] * 2})
+    assert delivered_by(pending, dt.date(2021, 6, 20)).empty
+    mixed = pending.assign(delivery_date=["2021-06-18", None], status=["scheduled", "pending"])
+    found = delivered_by(mixed, dt.date(2021, 6, 20))
+    assert found.to_dict("records") == [{"order_id": "A-1", "depot_id": "D-1", "vaccine": "v",
+                                         "delivery_date": dt.date(2021, 6, 18), "vials": 3}]
+    assert delivered_by(mixed, dt.date(2021, 6, 17)).empty

@@ -198,10 +198,11 @@ def frozen_deliveries(c: Connection, previous, changes: RunChanges) -> tuple[pd.
 
 def delivered_by(deliveries: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Of a run's `deliveries`, those dated on or before `day`, as `runs.delivered` reads them stored."""
-    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce").dt.date
-    gone = deliveries[(deliveries["status"] == "scheduled") & dates.notna() & (dates <= day)]
-    return gone.assign(delivery_date=dates[gone.index])[["order_id", "depot_id", "vaccine", "delivery_date",
-                                                          "vials"]].reset_index(drop=True)
+    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce")
+    gone = deliveries[(deliveries["status"] == "scheduled") & dates.notna() & (dates <= pd.Timestamp(day))]
+    days = pd.Series([when.date() for when in dates[gone.index]], index=gone.index, dtype=object)
+    return gone.assign(delivery_date=days)[["order_id", "depot_id", "vaccine", "delivery_date",
+                                            "vials"]].reset_index(drop=True)
 
 
 def served_of(decisions: pd.DataFrame, pharmacies: pd.DataFrame) -> pd.DataFrame:

@@ -98,8 +98,9 @@ def _derive(c, row, before, pharmacies: pd.DataFrame, professionals: pd.DataFram
 
 def _dated(deliveries: pd.DataFrame) -> pd.DataFrame:
     """Deliveries with their dates as the stored rows give them (a day, None when pending)."""
-    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce").dt.date
-    return deliveries.assign(delivery_date=dates.where(dates.notna(), None))
+    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce")
+    return deliveries.assign(delivery_date=pd.Series([None if pd.isna(when) else when.date() for when in dates],
+                                                     index=deliveries.index, dtype=object))
 
 
 def _decisions(derived: pd.DataFrame, stored: pd.DataFrame) -> str | None:
