@@ -9,8 +9,6 @@ DKIM signature) and the data files of the run's folders are compared with what i
 
 from __future__ import annotations
 
-import email
-import email.policy
 import filecmp
 import json
 import tempfile
@@ -29,13 +27,13 @@ from pipeline.domain.outbox import changed_recipients, line_states, recipients_o
 from pipeline.domain.vocabulary import EmailState
 
 from .letters import confirmations
-from .outputs import write_data
+from .outputs import MAIL_CHUNK, write_data
 from .refusals import NoRun, RunUnderWay, UnknownSession
 from .runs import decide, plan, served_of
 
 COMPARED = ["requested", "capped", "allocated", "status", "reason", "rank", *TRACE_COLUMNS]
 DATA_FILES = ("allocations.csv", "deliveries.csv", "rejections.csv")
-UNSIGNED = ("Date", "Message-ID", "DKIM-Signature")  # what may differ between two sendings of one email
+UNSIGNED = (b"date", b"message-id", b"dkim-signature")  # what may differ between two sendings of one email
 
 
 @dataclass(frozen=True)
@@ -153,30 +151,47 @@ def _emails(c, target, folders: list[Path], sender: str) -> tuple[str | None, in
     """Each sent email's copies in the folders' `mail/`, against the email rebuilt from the stored run
     (which the rows compared above make the derived one's)."""
     sent = outbox.outbox_rows(c, target.id, EmailState.SENT.value)
-    compared = 0
     mailboxes = [folder / "mail" for folder in folders if (folder / "mail").is_dir()]
     if not mailboxes or sent.empty:
         return None, 0
-    for confirmation in confirmations(c, target, sent, sender):
-        expected = _content(render(confirmation))
-        stem = f"{target.session_id}-r{target.version}-{confirmation.recipient_id}"
-        for mailbox in mailboxes:
-            copies = sorted(mailbox.glob(f"{stem}.eml")) + sorted(mailbox.glob(f"{stem}-*.eml"))
-            if not copies:
-                return f"{confirmation.recipient_id}: its email of version {target.version} is not in {mailbox}", compared
-            for copy in copies:
-                if _content(copy.read_bytes()) != expected:
-                    return f"{confirmation.recipient_id}: {copy} is not the email the stored run writes", compared
-                compared += 1
+    prefix = f"{target.session_id}-r{target.version}-"
+    copies: dict[tuple[Path, str], list[Path]] = {}
+    for mailbox in mailboxes:  # listed once: `stem.eml`, then a resend's `stem-2.eml`...
+        for path in sorted(mailbox.glob(f"{prefix}*.eml")):
+            recipient = path.stem[len(prefix):].split("-")[0]
+            copies.setdefault((mailbox, recipient), []).append(path)
+    compared = 0
+    for start in range(0, len(sent), MAIL_CHUNK):
+        for confirmation in confirmations(c, target, sent.iloc[start:start + MAIL_CHUNK], sender):
+            expected = _content(render(confirmation))
+            for mailbox in mailboxes:
+                found = copies.get((mailbox, confirmation.recipient_id))
+                if not found:
+                    return (f"{confirmation.recipient_id}: its email of version {target.version} is not in {mailbox}",
+                            compared)
+                for copy in found:
+                    if _content(copy.read_bytes()) != expected:
+                        return f"{confirmation.recipient_id}: {copy} is not the email the stored run writes", compared
+                    compared += 1
     return None, compared
 
 
 def _content(raw: bytes) -> bytes:
-    """An email without the headers two sendings of it may differ by."""
-    message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    for name in UNSIGNED:
-        del message[name]
-    return message.as_bytes()
+    """An email without the header fields two sendings of it may differ by (each with its folded
+    lines), its line ends made alike: read as bytes, as the server received them."""
+    text = raw.replace(b"\r\n", b"\n")
+    end = text.find(b"\n\n")
+    head, body = (text, b"") if end < 0 else (text[:end], text[end:])
+    kept, skipping = [], False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):  # a folded line belongs to the field above it
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = line.split(b":", 1)[0].strip().lower() in UNSIGNED
+        if not skipping:
+            kept.append(line)
+    return b"\n".join(kept) + body
 
 
 def _files(engine: Engine, target, folders: list[Path]) -> tuple[str | None, int]:
