@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The test suite's processes: most of its time is spent waiting on workers, browsers and SMTP.
+TEST_PROCESSES ?= 2
 
 $(BIN)/vialflow: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,7 @@ demo: setup
 
 test: setup
 	.ci/system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -35,6 +35,7 @@ VACCINES = (("janssen", "Janssen", ("first",)), ("astrazeneca", "AstraZeneca", (
 FIRST_NAMES = ("Camille", "Julien", "Sophie", "Élodie", "Léa", "Hugo", "Chloé", "Théo", "Inès", "Noël")
 LAST_NAMES = ("Morel", "Girard", "Renaud", "Le Goff", "Fontaine", "Lefèvre", "Bonnet", "Lambert", "Dupré")
 REASONS = ("cap", "unit", "supply")
+DOSES_PER_VIAL = {"janssen": 5, "astrazeneca": 10, "moderna": 10}  # the fixtures' session.toml
 DEPOT = "OCP Répartition (dépôt 69)"
 
 
@@ -66,7 +67,8 @@ def typical(count: int, seed: int = 14) -> list[Confirmation]:
                 deliveries = ((first, allocated),)
             lines.append(Line(f"A-{number:06d}-{index}", effector, rpps, name, key, label, rng.choice(injections),
                               requested, allocated, status, "ok" if status == "served" else rng.choice(REASONS),
-                              deliveries, depots=tuple(DEPOT for _ in deliveries)))
+                              deliveries, depots=tuple(DEPOT for _ in deliveries),
+                              doses_per_vial=DOSES_PER_VIAL[key]))
         name = (f"Pharmacie {rng.choice(LAST_NAMES)}" if officine
                 else f"Dr {rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}")
         out.append(Confirmation(
@@ -93,7 +95,8 @@ def naive_message(c: Confirmation) -> EmailMessage:
     message.add_attachment(mail.confirmation_csv(c), maintype="text", subtype="csv", filename="confirmation.csv")
     message.add_attachment(mail.confirmation_xlsx(c), maintype="application",
                            subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename="confirmation.xlsx")
-    message.add_attachment(mail.calendar(c), maintype="text", subtype="calendar", filename="livraisons.ics")
+    if c.scheduled:  # no calendar without an event
+        message.add_attachment(mail.calendar(c), maintype="text", subtype="calendar", filename="livraisons.ics")
     return message
 
 

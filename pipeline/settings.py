@@ -29,6 +29,14 @@ class Settings:
     dkim_domain: str | None = None
     log_format: str = "plain"        # plain (key=value) or json
     log_level: str | None = None     # None: INFO for workers and beat, WARNING for the command line
+    # The self-service space: sign-in with OpenID Connect (Pro Santé Connect), and the console's address
+    # as people reach it (its one-time links and its redirect URI are built on it, never on a request's
+    # Host header).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_metadata_url: str | None = None  # None: <issuer>/.well-known/openid-configuration
+    public_url: str | None = None
     # Where the command line writes the traceback of what it says in one line (None: a file of this
     # user's under the temporary folder).
     error_log: str | None = None
@@ -47,7 +55,13 @@ class Settings:
                    float(_positive(env.get("VIALFLOW_BEAT_SECONDS"), "VIALFLOW_BEAT_SECONDS") or cls.beat_seconds),
                    env.get("VIALFLOW_DKIM_KEY_FILE") or None, env.get("VIALFLOW_DKIM_SELECTOR") or None,
                    env.get("VIALFLOW_DKIM_DOMAIN") or None, log_format,
-                   _level(env.get("VIALFLOW_LOG_LEVEL")), env.get("VIALFLOW_ERROR_LOG") or None)
+                   _level(env.get("VIALFLOW_LOG_LEVEL")),
+                   oidc_issuer=env.get("VIALFLOW_OIDC_ISSUER") or None,
+                   oidc_client_id=env.get("VIALFLOW_OIDC_CLIENT_ID") or None,
+                   oidc_client_secret=_secret(env, "VIALFLOW_OIDC_CLIENT_SECRET"),
+                   oidc_metadata_url=env.get("VIALFLOW_OIDC_METADATA_URL") or None,
+                   public_url=(env.get("VIALFLOW_PUBLIC_URL") or "").rstrip("/") or None,
+                   error_log=env.get("VIALFLOW_ERROR_LOG") or None)
 
     def override(self, **values: str | None) -> "Settings":
         """Command-line options win over the environment."""

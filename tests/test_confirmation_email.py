@@ -15,6 +15,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from pipeline.adapters.files.scenario import load_session
 from tests.conftest import FIXTURE, vialflow
 
 SESSION = "2021-06-14"
@@ -94,6 +95,29 @@ def test_r10_the_receiving_doctor_gets_a_line_and_a_csv_row_naming_the_officine(
     assert all(not r["redistribution_from"] for r in rows if r is not row)
 
 
+def test_r10_the_received_vials_say_the_same_requested_served_and_status_in_every_part(redistributed):
+    given, to = redistributed["given"], redistributed["to"]
+    message = read(redistributed["mail"][f"{SESSION}-r2-{to['rpps']}.eml"])
+    rows = list(csv.DictReader(io.StringIO(attachment(message, "confirmation.csv").get_content(), newline="")))
+    [row] = [row for row in rows if row["redistribution_from"] == given["finess"]]
+    sheet = openpyxl.load_workbook(io.BytesIO(attachment(message, "confirmation.xlsx").get_content())).active
+    headings = [cell.value for cell in sheet[1]]
+    [cells] = [dict(zip(headings, (cell.value for cell in line))) for line in sheet.iter_rows(min_row=2)
+               if line[0].value == given["order_id"]]
+    assert (row["requested"], row["allocated"], row["status"]) == ("3", "3", "served")
+    assert (cells["Flacons demandés"], cells["Flacons servis"], cells["Statut"]) == (3, 3, "servie en totalité")
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    block = text[text.index(f"(commande {given['order_id']})"):].split("\n* ")[0]
+    # the doses: the vials times the vaccine's doses per vial in session.toml
+    per_vial = {v.label: v.doses_per_vial for v in load_session(FIXTURE / "session.toml").vaccines.values()}[
+        cells["Vaccin"]]
+    assert f"Demandé : 3 flacons ({3 * per_vial} doses). Servi : 3 flacons ({3 * per_vial} doses), servie en totalité." \
+        in block
+    html = message.get_body(("html",)).get_content()
+    assert f"<td>3 flacons ({3 * per_vial} doses)</td>" in html and "servie en totalité" in html
+    assert "(redistribution)" not in html
+
+
 def test_r9_every_email_of_the_run_has_totals_depots_and_an_xlsx_french_excel_opens(redistributed):
     for path in sorted((redistributed["out"] / "mail").glob("*.eml")):
         message = read(path)
@@ -109,7 +133,7 @@ def test_r9_every_email_of_the_run_has_totals_depots_and_an_xlsx_french_excel_op
         assert sheet["A1"].value == "Commande" and sheet["G1"].value == "Flacons demandés"
         for row in sheet.iter_rows(min_row=2):
             assert isinstance(row[6].value, int | None) and isinstance(row[7].value, int)
-            assert row[10].value is None or isinstance(row[10].value, (dt.datetime, str))
+            assert row[10].value is None or isinstance(row[10].value, dt.datetime)  # dates only, never text
         if any(r["delivery_date"] for r in csv_rows):
             assert "Livraison le " in text and " par " in text and "(dépôt " in text
 

@@ -176,9 +176,9 @@ def test_r9_officine_email_lists_own_and_professionals_lines():
 
 def test_r9_each_line_shows_vaccine_injection_requested_and_served():
     text = text_of(parse(render(confirmation())))
-    assert "* AstraZeneca, 1re injection (commande A-0002)\n  Demandé : 8 flacons. Servi : 5 (servie en partie).\n" \
+    assert "* AstraZeneca, 1re injection (commande A-0002)\n  Demandé : 8 flacons. Servi : 5 flacons, servie en partie.\n" \
         in text
-    assert "* Janssen, 1re injection (commande A-0001)\n  Demandé : 10 flacons. Servi : 10 (servie en totalité).\n" \
+    assert "* Janssen, 1re injection (commande A-0001)\n  Demandé : 10 flacons. Servi : 10 flacons, servie en totalité.\n" \
         in text
 
 
@@ -209,7 +209,7 @@ def test_r9_refused_line_has_one_row_with_empty_delivery_fields_and_a_french_rea
          "injection": "first", "requested": "10", "allocated": "0", "status": "refused", "reason": "supply",
          "delivery_date": "", "vials": "", "earliest_appointment": "", "redistribution_from": ""}]
     text = text_of(message)
-    assert "Servi : 0 (refusée).\n  Motif : Volume disponible épuisé (premier arrivé, premier servi)" in text
+    assert "Servi : 0 flacon, refusée.\n  Motif : Volume disponible épuisé (premier arrivé, premier servi)" in text
 
 
 def test_r9_pending_remainder_says_date_communiquee_ulterieurement():
@@ -453,7 +453,7 @@ def test_a_very_long_free_text_falls_back_to_base64():
 
 def test_text_parts_travel_as_readable_8bit_utf8():
     raw = render(confirmation())
-    assert "Demandé : 8 flacons. Servi : 5 (servie en partie).".encode() in raw
+    assert "Demandé : 8 flacons. Servi : 5 flacons, servie en partie.".encode() in raw
     assert "A-0002,medecin,10018938356,astrazeneca,first,8,5,partial,cap,2021-06-24,3,2021-06-25,2021-07-01\r\n" \
         .encode() in raw
     message = parse(raw)
@@ -560,7 +560,8 @@ def test_r10_the_receiving_professional_reads_the_vials_as_a_line_of_their_own_w
                                         name="Dr Julien Girard")))
     text = text_of(message)
     assert "== Flacons non récupérés qui vous sont redistribués ==" in text
-    assert ("* AstraZeneca, 1re injection (commande A-0002)\n  3 flacons non récupérés à l'officine Pharmacie de la "
+    assert ("* AstraZeneca, 1re injection (commande A-0002)\n  Demandé : 3 flacons. Servi : 3 flacons, servie en "
+            "totalité.\n  3 flacons non récupérés à l'officine Pharmacie de la "
             f"Gare Morel (FINESS {OFFICINE}) vous sont redistribués.\n  - À retirer à l'officine à partir du "
             "vendredi 2 juillet 2021. Rendez-vous à partir du samedi 3 juillet 2021.\n") in text
     assert "  Lignes de commande : 1\n" in text and "  Flacons non récupérés qui vous sont redistribués : 3\n" in text
@@ -570,7 +571,9 @@ def test_r10_the_receiving_professional_reads_the_vials_as_a_line_of_their_own_w
     assert [rows[1][k] for k in ("order_id", "rpps", "vials", "delivery_date", "earliest_appointment")] == [
         "A-0002", "10278079636", "3", "2021-07-02", "2021-07-03"]
     [received] = [row for row in xlsx_rows(message)[1:] if row[0] == "A-0002"]
-    assert received[8] == "redistribution" and received[11] == 3 and "Pharmacie de la Gare Morel" in received[15]
+    # one truth: the requested and served vials and the status confirmation.csv and the text give it
+    assert received[6:9] == (3, 3, "servie en totalité") and received[11] == 3
+    assert "Pharmacie de la Gare Morel" in received[15]
 
 
 def test_r9_confirmation_xlsx_has_french_headings_real_dates_numbers_and_ids_as_text():
@@ -585,7 +588,9 @@ def test_r9_confirmation_xlsx_has_french_headings_real_dates_numbers_and_ids_as_
     assert first[10] == dt.datetime(2021, 6, 25) and first[13] == dt.datetime(2021, 6, 26)
     cut = [row for row in rows if row[0] == "A-0002"]
     assert cut[0][1] == "médecin" and cut[0][3] == "10018938356" and cut[0][5] == "1re injection"
-    assert cut[1][10] == "date communiquée ultérieurement" and cut[1][11] == 2
+    # the date column holds dates only; a pending remainder is said in the delivery's status column
+    assert cut[1][10] is None and cut[1][11] == 2 and cut[1][16] == "date communiquée ultérieurement"
+    assert cut[0][16] == "livraison programmée"
     officine = confirmation([line("A-0001", vaccine="janssen")], recipient="010023456")
     assert xlsx_rows(parse(render(dataclasses.replace(officine, lines=(
         line("010023456", "pharmacien"),)))))[1][0] == "010023456"  # text keeps its leading zero
@@ -608,3 +613,75 @@ def test_r9_no_french_ordinal_is_written_the_old_way_anywhere_in_the_email():
     raw = render(confirmation(with_depots(OFFICINE_LINES))).decode("utf-8", "replace")
     for old in ("1ère", "1ere", "2ème", "2eme", "2nde", "1er injection"):
         assert old not in raw
+
+
+# -- what each recipient opens: no empty calendar, one truth per line, doses beside vials ----------------------
+
+def test_r9_no_calendar_is_attached_when_nothing_has_a_date_and_the_email_says_so():
+    nothing = [line("A-0003", "medecin_travail", rpps=OCCUPATIONAL, professional="Dr Sophie Renaud",
+                    vaccine="moderna", allocated=0, reason="supply"),
+               line("A-0008", requested=4, deliveries=((None, 4),))]  # served, its date still to come (R8)
+    message = parse(render(confirmation(nothing)))
+    assert [part.get_filename() for part in message.iter_attachments()] == ["confirmation.csv", "confirmation.xlsx"]
+    text, html = text_of(message), html_of(message)
+    assert "livraisons.ics" not in text and "livraisons.ics" not in html
+    said = "Aucune livraison n'a de date pour l'instant : ce mail ne joint donc pas de calendrier des livraisons."
+    assert said in text and said in html
+    # one dated delivery is enough for the calendar, and the email then points to it
+    dated = parse(render(confirmation([*nothing, line("A-0001")])))
+    assert [part.get_filename() for part in dated.iter_attachments()][-1] == "livraisons.ics"
+    assert "les dates de livraison dans livraisons.ics" in text_of(dated) and said not in text_of(dated)
+
+
+@pytest.mark.parametrize("rpps, heading", [
+    ("", "Pour un professionnel non reconnu (médecin, sans numéro RPPS)"),
+    ("10000000001", "Pour un professionnel non reconnu (médecin, RPPS 10000000001)")])
+def test_r2_a_refused_line_whose_professional_is_unknown_is_headed_as_such(rpps, heading):
+    unknown = line("A-0011", "medecin", rpps=rpps, allocated=0, reason="unknown_professional")
+    message = parse(render(confirmation([OFFICINE_LINES[0], unknown])))
+    text, html = text_of(message), html_of(message)
+    assert f"== {heading} ==\n\n* Janssen, 1re injection (commande A-0011)\n" in text
+    assert f">{heading}</h2>" in html
+    assert "Pour RPPS" not in text and "Pour RPPS" not in html and "RPPS )" not in text
+
+
+def test_r9_doses_are_said_beside_vials_in_the_totals_and_on_each_line():
+    per_vial = {"janssen": 5, "astrazeneca": 10, "moderna": 10}
+    lines = [dataclasses.replace(l, doses_per_vial=per_vial[l.vaccine]) for l in OFFICINE_LINES]
+    message = parse(render(confirmation(lines)))
+    text = text_of(message)
+    requested = sum(l.requested * per_vial[l.vaccine] for l in lines)
+    served = sum(l.allocated * per_vial[l.vaccine] for l in lines)
+    assert f"  Flacons demandés : 62 ({requested} doses)\n  Flacons servis : 49 ({served} doses)\n" in text
+    assert "  dont en attente d'une date de livraison : 2 (20 doses)\n" in text
+    assert ("* AstraZeneca, 1re injection (commande A-0002)\n  Demandé : 8 flacons (80 doses). Servi : 5 flacons "
+            "(50 doses), servie en partie.\n") in text
+    assert "Livraison le jeudi 24 juin 2021 : 3 flacons (30 doses)." in text
+    assert "  - 2 flacons (20 doses) : date communiquée ultérieurement.\n" in text
+    assert "Demandé : 10 flacons (100 doses). Servi : 0 flacon, refusée.\n" in text  # never "0 dose"
+    assert "5 flacons (50 doses), servie en partie" in html_of(message)
+    calendar = attachment(message, "livraisons.ics").replace("\r\n ", "")
+    assert "AstraZeneca 1re injection\\, Dr Camille Morel : 3 flacons (30 doses) (commande A-0002)" in calendar
+    rows = xlsx_rows(message)
+    column = {name: index for index, name in enumerate(rows[0])}
+    for row in rows[1:]:
+        [source] = [l for l in lines if l.order_id == row[0]]
+        assert row[column["Doses demandées"]] == source.requested * source.doses_per_vial
+        assert row[column["Doses servies"]] == source.allocated * source.doses_per_vial
+        vials = row[column["Flacons de la livraison"]]
+        assert row[column["Doses de la livraison"]] == (None if vials is None else vials * source.doses_per_vial)
+
+
+def test_r10_a_redistributed_line_says_the_same_vials_and_status_in_the_csv_spreadsheet_text_and_html():
+    received = dataclasses.replace(RECEIVED, doses_per_vial=10)
+    message = parse(render(confirmation([received], kind="medecin", recipient="10278079636",
+                                        name="Dr Julien Girard")))
+    [row] = csv_rows(message)
+    [sheet] = xlsx_rows(message)[1:]
+    assert (row["requested"], row["allocated"], row["status"]) == ("3", "3", "served")
+    assert sheet[6:9] == (3, 3, "servie en totalité")  # the status the vocabulary says of `served`
+    said = "Demandé : 3 flacons (30 doses). Servi : 3 flacons (30 doses), servie en totalité."
+    assert said in text_of(message)
+    html = html_of(message)
+    assert "<td>3 flacons (30 doses)</td>" in html and "3 flacons (30 doses), servie en totalité" in html
+    assert "redistribution)" not in html and "&mdash;</td><td>3 flacons" not in html

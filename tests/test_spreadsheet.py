@@ -23,6 +23,7 @@ from pipeline.adapters.mail.spreadsheet import COLUMNS, SHEET, workbook
 
 CREATED = dt.datetime(2021, 6, 18, 9, 30, 5)
 D = dt.date
+LAST = xlsxwriter.utility.xl_col_to_name(len(COLUMNS) - 1)  # the last heading's column
 
 
 def reference(rows: list[tuple], created: dt.datetime) -> bytes:
@@ -126,7 +127,7 @@ def test_the_file_reads_as_the_one_xlsxwriter_wrote(case):
     assert new == old
     assert new["title"] == SHEET and new["panes"] == "B2" and new["height"] == (45, True)
     assert new["properties"][:3] == ("Confirmation de commande de vaccins", "vialflow", CREATED)
-    assert new["autofilter"] == f"A1:P{max(len(rows), 1) + 1}"
+    assert new["autofilter"] == f"A1:{LAST}{max(len(rows), 1) + 1}"
     assert all(bold and fill == "solid" and color == "FFE8EDF3" and wrap and top == "top"
                and {left, right, upper, bottom} == {"thin"}
                for _, bold, fill, color, wrap, top, left, right, upper, bottom in new["heading"])
@@ -156,7 +157,7 @@ def test_the_filter_database_name_follows_the_rows_as_xlsxwriter_writes_it():
     for rows in ([], [TYPICAL], [TYPICAL] * 12):
         book = members(workbook(rows, CREATED))["xl/workbook.xml"].decode()
         assert (f'<definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'
-                f"Confirmation!$A$1:$P${max(len(rows), 1) + 1}</definedName>") in book
+                f"Confirmation!$A$1:${LAST}${max(len(rows), 1) + 1}</definedName>") in book
 
 
 def test_text_stays_text_escaped_as_xlsxwriter_escapes_it():

@@ -28,6 +28,7 @@ import pytest
 
 from pipeline.adapters.files.scenario import load_session
 from pipeline.domain.summary import MANIFEST_COLUMNS
+from pipeline.domain.vocabulary import Delivery, Status
 
 from .conftest import FIXTURE
 from .test_dkim import DOMAIN, SELECTOR, add_header, dns, rsa_key
@@ -115,8 +116,49 @@ def test_r9_every_calendar_parses_with_icalendar(run):
     assert calendars
 
 
+def test_r9_a_calendar_is_attached_exactly_when_a_delivery_has_a_date_and_never_empty(run):
+    out, _ = run
+    without = 0
+    for name, raw in emails(out):
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        (text,) = attachments(raw, ".csv")
+        rows = csv.DictReader(io.StringIO(text.decode("utf-8")))
+        days = {row["delivery_date"] for row in rows if row["delivery_date"]}
+        calendars = attachments(raw, ".ics")
+        body = message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content()
+        if days:
+            (data,) = calendars
+            events = icalendar.Calendar.from_ical(data).walk("VEVENT")
+            assert sorted(event.decoded("DTSTART").isoformat() for event in events) == sorted(days), name
+            assert "livraisons.ics" in body, name
+        else:
+            without += 1
+            assert calendars == [] and "livraisons.ics" not in body, name
+            assert "ce mail ne joint donc pas de calendrier" in body, name
+    assert without  # the fixtures have recipients with nothing scheduled (refused or pending lines only)
+
+
+def test_r2_a_refused_line_with_no_known_professional_is_headed_as_such_in_the_officine_s_email(run):
+    out, _ = run
+    refused = read_csv(out / "allocations.csv")
+    known = set(read_csv(FIXTURE / "professionals.csv")["rpps"])
+    # R2: no RPPS, or one the register does not hold (a registered one of another kind keeps its name)
+    refused = refused[(refused["reason"] == "unknown_professional") & ~refused["rpps"].isin(known)]
+    assert len(refused) >= 2 and refused["rpps"].eq("").any()
+    for finess in sorted(set(refused["finess"])):
+        message = email.message_from_bytes((out / "mail" / f"2021-06-14-r1-{finess}.eml").read_bytes(),
+                                           policy=email.policy.default)
+        text, html = message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()
+        assert "== Pour un professionnel non reconnu (" in text and "Pour un professionnel non reconnu (" in html
+    for name, raw in emails(out):
+        assert b"Pour RPPS" not in raw and b"RPPS )" not in raw, name
+
+
 def test_r9_every_confirmation_spreadsheet_opens_with_ids_as_text_and_dates_as_dates(run):
     out, _ = run
+    session = load_session(out.parent / "scenario" / "session.toml")
+    per_vial = {vaccine.label: vaccine.doses_per_vial for vaccine in session.vaccines.values()}
+    pending = 0
     for name, raw in emails(out):
         (data,) = attachments(raw, ".xlsx")
         (text,) = attachments(raw, ".csv")
@@ -130,9 +172,21 @@ def test_r9_every_confirmation_spreadsheet_opens_with_ids_as_text_and_dates_as_d
             assert cell["Commande"] == line["order_id"], name  # text, as the CSV has it
             assert cell["RPPS"] == (line["rpps"] or None), name  # text: eleven digits, never a number
             assert cell["Flacons demandés"] == int(line["requested"]) and cell["Flacons servis"] == int(line["allocated"])
+            assert cell["Statut"] == Status(line["status"]).long  # the words the text and HTML use
             if line["delivery_date"]:
                 assert cell["Date de livraison"] == dt.datetime.fromisoformat(line["delivery_date"]), name
                 assert cell["Rendez-vous à partir du"] == dt.datetime.fromisoformat(line["earliest_appointment"])
+                assert cell["Statut de la livraison"] == Delivery.SCHEDULED.long
+            else:  # the date column holds dates only: a pending remainder is said in the status column
+                assert cell["Date de livraison"] is None, name
+                assert cell["Statut de la livraison"] == (Delivery.PENDING.long if line["vials"] else None), name
+                pending += bool(line["vials"])
+            # doses = vials × the vaccine's doses per vial (session.toml)
+            doses = per_vial[cell["Vaccin"]]
+            assert (cell["Doses demandées"], cell["Doses servies"]) == (int(line["requested"]) * doses,
+                                                                          int(line["allocated"]) * doses), name
+            assert cell["Doses de la livraison"] == (int(line["vials"]) * doses if line["vials"] else None), name
+    assert pending  # the fixtures leave vials waiting for a date
 
 
 # -- manifests ---------------------------------------------------------------------------------------------

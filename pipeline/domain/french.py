@@ -21,6 +21,17 @@ def vials(count: int) -> str:
     return f"{count} flacon" if -2 < count < 2 else f"{count} flacons"
 
 
+def doses(count: int) -> str:
+    """`1 dose`, `12 345 doses`: what a pharmacist books appointments in."""
+    return f"{number(count)} dose" if -2 < count < 2 else f"{number(count)} doses"
+
+
+def vials_and_doses(count: int, doses_per_vial: int) -> str:
+    """`3 flacons (15 doses)`: vials with the doses they hold; vials alone when there are none or the doses per
+    vial are not known."""
+    return f"{vials(count)} ({doses(count * doses_per_vial)})" if doses_per_vial > 0 and count else vials(count)
+
+
 def number(count: int) -> str:
     """`12 345`: thousands set apart by a narrow no-break space, as French typography does."""
     return f"{count:,}".replace(",", "\u202f")

@@ -149,6 +149,10 @@ class Role(Coded):
     SUPPORT = "support", "support", "conseiller du support"
     OPERATOR = "operator", "opérateur", "opérateur (réallocations, renvois d'emails)"
     ADMIN = "admin", "administrateur", "administrateur (comptes et journal)"
+    # The self-service space: a person who receives the emails, reading their own deliveries only.
+    OFFICINE = "officine", "officine", "officine (lien de connexion à usage unique)"
+    PHARMACIEN = "pharmacien", "pharmacien", "pharmacien (Pro Santé Connect)"
+    PROFESSIONNEL = "professionnel", "professionnel de santé", "professionnel de santé (Pro Santé Connect)"
 
 
 class Policy(Coded):
@@ -183,6 +187,9 @@ class Action(Coded):
     USER_UNLOCK = "user_unlock", "tentatives effacées", "tentatives de connexion refusées effacées"
     JOURNAL = "journal", "lecture du journal"
     PURGE = "purge", "purge", "purge des données personnelles"
+    SELF_VIEW = "self_view", "consultation de son espace", "consultation de ses propres livraisons"
+    LINK_REQUEST = "link_request", "lien demandé", "lien de connexion à usage unique demandé"
+    LINK_REFUSED = "link_refused", "lien refusé", "lien de connexion invalide, expiré ou déjà utilisé"
     VERIFY = "verify", "vérification d'une version", "vérification d'une version recalculée depuis ses entrées"
 
 

@@ -85,8 +85,9 @@ def ticking(seconds: float = TICK_SECONDS):
 def workers(settings: Settings, mail_folder: Path):
     """The workers of the command, and beat's tick, for as long as the block: embedded (an in-process
     worker, and the loopback SMTP server writing `mail_folder` when no other is named), else the
-    broker's."""
+    broker's. Yields the SMTP URL the emails go through (None: deployed without one here)."""
     with contextlib.ExitStack() as stack:
+        smtp_url = settings.smtp_url
         if settings.in_process:
             smtp_url = settings.smtp_url or stack.enter_context(loopback_sink(mail_folder))
             # Whether emails are signed matters for a real SMTP server, not for the loopback one.
@@ -95,7 +96,7 @@ def workers(settings: Settings, mail_folder: Path):
         else:
             use_broker(settings.broker_url)
         stack.enter_context(ticking())
-        yield
+        yield smtp_url  # the SMTP server the workers send through (the loopback one, embedded)
 
 
 def wait(done, timeout: float, interval: float, late: str, who: str):

@@ -119,7 +119,8 @@ def _received(item: Redistribution, day: dt.date, origin: dict, session: Session
                 requested=count, allocated=count, status=Status.SERVED.value, reason=Reason.OK.value,
                 deliveries=((day, count),),
                 redistribution_from=finess,
-                received_from=f"{officine['name']} (FINESS {finess})" if officine else f"FINESS {finess}")
+                received_from=f"{officine['name']} (FINESS {finess})" if officine else f"FINESS {finess}",
+                doses_per_vial=vaccine.doses_per_vial if vaccine else 0)
 
 
 def _what_changed(c: Connection, run, order_ids: list[str]) -> dict[str, list[str]]:
@@ -166,4 +167,5 @@ def _line(line: dict, deliveries: tuple[tuple, tuple], session: Session, profess
                 vaccine_label=vaccine.label if vaccine else line["vaccine"], injection=line["injection"],
                 requested=int(line["requested"]), allocated=int(line["allocated"]), status=line["status"],
                 reason=line["reason"], deliveries=deliveries[0], depots=deliveries[1], given=given,
-                cap=None if pd.isna(line["cap"]) else int(line["cap"]))
+                cap=None if pd.isna(line["cap"]) else int(line["cap"]),
+                doses_per_vial=vaccine.doses_per_vial if vaccine else 0)

@@ -309,3 +309,51 @@ class RetentionNotOver(ServiceError):
     def __str__(self) -> str:
         return (f"La session {self.session_id} est conservée jusqu'au {self.until:%Y-%m-%d %H:%M} UTC "
                 f"({self.keep_days} jours après le dernier de ses emails).")
+
+
+# The self-service space.
+
+@refusal
+class LinkRefused(ServiceError):
+    """A one-time sign-in link unknown, expired or already used (one sentence for all three)."""
+    status: ClassVar[int] = 403
+    title: ClassVar[str] = "Lien de connexion invalide"
+
+    def __str__(self) -> str:
+        return ("Ce lien de connexion n'est plus valable : il a expiré (15 minutes) ou a déjà servi. "
+                "Demandez-en un nouveau.")
+
+
+@refusal
+class LinksHeld(ServiceError):
+    """Too many links asked lately from this address or for this officine."""
+    retry_after: int
+    status: ClassVar[int] = 429
+    title: ClassVar[str] = "Trop de demandes"
+
+    def __str__(self) -> str:
+        minutes = -(-self.retry_after // 60)
+        return f"Trop de liens de connexion demandés : réessayez dans {minutes} minute{'s' if minutes > 1 else ''}."
+
+
+@refusal
+class SignInFailed(ServiceError):
+    """The OpenID Connect sign-in did not prove who is signing in (`why` is a code for the journal)."""
+    why: str
+    status: ClassVar[int] = 403
+    title: ClassVar[str] = "Connexion refusée"
+
+    def __str__(self) -> str:
+        return "La connexion par Pro Santé Connect a échoué : recommencez depuis la page de connexion."
+
+
+@refusal
+class NoActivityHere(ServiceError):
+    """Signed in by Pro Santé Connect, but neither a pharmacist of an officine of the registers nor a
+    professional named on them."""
+    status: ClassVar[int] = 403
+    title: ClassVar[str] = "Aucune livraison à votre nom"
+
+    def __str__(self) -> str:
+        return ("Votre identité est reconnue, mais aucune officine où vous exercez ni aucune commande à votre nom "
+                "ne figure dans les registres des sessions de commande.")

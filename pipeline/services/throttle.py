@@ -27,6 +27,10 @@ class Limit:
 LIMITS = {"pair": Limit(5, dt.timedelta(minutes=15), dt.timedelta(seconds=30), dt.timedelta(minutes=15)),
           "address": Limit(30, dt.timedelta(minutes=15), dt.timedelta(minutes=1), dt.timedelta(minutes=15)),
           "account": Limit(100, dt.timedelta(hours=1), dt.timedelta(minutes=1), dt.timedelta(minutes=15))}
+# One-time sign-in links (the self-service space): every request counts, whether or not its FINESS
+# is on a register, so that a hold tells nothing of which officines exist.
+LINK_LIMITS = {"link_adr": Limit(10, dt.timedelta(minutes=15), dt.timedelta(minutes=15), dt.timedelta(hours=1)),
+               "link_fin": Limit(3, dt.timedelta(minutes=15), dt.timedelta(minutes=15), dt.timedelta(hours=1))}
 KNOWN = dt.timedelta(days=90)  # an address the account signed in from this recently is the owner's
 
 Key = tuple[str, str, str]  # (scope, name, address)
@@ -55,10 +59,15 @@ def unknown(typed: str) -> str:
     return "?" + hashlib.sha256(b"vialflow sign-in " + typed.encode("utf-8", "replace")).hexdigest()[:24]
 
 
-def reserve(rows: dict, now: dt.datetime) -> Attempt:
+def link_keys(finess: str, address: str) -> list[Key]:
+    """The keys a request for a one-time link is counted on: its address, and the officine asked for."""
+    return [("link_adr", "", address), ("link_fin", finess, "")]
+
+
+def reserve(rows: dict, now: dt.datetime, limits: dict[str, Limit] = LIMITS) -> Attempt:
     """Count an attempt on the keys' `rows` (failures, last_at, locked_until, known_at), or refuse it."""
-    pair = next(row for key, row in rows.items() if key[0] == "pair")
-    owner = pair.known_at is not None and now - _utc(pair.known_at) <= KNOWN
+    pair = next((row for key, row in rows.items() if key[0] == "pair"), None)
+    owner = pair is not None and pair.known_at is not None and now - _utc(pair.known_at) <= KNOWN
     applying = {key: row for key, row in sorted(rows.items()) if not (key[0] == "account" and owner)}
     waits = [_utc(row.locked_until) - now for row in applying.values()
              if row.locked_until is not None and _utc(row.locked_until) > now]
@@ -66,7 +75,7 @@ def reserve(rows: dict, now: dt.datetime) -> Attempt:
         return Attempt(retry_after=max(1, math.ceil(max(waits).total_seconds())))
     attempt = Attempt()
     for key, row in applying.items():
-        limit = LIMITS[key[0]]
+        limit = limits[key[0]]
         quiet_since = max(_utc(row.last_at or now), _utc(row.locked_until or row.last_at or now))
         failures = (0 if now - quiet_since > limit.window else row.failures) + 1
         attempt.updates[key] = {"failures": failures, "last_at": now}

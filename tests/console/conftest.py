@@ -28,7 +28,11 @@ class RecordingWorkers:
     """Stands for the workers: what the console handed over (the browser test uses real ones)."""
 
     def __init__(self) -> None:
-        self.handed, self.sent_again = [], []
+        self.handed, self.sent_again, self.mailed = [], [], []
+
+    def send_mail(self, sender: str, to: str, content: bytes) -> bool:
+        self.mailed.append((sender, to, content))
+        return True
 
     def hand_over(self, run: int) -> None:
         self.handed.append(run)

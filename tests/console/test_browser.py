@@ -241,3 +241,41 @@ def test_an_operator_composes_previews_confirms_and_follows_a_reallocation_until
     pages.shot("journal")
     pages.open("/admin/comptes")
     pages.shot("comptes")
+
+
+def test_r12_an_officine_asks_for_its_link_opens_it_from_its_email_and_reads_only_its_own_deliveries(
+        console, browser, tmp_path):
+    import email
+    import re
+    from email import policy
+
+    base, folder, engine = console
+    pages = Pages(browser, base, tmp_path / "screenshots-self-service")
+    deliveries = pd.read_csv(folder / "deliveries.csv", dtype=str, keep_default_na=False)
+    line = deliveries[deliveries["status"] == "scheduled"].iloc[0]
+    other = sorted(set(deliveries["finess"]) - {line["finess"]})[0]
+    before = set((folder / "mail").glob("*.eml"))
+    pages.open("/connexion")
+    pages.shot("connexion-officine")
+    pages.set("finess", line["finess"])
+    pages.submit("Recevoir un lien")
+    assert "lien de connexion vient d'être envoyé" in pages.text()
+    deadline = time.monotonic() + 30
+    while not (arrived := sorted(set((folder / "mail").glob("*.eml")) - before)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(arrived) == 1
+    body = email.message_from_bytes(arrived[0].read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+    link = re.search(r"http://\S+/connexion/lien/\S+", body).group(0)
+    pages.driver.get(link)
+    assert browser.current_url.endswith("/mes-livraisons")
+    shown = pages.text()
+    day = dt.date.fromisoformat(line["delivery_date"])
+    assert f"Officine {line['finess']}" in shown and f"{day.day} juin 2021 : {line['vials']} fl., " in shown
+    pages.shot("mes-livraisons")
+    pages.click_link("lire l'email tel qu'envoyé")
+    assert "Email tel qu'envoyé" in pages.text()
+    pages.shot("email")
+    pages.open(f"/officines/{other}")
+    assert "Accès refusé" in pages.text()
+    pages.open(link[len(base):])
+    assert "n'est plus valable" in pages.text()

@@ -92,3 +92,38 @@ def test_r10_a_later_version_keeps_the_redistribution_dated_by_the_version_that_
         step(db, run, LATER)
     received = [l for l in emails(db, run)[to["rpps"]].lines if l.received_from]
     assert [l.deliveries for l in received] == [((EFFECTIVE, 1),), ((dt.date(2021, 6, 28), 1),)]
+
+
+def test_r9_each_line_carries_its_vaccine_s_doses_per_vial_from_the_session(db, scenario, prepared):
+    per_vial = {key: vaccine.doses_per_vial for key, vaccine in scenario.session.vaccines.items()}
+    letters_ = emails(db, prepared).values()
+    assert letters_
+    for letter in letters_:
+        for line in letter.lines:
+            assert line.doses_per_vial == per_vial[line.vaccine]
+            assert line.doses(line.allocated) == line.allocated * per_vial[line.vaccine]
+
+
+def test_r2_the_console_s_copy_heads_a_line_for_an_unknown_professional_as_such(db, scenario):
+    import dataclasses
+
+    import pandas as pd
+
+    from pipeline.services import messages
+
+    orders = scenario.orders
+    first = orders[orders["effector"] == "pharmacien"].iloc[0]
+    unknown = pd.DataFrame([first.to_dict() | {"order_id": "A-NORPPS", "effector": "medecin", "rpps": ""},
+                            first.to_dict() | {"order_id": "A-NOTREG", "effector": "medecin", "rpps": "10000000001"}])
+    mine = dataclasses.replace(scenario, orders=pd.concat([orders, unknown.astype(orders.dtypes.to_dict())],
+                                                          ignore_index=True))
+    run = runs.close_session(db, runs.store_scenario(db, mine, CLOSED), CLOSED)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        step(db, run, CLOSED)
+    with db.connect() as c:
+        rows = outbox.outbox_rows(c, run)
+    [outbox_id] = rows.loc[rows["recipient_id"] == first["finess"], "id"].tolist()
+    text = messages.message(db, int(outbox_id), SENDER)["text"].replace("\r\n", "\n")
+    assert "== Pour un professionnel non reconnu (médecin, sans numéro RPPS) ==\n\n" in text
+    assert "== Pour un professionnel non reconnu (médecin, RPPS 10000000001) ==\n\n" in text
+    assert "Pour RPPS" not in text and "RPPS )" not in text

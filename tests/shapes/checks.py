@@ -287,8 +287,16 @@ def _emails(shape: Shape, out: Path, version: int, allocations: dict, deliveries
         text = text.decode("utf-8-sig") if isinstance(text, bytes) else text
         reader = csv.DictReader(io.StringIO(text))
         assert list(reader.fieldnames or [])[:len(CONFIRMATION)] == CONFIRMATION
-        listed = {row["order_id"] for row in reader}
+        rows = list(reader)
+        listed = {row["order_id"] for row in rows}
         assert expected[recipient] <= listed, f"{recipient}'s confirmation.csv misses {expected[recipient] - listed}"
+        # R9: a calendar when some vials have a date, and never an empty one (RFC 5545 wants an event)
+        dated = any(row["delivery_date"] for row in rows)
+        assert ("livraisons.ics" in attachments) == dated, f"{recipient}: livraisons.ics attached: {not dated}"
+        if dated:
+            calendar = attachments["livraisons.ics"].get_content()
+            calendar = calendar.decode("utf-8") if isinstance(calendar, bytes) else calendar
+            assert "BEGIN:VEVENT" in calendar, f"{recipient}: an empty livraisons.ics"
         body = message.get_body(("plain",))
         assert body is not None and body.get_content().strip(), f"{recipient}: no text part"
     return expected

@@ -2,6 +2,9 @@
 
 Registers are stored per session: a session is allocated against the registers it was closed
 with, so a later register change never rewrites an earlier run.
+
+One module, over 300 lines, on purpose: the whole schema in one place, beside the migrations that
+build it, so that a reader checks a table against its neighbours and its migration at once.
 """
 
 from __future__ import annotations
@@ -286,6 +289,48 @@ class SignInThrottle(Base):
     last_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTC)
     known_at: Mapped[dt.datetime | None] = mapped_column(UTC)  # `pair`: the account last signed in from there
+
+
+class SelfSession(Base):
+    """A signed-in browser of the self-service space: an officine (one-time link), a pharmacist or a
+    professional (Pro Santé Connect). As for ConsoleSession, the table keeps only the token's SHA-256;
+    `finesses` are the officines it may read, `rpps` the professional whose lines it may read."""
+
+    __tablename__ = "self_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # officine, pharmacien, professionnel
+    actor: Mapped[str] = mapped_column(String(64))  # as the journal names it: never an RPPS or a name
+    finesses: Mapped[list] = mapped_column(JSON)
+    rpps: Mapped[str | None] = mapped_column(String(11))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTC)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+
+
+class SignInLink(Base):
+    """A one-time sign-in link sent to an officine: the SHA-256 of its token, valid until
+    `expires_at`, used once (`used_at`)."""
+
+    __tablename__ = "sign_in_links"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    finess: Mapped[str] = mapped_column(String(9))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+
+
+class OidcStart(Base):
+    """An OpenID Connect sign-in under way, keyed by the SHA-256 of the browser's cookie: the `state`,
+    `nonce` and PKCE verifier its return must match. Deleted when it returns, used or not."""
+
+    __tablename__ = "oidc_starts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTC, index=True)
 
 
 class RunReport(Base):

@@ -30,6 +30,7 @@ COLOURS = {"supply": "#9aa5b1", "demand": "#3d6fb6", "allocated": "#2e9e6a", "so
 TEXT = 9          # points: the least size of any text of a chart
 WIDTH = 7.5       # inches: an A4 page's text width; the page shows charts at this size or larger
 NAMED = 30        # departments named one by one up to this many, else their distribution
+LISTED = 10       # depots with pending vials listed on the page; all of them in a folded table
 HEATMAP = 40      # depots drawn one row each up to this many, else the day's distribution over depots
 STYLE = {"svg.fonttype": "none",    # text kept as text: smaller, searchable, read by screen readers
          "svg.hashsalt": "vialflow",  # the same ids in every writing: same run, same bytes
@@ -53,8 +54,8 @@ def render_report(data: ReportData) -> str:
                   "departments": _departments(data), "capacity": _capacity(data),
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
     return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
-                              french_date=french_date, percent=_percent, instant=_instant, named=NAMED,
-                              kind_label=Kind.labelled,
+                              french_date=french_date, percent=_percent, vials=_vials, listed=LISTED, instant=_instant,
+                              named=NAMED, kind_label=Kind.labelled,
                               lowest=_lowest_departments(data), outright=[Reason(code).short for code in OUTRIGHT])
 
 
@@ -153,12 +154,13 @@ def _timeline(data: ReportData, key: str) -> str:
     return _svg(figure)
 
 
-def _vials_axis(axes) -> None:
-    """Counts of vials as French typography writes them (12 345), whole numbers only."""
+def _vials_axis(axes, axis: str = "y") -> None:
+    """Counts (of vials, lines, emails) as French typography writes them (12 345), whole numbers only."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: number(int(value))))
+    counts = axes.yaxis if axis == "y" else axes.xaxis
+    counts.set_major_locator(MaxNLocator(integer=True))
+    counts.set_major_formatter(FuncFormatter(lambda value, _: number(int(value))))
 
 
 def _time_axis(axes) -> None:
@@ -167,10 +169,11 @@ def _time_axis(axes) -> None:
 
     locator = AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves some spans with no interval (a warning)
     axes.xaxis.set_major_locator(locator)
-    # Day-first numeric dates, as a French reader writes them (the default names months in English).
+    # Day-first numeric dates, as a French reader writes them (the default names months in English); ticks
+    # seconds apart (a vaccine sold out within a minute) as clock times, never as bare seconds and microseconds.
     axes.xaxis.set_major_formatter(ConciseDateFormatter(
-        locator, formats=["%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M", "%S,%f"],
-        zero_formats=["", "%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M"],
+        locator, formats=["%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M", "%H:%M:%S"],
+        zero_formats=["", "%Y", "%m/%Y", "%d/%m", "%H:%M", "%H:%M:%S"],
         offset_formats=["", "%Y", "%m/%Y", "%d/%m/%Y", "%d/%m/%Y", "%d/%m/%Y %H:%M"]))
 
 
@@ -262,6 +265,7 @@ def _refusals(data: ReportData) -> str:
         axes.text(0.5, 0.5, "toutes les lignes sont servies en totalité", ha="center", va="center",
                   transform=axes.transAxes)
     axes.set_xlabel("lignes")
+    _vials_axis(axes, "x")
     return _svg(figure)
 
 
@@ -272,11 +276,17 @@ def _emails(data: ReportData) -> str:
     axes.barh([EMAILS[s] for s in states][::-1], [data.emails.get(s, 0) for s in states][::-1],
               color=[COLOURS["allocated"], COLOURS["sold_out"], COLOURS["supply"], COLOURS["demand"]][::-1])
     axes.set_xlabel("emails")
+    _vials_axis(axes, "x")
     return _svg(figure)
 
 
+def _vials(count: int) -> str:
+    """`165 flacons`, `12 345 flacons`, `1 flacon`."""
+    return f"{number(count)} flacon" if -2 < count < 2 else f"{number(count)} flacons"
+
+
 def _percent(value) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value * 100:.1f} %".replace(".", ",")
+    return "—" if value is None or pd.isna(value) else f"{value * 100:.1f}\u202f%".replace(".", ",")
 
 
 def _instant(value) -> str:

@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from pipeline.domain.confirmation import APPOINTMENT_DELAY, REDISTRIBUTION_DELAY, Confirmation, Gift, Line
-from pipeline.domain.french import french_date, number, vials
+from pipeline.domain.french import doses, french_date, number, vials, vials_and_doses
 from pipeline.domain.vocabulary import Delivery, Injection, Kind, Reason, Status
 
 from . import mime, spreadsheet
@@ -40,8 +40,8 @@ def subject(confirmation: Confirmation) -> str:
 
 
 def render(confirmation: Confirmation) -> bytes:
-    """The full message (headers, text and HTML parts, confirmation.csv, confirmation.xlsx, livraisons.ics),
-    CRLF line ends."""
+    """The full message (headers, text and HTML parts, confirmation.csv, confirmation.xlsx, and livraisons.ics
+    when a delivery has a date), CRLF line ends."""
     # The ids on the sending domain, in the headers and in the text that quotes them alike.
     c = replace(confirmation, message_id=mime.message_id(confirmation.message_id, confirmation.sender),
                 replaces=mime.message_id(confirmation.replaces, confirmation.sender) if confirmation.replaces else None)
@@ -65,6 +65,9 @@ def render(confirmation: Confirmation) -> bytes:
         headers += [f"Supersedes: {replaces}", f"References: {replaces}"]
     headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{mixed}"', "", ""]
     marker = token.encode()
+    # No calendar without an event (RFC 5545 wants one component at least): the text says so instead.
+    calendar = (mime.part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics",
+                          _calendar(c, lines), marker) if c.scheduled else b"")
     return b"".join((
         "\r\n".join(headers).encode("ascii"),
         f'--{mixed}\r\nContent-Type: multipart/alternative; boundary="{alternative}"\r\n\r\n'.encode(),
@@ -73,8 +76,7 @@ def render(confirmation: Confirmation) -> bytes:
         f"--{alternative}--\r\n".encode(),
         mime.part(mixed, 'text/csv; charset="utf-8"', "confirmation.csv", confirmation_csv(c), marker),
         mime.part(mixed, XLSX, "confirmation.xlsx", confirmation_xlsx(c), marker, binary=True),
-        mime.part(mixed, 'text/calendar; charset="utf-8"; method=PUBLISH', "livraisons.ics", _calendar(c, lines),
-              marker),
+        calendar,
         f"--{mixed}--\r\n".encode(),
     ))
 
@@ -110,7 +112,9 @@ def confirmation_csv(confirmation: Confirmation) -> bytes:
 
 
 def confirmation_xlsx(confirmation: Confirmation) -> bytes:
-    """confirmation.xlsx: the rows of confirmation.csv for people, in French (spreadsheet.COLUMNS)."""
+    """confirmation.xlsx: the rows of confirmation.csv for people, in French (spreadsheet.COLUMNS): the same
+    requested and served vials and the same status as the text says, the delivery date column holding
+    dates only (a pending remainder said in the delivery's status column), the doses beside the vials."""
     officine = confirmation.recipient_kind == "officine"
     rows = []
     for line in confirmation.lines:
@@ -124,17 +128,20 @@ def confirmation_xlsx(confirmation: Confirmation) -> bytes:
             else _label(Reason, line.reason))
         head = (clean(line.order_id), _label(Kind, line.effector), clean(line.professional),
                 clean(line.rpps), clean(line.vaccine_label or line.vaccine),
-                _label(Injection, line.injection),
-                None if received else int(line.requested), int(line.allocated),
-                "redistribution" if received else _label(Status, line.status, long=True), reason)
+                _label(Injection, line.injection), int(line.requested), int(line.allocated),
+                _label(Status, line.status, long=True), reason)
+        asked, served = line.doses(line.requested), line.doses(line.allocated)
         for index, (day, count) in enumerate(line.deliveries or ((None, None),)):
             depot = clean(line.depots[index]) if index < len(line.depots) else ""
-            if day is None:
-                when = Delivery.PENDING.long if count else None
-                rows.append((*head, when, count, depot, None, None, given))
+            if count is None:  # a line with no delivery: refused
+                rows.append((*head, None, None, depot, None, None, given, None, asked, served, None))
+            elif day is None:
+                rows.append((*head, None, int(count), depot, None, None, given, Delivery.PENDING.long, asked,
+                             served, line.doses(count)))
             else:
                 rows.append((*head, day, int(count), depot, day + APPOINTMENT_DELAY,
-                             day + REDISTRIBUTION_DELAY if officine and not received else None, given))
+                             day + REDISTRIBUTION_DELAY if officine and not received else None, given,
+                             Delivery.SCHEDULED.long, asked, served, line.doses(count)))
     when = confirmation.date.astimezone(dt.timezone.utc).replace(tzinfo=None) if confirmation.date else _EPOCH
     return spreadsheet.workbook(rows, when)
 
@@ -163,30 +170,16 @@ def _view(c: Confirmation, lines: list[dict]) -> dict:
         "title": clean(c.session_title), "reference": clean(c.reference),
         "kind": _label(Kind, c.recipient_kind),
         "replaces": clean(c.replaces) if c.replaces else "", "changes": [clean(text) for text in c.changes],
-        "groups": [groups[key] for key in order], "totals": _totals(c.lines),
+        "groups": [groups[key] for key in order],
+        "totals": [(total.label, number(total.count) + (f" ({doses(total.doses)})" if total.doses and total.count
+                                                         else "")) for total in c.totals()],
         "any_pending": any(day is None for line in c.lines for day, _ in line.deliveries),
+        "calendar": c.scheduled,
         "footer": f"Session {clean(c.session_id)} · version {int(c.run_version)} · {clean(c.message_id)}",
     }
 
 
 _GROUP_RANK = {"pharmacien": 0, "infirmier": 2, "received": 3}
-
-
-def _totals(lines: tuple[Line, ...]) -> list[tuple[str, str]]:
-    """The counts at the top of the email: its order lines and their vials requested, served, given a date
-    and still waiting for one; and the vials redistributed to the recipient (R10), if any."""
-    own = [line for line in lines if not line.received_from]
-    dated = sum(count for line in own for day, count in line.deliveries if day is not None)
-    waiting = sum(count for line in own for day, count in line.deliveries if day is None)
-    rows = [("Lignes de commande", number(len(own))),
-            ("Flacons demandés", number(sum(line.requested for line in own))),
-            ("Flacons servis", number(sum(line.allocated for line in own))),
-            ("dont livraison programmée", number(dated)),
-            ("dont en attente d'une date de livraison", number(waiting))]
-    received = sum(count for line in lines if line.received_from for _, count in line.deliveries)
-    if received:
-        rows.append(("Flacons non récupérés qui vous sont redistribués", number(received)))
-    return rows
 
 
 def _line_view(line: Line, officine: bool) -> dict:
@@ -196,22 +189,22 @@ def _line_view(line: Line, officine: bool) -> dict:
     vaccine, injection, text, cells, deliveries = _shown(
         line.vaccine_label or line.vaccine, line.injection, line.requested, line.allocated, line.status,
         line.reason, line.deliveries, officine, _cap_reason(line) if line.reason == "cap" else None,
-        tuple(clean(depot) for depot in line.depots))
+        tuple(clean(depot) for depot in line.depots), line.doses_per_vial)
     if line.given:  # R10: rare, so said here rather than cached
         said = [_given(gift) for gift in line.given]
         text += "".join(f"  - {sentence}\r\n" for sentence in said)
         deliveries = Markup("").join([deliveries, *(Markup('<p style="margin: 0 0 4px 0;"><strong>%s</strong></p>')
                                                    % sentence for sentence in said)])
-    named = line.effector not in ("pharmacien", "infirmier")
-    beneficiary = (clean(line.professional) or f"RPPS {clean(line.rpps)}") if named else ""
+    named = line.named
+    who = clean(line.professional) or (f"RPPS {clean(line.rpps)}" if line.rpps else _label(Kind, line.effector))
     return {
         "order_id": clean(line.order_id), "label": f"{vaccine}, {injection}", "text": text, "cells": cells,
         "deliveries": deliveries, "group": (line.effector, line.rpps if named else ""),
-        "group_title": _group_title(line.effector, beneficiary, clean(line.rpps)) if officine else "",
+        "group_title": clean(line.beneficiary) if officine else "",
         "calendar_title": f"{vaccine} {injection}" + (
             "" if not officine or line.effector == "pharmacien" else
-            f", {Kind.INFIRMIER.short}" if line.effector == Kind.INFIRMIER else f", {beneficiary}"),
-        "dates": line.deliveries,
+            f", {Kind.INFIRMIER.short}" if line.effector == Kind.INFIRMIER else f", {who}"),
+        "dates": line.deliveries, "per_vial": line.doses_per_vial,
     }
 
 
@@ -224,18 +217,18 @@ def _received_view(line: Line) -> dict:
             f"{'vous est redistribué' if count < 2 else 'vous sont redistribués'}.")
     pickups = [(french_date(day), french_date(day + APPOINTMENT_DELAY)) for day, _ in line.deliveries
                if day is not None]
-    text = f"  {said}\r\n" + "".join(
-        f"  - À retirer à l'officine à partir du {day}. Rendez-vous à partir du {appointment}.\r\n"
-        for day, appointment in pickups)
-    cells = Markup("<td>%s</td><td>%s</td><td>&mdash;</td><td>%s (redistribution)<br><em>%s</em></td>") % (
-        vaccine, injection, vials(count), said)
+    # The same requested and served vials, and the same status, as confirmation.csv and .xlsx say of it.
+    text, cells = _outcome(vaccine, injection, int(line.requested), int(line.allocated), line.status, "", None,
+                           line.doses_per_vial, said)
+    text += "".join(f"  - À retirer à l'officine à partir du {day}. Rendez-vous à partir du {appointment}.\r\n"
+                    for day, appointment in pickups)
     deliveries = Markup("").join(Markup('<p style="margin: 0 0 4px 0;">À retirer à l\'officine à partir du %s<br>'
                                         'Rendez-vous à partir du %s</p>') % pickup for pickup in pickups)
-    return {"order_id": clean(line.order_id), "label": f"{vaccine}, {injection}", "text": text, "cells": cells,
-            "deliveries": deliveries or Markup("&mdash;"), "group": ("received", ""),
+    return {"order_id": clean(line.order_id), "label": f"{vaccine}, {injection}", "text": text,
+            "cells": Markup(cells), "deliveries": deliveries or Markup("&mdash;"), "group": ("received", ""),
             "group_title": "Flacons non récupérés qui vous sont redistribués",
             "calendar_title": f"{vaccine} {injection}, redistribution de l'officine {origin}",
-            "dates": line.deliveries}
+            "dates": line.deliveries, "per_vial": line.doses_per_vial}
 
 
 def _agreed(count: int, adjective: str) -> str:
@@ -255,15 +248,15 @@ def _given(gift: Gift) -> str:
 @lru_cache(maxsize=16384)
 def _shown(vaccine: str, injection: str, requested: int, allocated: int, status: str, reason: str,
            deliveries: tuple, officine: bool, said: str | None = None,
-           depots: tuple = ()) -> tuple[str, str, str, str, Markup]:
+           depots: tuple = (), doses_per_vial: int = 0) -> tuple[str, str, str, str, Markup]:
     """What a line shows apart from its ids: (vaccine, injection, text, HTML cells, HTML deliveries). The
     same few combinations recur from line to line. `said`, when given, is the reason in full; `depots`,
-    who delivers each delivery."""
+    who delivers each delivery; `doses_per_vial`, the doses said beside each count of vials (0: none)."""
     vaccine = clean(vaccine)
     injection = _label(Injection, injection)
     shown_reason = reason if status != "served" or reason not in ("ok", "") else ""
-    outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason, said)
-    parts = [_delivery(day, count, officine, depots[index] if index < len(depots) else "")
+    outcome = _outcome(vaccine, injection, requested, allocated, status, shown_reason, said, doses_per_vial)
+    parts = [_delivery(day, count, officine, depots[index] if index < len(depots) else "", doses_per_vial)
              for index, (day, count) in enumerate(deliveries)]
     return (vaccine, injection, outcome[0] + "".join([text for text, _ in parts]), outcome[1],
             Markup("".join([html for _, html in parts]) or "&mdash;"))
@@ -280,15 +273,6 @@ def _cap_reason(line: Line) -> str | None:
             "des lignes déjà commandées.")
 
 
-def _group_title(effector: str, name: str, rpps: str) -> str:
-    if effector == "pharmacien":
-        return "Pour l'officine (pharmacien)"
-    if effector == "infirmier":
-        return f"Pour les {Kind.INFIRMIER.short}"
-    whom = f"le {name}" if name.startswith(("Dr ", "Pr ")) else name or "le professionnel"
-    return f"Pour {whom} ({_label(Kind, effector)}, RPPS {rpps})"
-
-
 def _label(vocabulary, code: str, long: bool = False) -> str:
     """A code's label from the vocabulary; a code it does not know, as written (cleaned)."""
     member = vocabulary.of(code)
@@ -299,20 +283,23 @@ def _label(vocabulary, code: str, long: bool = False) -> str:
 # (text, HTML): the same few vaccines, quantities, reasons and (date, vials) recur in every email.
 
 @lru_cache(maxsize=8192)
-def _outcome(vaccine: str, injection: str, requested: int, allocated: int, status: str,
-             reason: str, said: str | None = None) -> tuple[str, str]:
+def _outcome(vaccine: str, injection: str, requested: int, allocated: int, status: str, reason: str,
+             said: str | None = None, doses_per_vial: int = 0, note: str = "") -> tuple[str, str]:
+    """`note`: a sentence said under the outcome that is not a reason (R10: vials redistributed to the reader)."""
     cause = Reason.of(reason)
-    values = (vaccine, injection, vials(requested), allocated, _label(Status, status, long=True),
-              (said or (cause.sentence if cause not in (None, Reason.OK) else clean(reason))) if reason else "")
+    values = (vaccine, injection, vials_and_doses(requested, doses_per_vial),
+              vials_and_doses(allocated, doses_per_vial), _label(Status, status, long=True),
+              (said or (cause.sentence if cause not in (None, Reason.OK) else clean(reason))) if reason else "", note)
     return tuple(parts.outcome(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=8192)
-def _delivery(day: dt.date | None, count: int, officine: bool, depot: str = "") -> tuple[str, str]:
+def _delivery(day: dt.date | None, count: int, officine: bool, depot: str = "",
+              doses_per_vial: int = 0) -> tuple[str, str]:
     if day is None:
-        values = ("", vials(count), "", "", depot, Delivery.PENDING.long)
+        values = ("", vials_and_doses(count, doses_per_vial), "", "", depot, Delivery.PENDING.long)
     else:
-        values = (french_date(day), vials(count), french_date(day + APPOINTMENT_DELAY),
+        values = (french_date(day), vials_and_doses(count, doses_per_vial), french_date(day + APPOINTMENT_DELAY),
                   french_date(day + REDISTRIBUTION_DELAY) if officine else "", depot, "")
     return tuple(parts.delivery(*values) for parts in _templates()[2:])  # type: ignore[return-value]
 
@@ -336,8 +323,8 @@ def _calendar(c: Confirmation, lines: list[dict]) -> bytes:
     for line in lines:
         for day, count in line["dates"]:
             if day is not None and count > 0:
-                days.setdefault(day, []).append(f"{line['calendar_title']} : {vials(count)} "
-                                                f"(commande {line['order_id']})")
+                said = vials_and_doses(count, line["per_vial"])
+                days.setdefault(day, []).append(f"{line['calendar_title']} : {said} (commande {line['order_id']})")
                 totals[day] = totals.get(day, 0) + count
     uid = hashlib.blake2s(f"{c.session_id}|{c.recipient_id}".encode(), digest_size=10).hexdigest()
     stamp = _utc(c.date) if c.date is not None else None

@@ -41,7 +41,11 @@ COLUMNS = (("Commande", 12), ("Effecteur", 20), ("Professionnel", 24), ("RPPS", 
            ("Injection", 13), ("Flacons demandés", 10), ("Flacons servis", 10), ("Statut", 18), ("Motif", 30),
            ("Date de livraison", 13), ("Flacons de la livraison", 10), ("Grossiste-répartiteur (dépôt)", 34),
            ("Rendez-vous à partir du", 13), ("Non récupérés : proposables à partir du", 15),
-           ("Redistribution", 50))
+           ("Redistribution", 50),
+           # Added after the first columns, which keep their place: the delivery's status (a pending remainder
+           # has no date: the date column holds dates only), and the doses beside the vials (R9).
+           ("Statut de la livraison", 18), ("Doses demandées", 10), ("Doses servies", 10),
+           ("Doses de la livraison", 10))
 TITLE = "Confirmation de commande de vaccins"
 AUTHOR = "vialflow"
 

@@ -18,20 +18,21 @@ from pipeline.services import audit, explain, runs, support
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
 
 from . import bounds, requests
-from .security import ACTING, address, guard, now
+from .security import ACTING, ANY, SELF, address, guard, may_read, now
 
 
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-@guard()
+@guard(ANY + SELF)
 async def officine(request: Request) -> JSONResponse:
     console, user = request.app.state.console, request.state.user
     try:
         finess = requests.finess(request.path_params["finess"])
     except requests.BadRequest as error:
         return _error(error.message, 400)
+    may_read(user, finess)
     await run_in_threadpool(audit.record, console.engine, now(), user.name, Action.LOOKUP, address=address(request),
                             target=finess)
     found = await run_in_threadpool(support.lookup, console.engine, finess,

@@ -26,7 +26,7 @@ from pipeline.domain.vocabulary import (Action, Delivery, EmailState, Injection,
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
-from . import api, errors, pages
+from . import api, errors, pages, self_service
 from .bounds import BODY_LONGEST
 from .security import Forbidden, NotSignedIn, SignInSlots
 
@@ -44,6 +44,8 @@ class Console:
     run_folder: Path | None = None
     mail_from: str = Settings.mail_from  # the sender the emails were rebuilt with
     sign_in_slots: SignInSlots = dataclasses.field(default_factory=lambda: SignInSlots(SIGN_IN_SLOTS))
+    provider: object | None = None  # the OpenID provider (adapters.oidc.Provider), None when not configured
+    public_url: str = "http://127.0.0.1:8000"  # the console's address as people reach it
 
 
 class ConsoleApp(Starlette):
@@ -55,20 +57,22 @@ class ConsoleApp(Starlette):
 
 
 def create_app(engine: Engine, workers, run_folder: Path | None = None, mail_from: str = Settings.mail_from,
-               sign_in_slots: int = SIGN_IN_SLOTS) -> Starlette:
+               sign_in_slots: int = SIGN_IN_SLOTS, provider=None,
+               public_url: str = "http://127.0.0.1:8000") -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         with workers.running():
             yield
 
-    app = ConsoleApp(routes=[*api.ROUTES, *pages.ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"),
+    app = ConsoleApp(routes=[*api.ROUTES, *pages.ROUTES, *self_service.ROUTES, Mount("/static", StaticFiles(directory=HERE / "static"),
                                                                 name="static")],
                      exception_handlers={NotSignedIn: _not_signed_in, Forbidden: _forbidden,
                                          ServiceError: errors.refused, HTTPException: errors.http_error,
                                          Exception: errors.unexpected},
                      max_body_size=BODY_LONGEST, lifespan=lifespan)
     app.router.redirect_slashes = False  # errors.http_error redirects by a relative address instead
-    app.state.console = Console(engine, workers, run_folder, mail_from, SignInSlots(sign_in_slots))
+    app.state.console = Console(engine, workers, run_folder, mail_from, SignInSlots(sign_in_slots), provider,
+                                public_url.rstrip("/"))
     app.state.templates = templates()
     return app
 
@@ -117,7 +121,8 @@ def _wants_json(request: Request) -> bool:
 async def _not_signed_in(request: Request, _error) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": "Connexion requise (session absente ou expirée)."}, status_code=401)
-    return RedirectResponse("/login?expiree=1" if request.cookies else "/login", status_code=303)
+    sign_in = "/connexion" if request.url.path.startswith("/mes-livraisons") else "/login"  # the self-service space's
+    return RedirectResponse(f"{sign_in}?expiree=1" if request.cookies else sign_in, status_code=303)
 
 
 async def _forbidden(request: Request, error: Forbidden) -> Response:

@@ -133,11 +133,22 @@ def console(out: Out = None, database_url: DatabaseUrl = None,
     from .workers import Workers
 
     settings = _settings(out, database_url, broker_url, smtp_url)
+    provider = None
+    if settings.oidc_issuer:
+        from pipeline.adapters.oidc import Provider
+
+        if not settings.oidc_client_id or not settings.oidc_client_secret:
+            _fail("VIALFLOW_OIDC_ISSUER is set without VIALFLOW_OIDC_CLIENT_ID and VIALFLOW_OIDC_CLIENT_SECRET "
+                  "(or VIALFLOW_OIDC_CLIENT_SECRET_FILE): set all three, or none")
+        provider = Provider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret,
+                            metadata_url=settings.oidc_metadata_url)
     engine = make_engine(settings.database_url)
     migrate(engine)
     workers = Workers(settings, (out / "mail") if out is not None else None)
+    public_url = settings.public_url or f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     typer.echo(f"vialflow console on http://{host if ':' not in host else f'[{host}]'}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(create_app(engine, workers, out, settings.mail_from, sign_in_slots), host=host, port=port,
+    uvicorn.run(create_app(engine, workers, out, settings.mail_from, sign_in_slots, provider, public_url),
+                host=host, port=port,
                 proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or "127.0.0.1", server_header=False, access_log=False,
                 log_level="warning")

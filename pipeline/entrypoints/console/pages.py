@@ -18,13 +18,13 @@ from starlette.routing import Route
 
 from pipeline.domain.vocabulary import SETTLED, Action, EmailState, Policy
 from pipeline.services import (ServiceError, accounts, audit, chain, confirmations, explain, messages, reports, runs,
-                               support, verify)
+                               self_service, support, verify)
 from pipeline.services.reallocation import preview_reallocation
 
 from . import bounds, requests
 from .api import reallocate
-from .security import (ACTING, ADMIN, COOKIE, CSRF_FIELD, Busy, address, clear_session_cookies, guard, now,
-                       same_origin, set_session_cookies)
+from .security import (ACTING, ADMIN, ANY, COOKIE, CSRF_FIELD, SELF, Busy, address, clear_session_cookies, guard,
+                       may_read, now, same_origin, set_session_cookies)
 
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 FOLLOW_SECONDS = 2
@@ -37,6 +37,7 @@ def page(request: Request, name: str, context: dict, status: int = 200, headers:
     return request.app.state.templates.TemplateResponse(
         request, name, {"user": user, "csrf_field": CSRF_FIELD, "csrf": user.csrf_token if user else "",
                         "acting": bool(user and user.role in ACTING), "admin": bool(user and user.role in ADMIN),
+                        "visitor": bool(user and user.role in SELF),
                         **context}, status_code=status, headers=headers)
 
 
@@ -75,9 +76,10 @@ async def login(request: Request) -> Response:
     return response
 
 
-@guard(csrf=True)
+@guard(ANY + SELF, csrf=True)
 async def logout(request: Request) -> Response:
-    await run_in_threadpool(accounts.sign_out, _engine(request), request.cookies.get(COOKIE), address(request), now())
+    out = self_service.sign_out if request.state.user.role in SELF else accounts.sign_out
+    await run_in_threadpool(out, _engine(request), request.cookies.get(COOKIE), address(request), now())
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookies(request, response)
     return response
@@ -85,8 +87,10 @@ async def logout(request: Request) -> Response:
 
 # Support: search, an officine, an explanation.
 
-@guard()
+@guard(ANY + SELF)
 async def home(request: Request) -> Response:
+    if request.state.user.role in SELF:
+        return RedirectResponse("/mes-livraisons", status_code=303)
     sessions = await run_in_threadpool(support.all_sessions, _engine(request))
     return page(request, "home.html", {"sessions": sessions})
 
@@ -116,12 +120,13 @@ async def search(request: Request) -> Response:
                                        "message": None if found else "Aucune officine ne porte ce nom."})
 
 
-@guard()
+@guard(ANY + SELF)
 async def officine(request: Request) -> Response:
     try:
         finess = requests.finess(request.path_params["finess"])
     except requests.BadRequest as error:
         return page(request, "error.html", {"title": "Numéro FINESS invalide", "message": error.message}, 400)
+    may_read(request.state.user, finess)
     await _record(request, Action.LOOKUP, target=finess)
     found = await run_in_threadpool(support.lookup, _engine(request), finess)
     return page(request, "officine.html", {"found": found})
@@ -144,13 +149,14 @@ async def message(request: Request) -> Response:
     return await _message(request, None)
 
 
-@guard()
+@guard(ANY + SELF)
 async def officine_message(request: Request) -> Response:
     """The same, reached through the officine it was sent to or about (support's way, R12)."""
     try:
         finess = requests.finess(request.path_params["finess"])
     except requests.BadRequest as error:
         return page(request, "error.html", {"title": "Numéro FINESS invalide", "message": error.message}, 400)
+    may_read(request.state.user, finess)
     return await _message(request, finess)
 
 

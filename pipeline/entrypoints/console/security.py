@@ -17,10 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pipeline.services import ServiceError, accounts
+from pipeline.services import ServiceError, accounts, self_service
 
 COOKIE, CSRF_COOKIE, CSRF_HEADER, CSRF_FIELD = "vialflow_session", "csrftoken", "X-CSRF-Token", "csrftoken"
 ANY, ACTING, ADMIN = accounts.ROLES, accounts.ACTING, ("admin",)
+SELF = self_service.SELF_ROLES  # the self-service space: an officine, a pharmacist, a professional
+OUTSIDE = "Cette page n'est pas dans votre espace : seules vos propres livraisons vous sont ouvertes."
 HEADERS = [
     # No inline script or style anywhere: the pages' only script-free stylesheet is /static/console.css.
     (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -90,18 +92,30 @@ def guard(roles: tuple[str, ...] = ANY, csrf: bool = False):
         @functools.wraps(endpoint)
         async def guarded(request: Request) -> Response:
             console = request.app.state.console
-            signed = await run_in_threadpool(accounts.session, console.engine, request.cookies.get(COOKIE), now())
+            signed = await run_in_threadpool(signed_in, console.engine, request.cookies.get(COOKIE))
             if signed is None:
                 raise NotSignedIn()
             request.state.user = signed
             if signed.role not in roles:
-                raise Forbidden("Cette page est réservée aux administrateurs." if roles == ADMIN else
+                raise Forbidden(OUTSIDE if signed.role in SELF else
+                                "Cette page est réservée aux administrateurs." if roles == ADMIN else
                                 "Cette action est réservée aux opérateurs.")
             if csrf:
                 await _check_csrf(request, signed)
             return await endpoint(request)
         return guarded
     return wrap
+
+
+def signed_in(engine, token: str | None):
+    """An account's session, or else a self-service one (a visitor), or None."""
+    return accounts.session(engine, token, now()) or self_service.session(engine, token, now())
+
+
+def may_read(user, finess: str) -> None:
+    """A visitor reads only their own officines: any other is Forbidden (an account reads any)."""
+    if user.role in SELF and not user.may_read(finess):
+        raise Forbidden(OUTSIDE)
 
 
 async def _check_csrf(request: Request, signed: accounts.Signed) -> None:
@@ -118,7 +132,7 @@ def _same(a: str, b: str) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())
 
 
-def set_session_cookies(request: Request, response: Response, signed: accounts.Signed) -> None:
+def set_session_cookies(request: Request, response: Response, signed) -> None:
     for name, value in ((COOKIE, signed.token), (CSRF_COOKIE, signed.csrf_token)):
         response.set_cookie(name, value, max_age=int(accounts.LONGEST.total_seconds()), path="/", httponly=True,
                             samesite="lax", secure=secure(request))

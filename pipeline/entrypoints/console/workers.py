@@ -9,18 +9,35 @@ and beat's tick.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
+from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 from pipeline.entrypoints import embedded
 from pipeline.entrypoints.celery_app import send, use_broker
 from pipeline.services import chain
 from pipeline.settings import Settings
 
+log = logging.getLogger("vialflow.console")
+
 
 class Workers:
     def __init__(self, settings: Settings, mail_folder: Path | None = None) -> None:
         self.settings, self.mail_folder = settings, mail_folder
+        self.smtp_url = settings.smtp_url
+
+    def send_mail(self, sender: str, to: str, content: bytes) -> bool:
+        """One email of the console itself (a one-time sign-in link), sent at once through the SMTP
+        server of the workers; True when the server took it. Its content is never logged."""
+        if not self.smtp_url:
+            log.warning("a one-time sign-in link was not sent: no SMTP server is configured (VIALFLOW_SMTP_URL)")
+            return False
+        outcome = send_all_sync(SmtpTarget.from_url(self.smtp_url), [(0, sender, to, content)],
+                                connections=1).get(0, (Outcome.RETRY, ""))[0]
+        if outcome != Outcome.SENT:
+            log.warning("a one-time sign-in link was not sent: the SMTP server answered %s", outcome.value)
+        return outcome == Outcome.SENT
 
     def hand_over(self, run: int) -> None:
         """R11: the recorded run version goes on through allocation, scheduling and its emails."""
@@ -39,5 +56,5 @@ class Workers:
             return
         with contextlib.ExitStack() as stack:
             folder = self.mail_folder or Path(stack.enter_context(tempfile.TemporaryDirectory())) / "mail"
-            stack.enter_context(embedded.workers(self.settings, folder))
+            self.smtp_url = stack.enter_context(embedded.workers(self.settings, folder))
             yield
