@@ -53,7 +53,8 @@ def test_r11_each_version_derived_again_agrees_and_says_its_digest_as_its_summar
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     assert len(done.stdout.splitlines()) == 1 and f"version {version} {digest}" in done.stdout
     assert "emails" in done.stdout and "files" in done.stdout
-    assert digest in (folder / "runs" / str(version) / "report.html").read_text()
+    report = (folder / "runs" / str(version) / "report.html").read_text()
+    assert digest in report and 'id="fairness"' in report and "Indice de Gini" in report
 
 
 def test_r7_the_preview_of_a_policy_change_gave_the_lines_and_fairness_of_the_version_that_followed(reallocated):
