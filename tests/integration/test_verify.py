@@ -20,6 +20,8 @@ SESSION = "2021-06-14-notice-s1"
 
 def test_r11_each_version_through_the_queue_verifies_and_a_decision_changed_in_postgresql_is_named(
         workers, database_url, broker_url, mail_sink, tmp_path):
+    exports = tmp_path / "exports"
+    workers.env["VIALFLOW_EXPORT_DIR"] = str(exports)  # the workers export each run; verify compares those files
     workers.start()
     out = tmp_path / "out"
     command = [sys.executable, "-m", "pipeline.entrypoints.cli"]
@@ -50,6 +52,7 @@ def test_r11_each_version_through_the_queue_verifies_and_a_decision_changed_in_p
         assert f"version {version} {digest}" in with_files.stdout and " 0 emails" not in with_files.stdout
         alone = vialflow("verify", SESSION, "--run", version, "--database-url", database_url)
         assert alone.returncode == 0 and digest in alone.stdout, alone.stdout + alone.stderr
+        assert " 0 files" not in alone.stdout and (exports / SESSION / "runs" / version / "allocations.csv").is_file()
     engine = create_engine(database_url)
     with engine.begin() as c:
         order_id = c.execute(text("SELECT d.order_id FROM decisions d JOIN runs r ON r.id = d.run_id "
@@ -57,6 +60,10 @@ def test_r11_each_version_through_the_queue_verifies_and_a_decision_changed_in_p
         c.execute(text("UPDATE decisions SET allocated = allocated + 1 WHERE order_id = :o AND run_id = "
                        "(SELECT id FROM runs WHERE version = 2)"), {"o": order_id})
     engine.dispose()
+    exported = exports / SESSION / "runs" / "1" / "deliveries.csv"
+    exported.write_text(exported.read_text().replace(",scheduled\n", ",pending\n", 1))
+    moved = vialflow("verify", SESSION, "--run", "1", "--database-url", database_url)
+    assert moved.returncode == 1 and "deliveries.csv row" in moved.stdout.splitlines()[0], moved.stdout
     caught = vialflow("verify", SESSION, "--database-url", database_url)
     assert caught.returncode == 1 and caught.stdout.splitlines()[0].startswith(f"{order_id}: allocated")
     unknown = vialflow("verify", "nope", "--database-url", database_url)
