@@ -9,7 +9,9 @@ DKIM signature) and the data files of the run's folders are compared with what i
 
 from __future__ import annotations
 
+import csv
 import filecmp
+import itertools
 import json
 import tempfile
 from dataclasses import dataclass
@@ -196,9 +198,9 @@ def _content(raw: bytes) -> bytes:
 
 def _files(engine: Engine, target, folders: list[Path]) -> tuple[str | None, int]:
     """The data files of each folder's copy of the run (and of its top level when its summary says it
-    shows this run), against those written again from the database."""
+    shows this run), against those written again from the database; and the digest its summary carries."""
     copies = [path for folder in folders for path in (folder / "runs" / str(target.version), folder)
-              if (path / "allocations.csv").is_file() and _shows(path, target.version)]
+              if (path / "allocations.csv").is_file() and _summary(path).get("run", _named(path)) == target.version]
     if not copies:
         return None, 0
     compared = 0
@@ -211,39 +213,41 @@ def _files(engine: Engine, target, folders: list[Path]) -> tuple[str | None, int
                 if not (copy / name).is_file():
                     return f"{name}: missing from {copy}", compared
                 if not filecmp.cmp(fresh / name, copy / name, shallow=False):
-                    return _first_line((fresh / name).read_text(), (copy / name).read_text(), copy / name), compared
+                    return _first_row(fresh / name, copy / name), compared
                 compared += 1
-            said = _summary_digest(copy)
+            said = _summary(copy).get("digest")
             if said is not None and said != target.digest:
                 return f"{copy / 'summary.json'}: its digest {said} is not the stored run's {target.digest}", compared
     return None, compared
 
 
-def _summary_digest(path: Path) -> str | None:
+def _summary(path: Path) -> dict:
+    """The folder's summary.json, or {} when there is none to read."""
     try:
-        return json.loads((path / "summary.json").read_text(encoding="utf-8")).get("digest")
+        found = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
-def _shows(path: Path, version: int) -> bool:
-    """Whether the folder's summary.json is of this version (a top level shows the latest it was given)."""
-    try:
-        return json.loads((path / "summary.json").read_text(encoding="utf-8")).get("run") == version
-    except (OSError, ValueError):
-        return path.name == str(version)  # no readable summary: only a folder named for the version is its copy
+def _named(path: Path) -> int | None:
+    """The version a folder without a readable summary is the copy of: its name's, under `runs/`."""
+    return int(path.name) if path.name.isdigit() else None
 
 
-def _first_line(expected: str, found: str, path: Path) -> str:
-    """The first order_id on the first row of a data file that differs from its fresh writing."""
-    header, *wanted = expected.splitlines()
-    columns = header.split(",")
-    for index, (a, b) in enumerate(zip([*wanted, *[""] * len(found.splitlines())], found.splitlines()[1:])):
-        if a != b:
-            row = dict(zip(columns, (a or b).split(",")))
-            named = row.get("order_id") or (row.get("order_ids") or "").split(" ")[0] or f"row {index + 2}"
-            return f"{named}: {path} row {index + 2} is not the stored run's"
-    return f"{path}: not the stored run's"
+def _first_row(expected: Path, found: Path) -> str:
+    """The first row of a data file that differs from its fresh writing, named by its order_id (the
+    first of a dispatch row's order_ids), else by its number."""
+    with expected.open(encoding="utf-8", newline="") as a, found.open(encoding="utf-8", newline="") as b:
+        wanted, read = csv.reader(a), csv.reader(b)
+        header = next(wanted, [])
+        next(read, None)
+        for number, (row, copy) in enumerate(itertools.zip_longest(wanted, read), start=2):
+            if row != copy:
+                fields = dict(zip(header, row or copy or []))
+                named = fields.get("order_id") or (fields.get("order_ids") or "").split(" ")[0] or f"row {number}"
+                return f"{named}: {found} row {number} is not the stored run's"
+    return f"{found}: its header is not the stored run's"
 
 
 def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
