@@ -142,3 +142,31 @@ def test_r11_a_previous_version_with_only_pending_deliveries_has_nothing_deliver
     assert found.to_dict("records") == [{"order_id": "A-1", "depot_id": "D-1", "vaccine": "v",
                                          "delivery_date": dt.date(2021, 6, 18), "vials": 3}]
     assert delivered_by(mixed, dt.date(2021, 6, 17)).empty
+
+
+def test_r7_r11_a_policy_changed_after_deliveries_leaves_each_line_what_it_received_and_verifies(fixture_run,
+                                                                                                  tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(fixture_run, folder)
+    changes = tmp_path / "late.toml"
+    changes.write_text('effective = "2021-06-18"\nsupply = { janssen = 100, astrazeneca = 110 }\n'
+                       'allocation = { janssen = "pro_rata", astrazeneca = "pro_rata" }\n')
+    previewed = vialflow("reallocate", SESSION, str(changes), "--out", str(folder), "--preview", "--json")
+    done = vialflow("reallocate", SESSION, str(changes), "--operator", "Ops", "--reason", "prorata", "--out",
+                    str(folder))
+    assert previewed.returncode == 0 and done.returncode == 0, previewed.stderr + done.stderr
+    first = pd.read_csv(folder / "runs" / "1" / "deliveries.csv", dtype=str, keep_default_na=False)
+    gone = first[(first["status"] == "scheduled") & (first["delivery_date"] <= "2021-06-18")
+                 & first["vaccine"].isin(["janssen", "astrazeneca"])]
+    received = gone.assign(vials=gone["vials"].astype(int)).groupby("order_id")["vials"].sum()
+    after = allocations(folder, 2).set_index("order_id")["allocated"].astype(int)
+    assert len(received) and (after[received.index] >= received).all()
+    second = pd.read_csv(folder / "runs" / "2" / "deliveries.csv", dtype=str, keep_default_na=False)
+    kept = second[(second["status"] == "scheduled") & (second["delivery_date"] <= "2021-06-18")]
+    assert sorted(map(tuple, kept[["order_id", "delivery_date", "vials"]].to_numpy())) == sorted(
+        map(tuple, first[(first["status"] == "scheduled") & (first["delivery_date"] <= "2021-06-18")][
+            ["order_id", "delivery_date", "vials"]].to_numpy()))  # what left the depots stays as it was
+    preview = json.loads(previewed.stdout)
+    assert all(line["allocated_after"] == after[line["order_id"]] for line in preview["lines"])
+    for version in ("1", "2"):
+        assert vialflow("verify", SESSION, "--run", version, "--out", str(folder)).returncode == 0

@@ -123,7 +123,7 @@ def _check(c: Connection, session_id: str, latest, changes: Changes) -> pd.DataF
             raise SupplyBelowDelivered(key, vials, gone, changes.effective)
     _check_redistributions(c, session_id, latest, changes)
     # R11: what has left a depot stays delivered, so no line may now get less than it has received.
-    decisions = decide(c, session_id, merged(latest.changes, changes))
+    decisions = decide(c, session_id, merged(latest.changes, changes), gone_out)
     received = gone_out.groupby("order_id")["vials"].sum()
     short = decisions.set_index("order_id")["allocated"].reindex(received.index) < received
     if short.any():

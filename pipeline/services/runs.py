@@ -139,7 +139,10 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
         if outcome:
             return outcome
         with logs.step(RunStep.ALLOCATE, session=row.session_id, run=row.version, run_id=run) as counts:
-            decisions = decide(c, row.session_id, row.changes)
+            previous = runs.previous_run(c, row)
+            delivered = (runs.delivered(c, previous.id, row.changes.effective)
+                         if previous is not None and row.changes.effective is not None else None)
+            decisions = decide(c, row.session_id, row.changes, delivered)
             runs.insert_decisions(c, run, decisions)
             runs.stamp(c, run, allocated_at=now)
             counts.update(lines=len(decisions), requested=int(decisions["requested"].sum()),
@@ -164,13 +167,25 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
     return DONE
 
 
-def decide(c: Connection, session_id: str, changes: RunChanges) -> pd.DataFrame:
+def decide(c: Connection, session_id: str, changes: RunChanges, delivered: pd.DataFrame | None = None) -> pd.DataFrame:
     """R1–R7: every line's decision, with its trace, under a run's cumulative `changes` (supplies,
-    cancellations, policies). Shared by the allocation step, the preview of a reallocation and
-    verify, so that all three decide alike."""
+    cancellations, policies). `delivered`: the previous version's deliveries dated on or before the
+    changes' effective date; a line of a vaccine whose policy the changes set keeps what it has
+    received (R11), the policy sharing the rest. Shared by the allocation step, the preview of a
+    reallocation and verify, so that all three decide alike."""
     return allocate(changes.applied_to(sessions.session_rules(c, session_id)), sessions.session_orders(c, session_id),
                     sessions.registers(c, session_id, "pharmacies"), sessions.registers(c, session_id, "professionals"),
-                    cancelled=changes.cancel, supply=changes.supply or None, trace=True)
+                    cancelled=changes.cancel, supply=changes.supply or None, trace=True,
+                    floors=received(changes, delivered))
+
+
+def received(changes: RunChanges, delivered: pd.DataFrame | None) -> dict[str, int] | None:
+    """The vials each line of a vaccine with a policy set by `changes` has received (`delivered`)."""
+    changed = sorted(set(changes.allocation) | set(changes.remainders))
+    if delivered is None or not changed or delivered.empty:
+        return None
+    mine = delivered[delivered["vaccine"].isin(changed)]
+    return {k: int(v) for k, v in mine.groupby("order_id")["vials"].sum().items()}
 
 
 def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame,

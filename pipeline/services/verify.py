@@ -31,7 +31,7 @@ from pipeline.domain.vocabulary import EmailState
 from .letters import confirmations
 from .outputs import MAIL_CHUNK, write_data
 from .refusals import NoRun, RunUnderWay, UnknownSession
-from .runs import decide, plan, served_of
+from .runs import decide, delivered_by, plan, served_of
 
 COMPARED = ["requested", "capped", "allocated", "status", "reason", "rank", *TRACE_COLUMNS]
 DATA_FILES = ("allocations.csv", "deliveries.csv", "rejections.csv")
@@ -82,8 +82,10 @@ def verify(engine: Engine, session_id: str, version: int | None, folders: list[P
 def _derive(c, row, before, pharmacies: pd.DataFrame, professionals: pd.DataFrame):
     """One version derived: (its row, its lines, its deliveries, the recipients its outbox writes to),
     from the version derived before it (`before`, None for the first)."""
-    lines = decide(c, row.session_id, row.changes)
     previous, previous_deliveries = (before[0], before[2]) if before is not None else (None, None)
+    delivered = (delivered_by(previous_deliveries, row.changes.effective)
+                 if previous is not None and row.changes.effective is not None else None)
+    lines = decide(c, row.session_id, row.changes, delivered)
     deliveries = plan(c, row.session_id, row.changes, previous, served_of(lines, pharmacies),
                       previous_deliveries=previous_deliveries)
     recipients = recipients_of(lines, pharmacies, professionals)
