@@ -130,8 +130,9 @@ def _deliveries(derived: pd.DataFrame, stored: pd.DataFrame) -> str | None:
     """The first order_id whose stored deliveries are not the derived ones."""
     def by_line(frame: pd.DataFrame) -> pd.Series:
         rows = canonical_deliveries(frame)
-        text = rows["delivery_date"].replace("", "pending") + ":" + rows["vials"] + "@" + rows["depot_id"]
-        return text.groupby(rows["order_id"], sort=True).agg(" ".join)
+        text = (rows["delivery_date"].replace("", "-") + ":" + rows["vials"] + " " + rows["vaccine"] + "@"
+                + rows["depot_id"] + " " + rows["status"])
+        return text.groupby(rows["order_id"], sort=True).agg(", ".join)
 
     derived_days, stored_days = by_line(derived), by_line(stored)
     both = pd.concat([derived_days.rename("derived"), stored_days.rename("stored")], axis=1).sort_index()
@@ -144,6 +145,7 @@ def _deliveries(derived: pd.DataFrame, stored: pd.DataFrame) -> str | None:
 
 
 def _recipients(derived: list[str], rows: pd.DataFrame) -> str | None:
+    """The first recipient (FINESS or RPPS) that only one of the outbox and the derived version writes to."""
     stored = set(rows["recipient_id"])
     for recipient in sorted(stored ^ set(derived)):
         where = "the outbox" if recipient in stored else "the derived version"
