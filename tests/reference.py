@@ -9,8 +9,9 @@ from fractions import Fraction
 from pipeline.domain.rules import NAMED_KINDS
 
 
-def reference_allocate(rules, lines, officines, register, cancelled=(), supply=None):
-    """RULES.md R1–R7 and R12 read literally: a plain loop over lines in submission order.
+def reference_allocate(rules, lines, officines, register, cancelled=(), supply=None, floors=None):
+    """RULES.md R1–R7 and R12 read literally: a plain loop over lines in submission order. `floors`:
+    vials a line keeps (R11, received before a policy change), served first from the supply.
 
     Returns {order_id: (requested, allocated, status, reason, capped)}.
     """
@@ -51,9 +52,11 @@ def reference_allocate(rules, lines, officines, register, cancelled=(), supply=N
         box = vaccine_rules.box_vials
         limit = (supply or {}).get(key, vaccine_rules.supply_vials)
         wanting = [(line, capped // box) for line, _, capped in kept.values() if line.vaccine == key and capped > 0]
+        kept_units = {line.order_id: min((floors or {}).get(line.order_id, 0) // box, units) for line, units in wanting}
+        wanting = [(line, units - kept_units[line.order_id]) for line, units in wanting]
         served = {line.order_id: units for line, units in wanting}
-        if limit is not None and sum(served.values()) > limit // box:
-            left = limit // box
+        if limit is not None and sum(served.values()) > limit // box - sum(kept_units.values()):
+            left = max(limit // box - sum(kept_units.values()), 0)
             if vaccine_rules.allocation == "pro_rata":
                 total = sum(served.values())
                 share = {order_id: Fraction(units * left, total) for order_id, units in served.items()}
@@ -76,7 +79,7 @@ def reference_allocate(rules, lines, officines, register, cancelled=(), supply=N
         for line, after_cap, capped in kept.values():
             if line.vaccine != key:
                 continue
-            given = served.get(line.order_id, 0) * box
+            given = (served.get(line.order_id, 0) + kept_units.get(line.order_id, 0)) * box
             reason = ("supply" if given < capped else "unit" if capped < after_cap
                       else "cap" if after_cap < line.vials else "ok")
             status = "served" if given == line.vials else "refused" if given == 0 else "partial"

@@ -65,3 +65,23 @@ def test_missing_changes_file_names_it(tmp_path):
 
 def test_changes_with_a_bom_are_read(tmp_path):
     assert read_changes(write(tmp_path, b"\xef\xbb\xbf" + CHANGES)).effective.isoformat() == "2021-06-22"
+
+
+POLICY = 'effective = "2021-06-22"\nallocation = { astrazeneca = "pro_rata" }\nremainders = { moderna = false }\n'
+
+
+def test_r7_a_policy_change_is_read(tmp_path):
+    changes = read_changes(write(tmp_path, POLICY))
+    assert changes.allocation == {"astrazeneca": "pro_rata"} and changes.remainders == {"moderna": False}
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('"pro_rata"', '"lottery"', "changes.toml: field allocation.astrazeneca (line 2): Input should be 'fcfs', "
+                                "'fcfs_fill' or 'pro_rata' (got 'lottery')"),
+    ("moderna = false", 'moderna = "no"', "changes.toml: field remainders.moderna (line 3): Input should be a valid "
+                                          "boolean (got 'no')"),
+    ("moderna = false", "moderna = 0", "changes.toml: field remainders.moderna (line 3): Input should be a valid "
+                                       "boolean"),
+])
+def test_r7_a_bad_policy_is_one_line_naming_file_field_and_line(tmp_path, old, new, message):
+    assert error(write(tmp_path, POLICY.replace(old, new, 1))).startswith(message)

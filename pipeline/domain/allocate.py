@@ -47,12 +47,14 @@ def submission_positions(orders: pd.DataFrame) -> np.ndarray:
 
 def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
              professionals: pd.DataFrame, cancelled: Iterable[str] = (),
-             supply: dict[str, int] | None = None, trace: bool = False) -> pd.DataFrame:
+             supply: dict[str, int] | None = None, trace: bool = False,
+             floors: dict[str, int] | None = None) -> pd.DataFrame:
     """Decide every order line.
 
     Needs `orders[order_id, submitted_at (UTC), finess, effector, rpps, vaccine, injection,
     vials]`, `pharmacies[finess, department]`, `professionals[rpps, kind, finess]`.
-    `supply` overrides the session's supply per vaccine (R11). Returns the columns of
+    `supply` overrides the session's supply per vaccine (R11); `floors` (by order_id) the vials a line
+    keeps whatever the policy (R11: received by the effective date), served first. Returns the columns of
     `allocations.csv` plus `submitted_at`, `rank` (submission order) and `capped` (vials kept
     after cap and unit, before supply), sorted by officine then submission order.
 
@@ -129,8 +131,10 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
     after_cap = np.where(running, np.minimum(requested, np.maximum(cap - consumed_before, 0)), 0)
     capped = after_cap // box * box
 
-    # R7: supply, per vaccine, in submission order, in whole units.
+    # R7: supply, per vaccine, in submission order, in whole units; what a line must keep (R11) first.
     allocated = capped.copy()
+    kept_before = (orders["order_id"].map(floors).fillna(0).to_numpy(np.int64)[order] if floors
+                   else np.zeros(n, np.int64))
     supply_before = np.full(n, -1, np.int64)  # -1: unlimited, or refused before supply
     share = np.full(n, np.nan)  # the exact pro_rata share, in vials, where it applied
     for index, (key, rules) in enumerate(session.vaccines.items()):
@@ -139,12 +143,15 @@ def allocate(session: Session, orders: pd.DataFrame, pharmacies: pd.DataFrame,
             continue
         positions = np.flatnonzero((vaccine == index) & (capped > 0))
         units = capped[positions] // rules.box_vials
-        allocated[positions] = serve(units, limit // rules.box_vials, rules) * rules.box_vials
+        low = np.minimum(kept_before[positions] // rules.box_vials, units)
+        left = max(limit // rules.box_vials - int(low.sum()), 0)
+        allocated[positions] = (low + serve(units - low, left, rules)) * rules.box_vials
         if trace:
             served = allocated[positions]
             supply_before[positions] = limit - (np.cumsum(served) - served)
-            if rules.allocation == "pro_rata" and units.sum() > limit // rules.box_vials:
-                share[positions] = units * (limit // rules.box_vials) / units.sum() * rules.box_vials
+            rest = units - low
+            if rules.allocation == "pro_rata" and rest.sum() > left:
+                share[positions] = (low + rest * left / rest.sum()) * rules.box_vials
 
     reason = np.where(allocated < capped, SUPPLY,
                       np.where(capped < after_cap, UNIT, np.where(after_cap < requested, CAP, OK)))

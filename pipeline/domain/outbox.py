@@ -51,6 +51,14 @@ def line_states(lines: pd.DataFrame, deliveries: pd.DataFrame) -> pd.DataFrame:
     return found
 
 
+def recipients_of(lines: pd.DataFrame, pharmacies: pd.DataFrame, professionals: pd.DataFrame) -> list[str]:
+    """R9, as a run's first version writes to: every officine of the register that ordered, and every
+    professional of the register named on a doctor's, occupational doctor's or midwife's line; sorted."""
+    officines = set(lines["finess"]) & set(pharmacies["finess"])
+    named = set(lines.loc[lines["effector"].isin(NAMED_KINDS), "rpps"]) & set(professionals["rpps"])
+    return sorted(officines | named)
+
+
 def _parties(line: dict) -> set[str]:
     return {line["finess"]} | ({line["rpps"]} if line["effector"] in NAMED_KINDS else set())
 

@@ -13,6 +13,7 @@ import pandas as pd
 from .calendar import capacity_grid, epoch_day
 from .allocate import OUTRIGHT
 from .explain import sold_out
+from .fairness import fairness
 from .rules import Session
 from .versions import differences
 
@@ -56,6 +57,8 @@ class ReportData:
     refusals: pd.DataFrame      # reason, lines (lines not served in full, by reason)
     emails: dict[str, int]
     changes: dict | None = field(default=None)  # `differences` against the previous version, when there is one
+    fairness: dict = field(default_factory=dict)  # per vaccine key, domain/fairness.py's figures
+    digest: str | None = None  # the run's `sha256:<hex>`, as stored at the end of prepare (None before)
 
     def vaccine(self, key: str) -> VaccineFigures:
         return next(v for v in self.vaccines if v.key == key)
@@ -87,7 +90,8 @@ def report_data(session: Session, run, lines: pd.DataFrame, deliveries: pd.DataF
                       departments=_departments(lines, pharmacies), capacity=_capacity(session, deliveries, depots,
                                                                                        depot_days),
                       pending=_pending(deliveries, depots), refusals=_refusals(lines), emails=dict(emails),
-                      changes=previous_changes)
+                      changes=previous_changes, digest=getattr(run, "digest", None),
+                      fairness=fairness(lines, pharmacies, list(session.vaccines)))
 
 
 def _timelines(session: Session, lines: pd.DataFrame, supplies: dict) -> dict[str, pd.DataFrame]:

@@ -11,14 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 from .identifiers import (DEPARTMENT, DEPARTMENT_RULE, PRODUCT_CODE, PRODUCT_CODE_RULE, Count, Identifier,
                           PositiveCount, Text, shown)
-from .vocabulary import Injection as InjectionCode, Kind as KindCode
+from .vocabulary import Injection as InjectionCode, Kind as KindCode, Policy as PolicyCode
 
 KINDS = tuple(kind.value for kind in KindCode)  # the vocabulary's, in its order
 PROFESSIONAL_KINDS = tuple(kind for kind in KINDS if kind != KindCode.PHARMACIEN)  # the officine's is its own
 # Lines of these effectors name their professional by RPPS; the others are the officine's own.
 NAMED_KINDS = (KindCode.MEDECIN.value, KindCode.MEDECIN_TRAVAIL.value, KindCode.SAGE_FEMME.value)
 INJECTIONS = tuple(injection.value for injection in InjectionCode)
-Policy = Literal["fcfs", "fcfs_fill", "pro_rata"]  # R7
+Policy = Literal[tuple(policy.value for policy in PolicyCode)]  # R7
 
 Kind = Literal[KINDS]
 Injection = Literal[INJECTIONS]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from .explain import sold_out
+from .fairness import fairness
 from .vocabulary import SETTLED
 from .rules import Session
 
@@ -15,15 +16,18 @@ MANIFEST_COLUMNS = ["delivery_date", "finess", "officine", "vaccine", "vials", "
                     "department", "vaccine_label", "product_code", "order_ids", "status"]
 
 
-def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.DataFrame) -> dict:
+def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.DataFrame,
+              pharmacies: pd.DataFrame) -> dict:
     """Per vaccine: lines, vials requested and allocated, lines by status and reason, vials
     scheduled and pending, the run's supply, the fill rate (allocated of the capped demand) and the
     instant it sold out, in the session's time zone and in UTC; per depot: vials per day and
-    pending vials. `allocations` needs capped, rank and submitted_at beside the allocations.csv
-    columns; `run` its version, operator, reason and changes."""
+    pending vials; per vaccine its fairness figures (domain/fairness.py). `allocations` needs capped,
+    rank and submitted_at beside the allocations.csv columns; `run` its version, operator, reason,
+    changes and digest; `pharmacies` finess and department."""
     zone = ZoneInfo(session.timezone)
     supplies = {key: v.supply_vials for key, v in session.vaccines.items()} | run.changes.supply
     sold = sold_out(allocations, list(session.vaccines))
+    fair = fairness(allocations, pharmacies, list(session.vaccines))
     vaccines = {}
     for key in session.vaccines:
         lines = allocations[allocations["vaccine"] == key]
@@ -42,6 +46,7 @@ def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.D
             "fill_rate": _rate(int(lines["allocated"].sum()), int(lines["capped"].sum())),
             "sold_out_at": None if sold[key] is None else sold[key].tz_convert(zone).isoformat(),
             "sold_out_at_utc": None if sold[key] is None else sold[key].tz_convert("UTC").isoformat(),
+            "fairness": fair[key],
         }
     scheduled = deliveries[deliveries["status"] == "scheduled"]
     use = scheduled.groupby(["depot_id", "delivery_date"])["vials"].sum()
@@ -51,7 +56,7 @@ def summarise(session: Session, run, allocations: pd.DataFrame, deliveries: pd.D
     pending = deliveries[deliveries["status"] == "pending"].groupby("depot_id")["vials"].sum()
     return {
         "session": session.id, "run": int(run.version), "operator": run.operator, "reason": run.reason,
-        "vaccines": vaccines,
+        "digest": getattr(run, "digest", None), "vaccines": vaccines,
         "deliveries": {"capacity_used": capacity, "pending_vials_by_depot": {k: int(v) for k, v in pending.items()}},
     }
 

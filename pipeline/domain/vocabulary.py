@@ -155,6 +155,16 @@ class Role(Coded):
     PROFESSIONNEL = "professionnel", "professionnel de santé", "professionnel de santé (Pro Santé Connect)"
 
 
+class Policy(Coded):
+    """How a vaccine's supply is shared when the demand exceeds it (R7)."""
+
+    FCFS = "fcfs", "premier arrivé, premier servi"
+    FCFS_FILL = ("fcfs_fill", "premier arrivé, premier servi, sans blocage",
+                 "premier arrivé, premier servi ; une ligne qui ne tient plus est refusée, une suivante plus petite "
+                 "peut encore être servie")
+    PRO_RATA = "pro_rata", "au prorata", "au prorata des demandes après plafonds"
+
+
 class Action(Coded):
     """What a person did, as the `actions` table records it."""
 
@@ -180,6 +190,7 @@ class Action(Coded):
     SELF_VIEW = "self_view", "consultation de son espace", "consultation de ses propres livraisons"
     LINK_REQUEST = "link_request", "lien demandé", "lien de connexion à usage unique demandé"
     LINK_REFUSED = "link_refused", "lien refusé", "lien de connexion invalide, expiré ou déjà utilisé"
+    VERIFY = "verify", "vérification d'une version", "vérification d'une version recalculée depuis ses entrées"
 
 
-VOCABULARY = (Status, Reason, Kind, Injection, Delivery, EmailState, RunStep, SessionState, Role, Action)
+VOCABULARY = (Status, Reason, Kind, Injection, Delivery, EmailState, RunStep, SessionState, Role, Policy, Action)

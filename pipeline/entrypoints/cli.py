@@ -261,6 +261,31 @@ def export(session: Annotated[str, typer.Argument(help="Session id.")],
 
 
 @app.command()
+def verify(session: Annotated[str, typer.Argument(help="Session id.")],
+           version: Annotated[Optional[int], typer.Option("--run", help="Run version; default: the latest.", min=1)] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", help="Folder of a run (its database, emails and files).")] = None,
+           database_url: DatabaseUrl = None) -> None:
+    """Derive a stored run version again from its session's frozen inputs and changes, and compare it with
+    the database, its emails and its files: exit 0 when all agree, 1 naming the first line that differs."""
+    from pipeline.services.verify import verify as check
+
+    settings = _settings(database_url=database_url)
+    engine = _engine(out, database_url)
+    folders = [out] if out is not None else []
+    if settings.export_dir:
+        folders.append(Path(settings.export_dir) / session)
+    try:
+        verdict = check(engine, session, version, folders, settings.mail_from)
+    except ServiceError as error:
+        fail(str(error), 2)
+    if verdict.difference is not None:
+        typer.echo(f"{verdict.difference} (session {session}, version {verdict.version})")
+        raise typer.Exit(1)
+    compared = ", ".join(f"{n} {what}" for what, n in verdict.counts.items())
+    typer.echo(f"session {session} version {verdict.version} {verdict.digest}: {compared} agree")
+
+
+@app.command()
 def demo(out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("vialflow-demo")) -> None:
     """`run` on the shipped fixtures of the 14 June 2021 session."""
     run(FIXTURE, out)

@@ -225,7 +225,23 @@ def preview_text(found: dict) -> str:
     out.append(f"  lignes dont les livraisons changent : {len(found['deliveries'])}")
     out.append(f"  destinataires d'un email « annule et remplace » : {len(found['recipients'])}"
                + (f" ({', '.join(found['recipients'])})" if found["recipients"] else ""))
+    out.append("  équité (taux de service des départements, le plus bas / le plus haut, indice de Gini ; "
+               "officines sans rien) :")
+    for key, both in found.get("fairness", {}).items():
+        out.append(f"    {key} : {_fairness(both['before'])} → {_fairness(both['after'])}")
     return "\n".join(out)
+
+
+def _fairness(figures: dict) -> str:
+    """`62,5 % / 71,4 %, Gini 0,0235 ; 0,0 %`, or `aucune demande`."""
+    if figures["gini"] is None:
+        return "aucune demande"
+    return (f"{_percent(figures['fill_rate_min'])} / {_percent(figures['fill_rate_max'])}, "
+            f"Gini {figures['gini']:.4f}".replace(".", ",") + f" ; {_percent(figures['officines_unserved_share'])}")
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f} %".replace(".", ",")
 
 
 def _days(days: list[dict]) -> str:

@@ -25,6 +25,7 @@ from pipeline.adapters.db import actions, lines, outbox, runs, sessions
 from pipeline.adapters.mail.render import render
 from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 from pipeline.domain.changes import RunChanges
+from pipeline.domain.digest import run_digest
 from pipeline.domain.outbox import changed_recipients, line_states, message_id, next_state
 from pipeline.domain.vocabulary import Action, EmailState, RunStep
 from pipeline.settings import Settings
@@ -53,7 +54,8 @@ def prepare_confirmations(engine: Engine, run: int, now: dt.datetime) -> str:
                 rows = _changed_only(c, row, rows)
             rows["message_id"] = [message_id(row.session_id, row.version, r) for r in rows["recipient_id"]]
             outbox.insert_outbox(c, run, rows)
-            runs.stamp(c, run, prepared_at=now)
+            digest = run_digest(runs.stored_decisions(c, run), runs.stored_deliveries(c, run))
+            runs.stamp(c, run, prepared_at=now, digest=digest)
             counts.update(emails=len(rows))
     return DONE
 

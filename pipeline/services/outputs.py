@@ -36,21 +36,7 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
     deliveries.csv, rejections.csv, the dispatch files and their index, summary.json), then the
     views (report.html). A view that fails is logged with its traceback and recorded on the run
     (`runs.view_failure`, cleared by a later writing that succeeds): it never costs a data file."""
-    out.mkdir(parents=True, exist_ok=True)
-    with engine.connect() as c:
-        row, session, pharmacies, depots, read, emails = _gathered(c, run)
-        rejections = sessions.rejections(c, row.session_id)
-    # allocations.csv's sorted copy of the lines is let go once written, before the other files are built
-    write_csv(read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True),
-              out / "allocations.csv")
-    deliveries = _deliveries(read)
-    write_csv(deliveries, out / "deliveries.csv")
-    write_csv(rejections, out / "rejections.csv")
-    write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
-                    session=session.id, run=row.version, created=row.created_at)
-    summary = summarise(session, row, read.lines, deliveries)
-    summary["emails"] = emails
-    write_json(summary, out / "summary.json")
+    summary, (row, session, pharmacies, depots, read, emails) = _write_data(engine, run, out)
     failure = None
     try:
         with engine.connect() as c:
@@ -64,6 +50,30 @@ def write_outputs(engine: Engine, run: int, out: Path) -> Written:
         with engine.begin() as c:
             runs.stamp(c, run, view_failure=failure)
     return Written(summary, failure)
+
+
+def write_data(engine: Engine, run: int, out: Path) -> dict:
+    """The run's data files alone, as write_outputs writes them; summary.json's content."""
+    return _write_data(engine, run, out)[0]
+
+
+def _write_data(engine: Engine, run: int, out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as c:
+        gathered = row, session, pharmacies, depots, read, emails = _gathered(c, run)
+        rejections = sessions.rejections(c, row.session_id)
+    # allocations.csv's sorted copy of the lines is let go once written, before the other files are built
+    write_csv(read.lines.sort_values(["finess", "rank"], kind="stable")[ALLOCATION_COLUMNS].reset_index(drop=True),
+              out / "allocations.csv")
+    deliveries = _deliveries(read)
+    write_csv(deliveries, out / "deliveries.csv")
+    write_csv(rejections, out / "rejections.csv")
+    write_manifests(manifest_rounds(deliveries, pharmacies, depots, session), depots, out / "manifests",
+                    session=session.id, run=row.version, created=row.created_at)
+    summary = summarise(session, row, read.lines, deliveries, pharmacies)
+    summary["emails"] = emails
+    write_json(summary, out / "summary.json")
+    return summary, gathered
 
 
 VIEWS = ("report.html",)  # the files of a run folder outside the contract

@@ -20,13 +20,14 @@ import pandas as pd
 
 from pipeline.adapters.db import lines, outbox, runs, sessions
 from pipeline.domain.changes import Changes, merged
+from pipeline.domain.fairness import fairness
 from pipeline.domain.versions import differences
 
 from .confirmations import rewritten
 from .refusals import (CancelAfterDelivery, ConcurrentReallocation, LineBelowDelivered, OperatorRequired,
                        ReasonRequired, RunUnderWay, SessionNotClosed, SupplyBelowDelivered, TooManyRedistributed,
                        UnknownDepot, UnknownOrderInChanges, UnknownReceiver, UnknownSession, UnknownVaccine)
-from .runs import decide, plan
+from .runs import decide, plan, served_of
 
 
 def request_reallocation(engine: Engine, session_id: str, changes: Changes, operator: str, reason: str,
@@ -60,22 +61,24 @@ def request_reallocation(engine: Engine, session_id: str, changes: Changes, oper
 def preview_reallocation(engine: Engine, session_id: str, changes: Changes) -> dict:
     """What recording `changes` would do, written nowhere: the lines whose allocation, reason or
     deliveries would change (sorted by order_id), the deliveries that move, the vials per vaccine
-    before and after, and the recipients (FINESS or RPPS, sorted) who would be emailed
-    "annule et remplace". Refused as `request_reallocation` refuses."""
+    before and after, the recipients (FINESS or RPPS, sorted) who would be emailed "annule et
+    remplace", and each vaccine's fairness figures before and after. Refused as
+    `request_reallocation` refuses."""
     with engine.connect() as c:
         session, latest = _session_and_latest(c, session_id)
         _ready(session_id, latest)
         decisions = _check(c, session_id, latest, changes)
         cumulative = merged(latest.changes, changes)
-        served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
-        depots = sessions.registers(c, session_id, "pharmacies").set_index("finess")["depot_id"]
-        served.insert(2, "depot_id", served["finess"].map(depots))
-        deliveries = plan(c, session_id, cumulative, latest, served.reset_index(drop=True))
+        pharmacies = sessions.registers(c, session_id, "pharmacies")
+        deliveries = plan(c, session_id, cumulative, latest, served_of(decisions, pharmacies))
         new = lines.Lines(decisions[lines.LINE_COLUMNS], deliveries)
         old = lines.read(c, latest.id, session_id)
         emailed = rewritten(c, session_id, latest, cumulative, new, outbox.recipients(c, session_id, latest.id))
+        vaccines = list(sessions.session_rules(c, session_id).vaccines)
+    before, after = fairness(old.lines, pharmacies, vaccines), fairness(new.lines, pharmacies, vaccines)
     return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {
-        "session": session_id, "version": latest.version + 1, "recipients": sorted(emailed["recipient_id"])}
+        "session": session_id, "version": latest.version + 1, "recipients": sorted(emailed["recipient_id"]),
+        "fairness": {key: {"before": before[key], "after": after[key]} for key in vaccines}}
 
 
 def _session_and_latest(c: Connection, session_id: str):
@@ -98,9 +101,10 @@ def _check(c: Connection, session_id: str, latest, changes: Changes) -> pd.DataF
     """Refuse a request that does not fit the session or what has left the depots; the decisions
     the new version would make when it fits."""
     session = sessions.session_rules(c, session_id)
-    for key in changes.supply:
-        if key not in session.vaccines:
-            raise UnknownVaccine(key, tuple(session.vaccines))
+    for field in ("supply", "allocation", "remainders"):
+        for key in getattr(changes, field):
+            if key not in session.vaccines:
+                raise UnknownVaccine(key, tuple(session.vaccines), field)
     wanted = set(changes.cancel) | {r.order_id for r in changes.redistribution}
     found = sessions.known_orders(c, session_id, sorted(wanted))
     for order_id in sorted(wanted - found):
@@ -119,7 +123,7 @@ def _check(c: Connection, session_id: str, latest, changes: Changes) -> pd.DataF
             raise SupplyBelowDelivered(key, vials, gone, changes.effective)
     _check_redistributions(c, session_id, latest, changes)
     # R11: what has left a depot stays delivered, so no line may now get less than it has received.
-    decisions = decide(c, session_id, merged(latest.changes, changes))
+    decisions = decide(c, session_id, merged(latest.changes, changes), gone_out)
     received = gone_out.groupby("order_id")["vials"].sum()
     short = decisions.set_index("order_id")["allocated"].reindex(received.index) < received
     if short.any():

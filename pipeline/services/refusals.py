@@ -185,9 +185,12 @@ class ConcurrentReallocation(ServiceError):
 class UnknownVaccine(ServiceError):
     vaccine: str
     known: tuple[str, ...]
+    field: str = "supply"  # the changes file's table that names it: supply, allocation or remainders
 
     def __str__(self) -> str:
-        return f"Stock : vaccin inconnu « {self.vaccine} » (vaccins de la session : {', '.join(self.known)})."
+        what = {"allocation": "Politique d'attribution (allocation)", "remainders": "Reliquats (remainders)"}.get(
+            self.field, "Stock")
+        return f"{what} : vaccin inconnu « {self.vaccine} » (vaccins de la session : {', '.join(self.known)})."
 
 
 @refusal

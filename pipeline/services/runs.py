@@ -139,7 +139,10 @@ def allocate_run(engine: Engine, run: int, now: dt.datetime) -> str:
         if outcome:
             return outcome
         with logs.step(RunStep.ALLOCATE, session=row.session_id, run=row.version, run_id=run) as counts:
-            decisions = decide(c, row.session_id, row.changes)
+            previous = runs.previous_run(c, row)
+            delivered = (runs.delivered(c, previous.id, row.changes.effective)
+                         if previous is not None and row.changes.effective is not None else None)
+            decisions = decide(c, row.session_id, row.changes, delivered)
             runs.insert_decisions(c, run, decisions)
             runs.stamp(c, run, allocated_at=now)
             counts.update(lines=len(decisions), requested=int(decisions["requested"].sum()),
@@ -164,21 +167,39 @@ def schedule_run(engine: Engine, run: int, now: dt.datetime) -> str:
     return DONE
 
 
-def decide(c: Connection, session_id: str, changes: RunChanges) -> pd.DataFrame:
-    """R1–R7: every line's decision, with its trace, under a run's cumulative `changes`. Shared by
-    the allocation step and the preview of a reallocation, so that both decide alike."""
-    return allocate(sessions.session_rules(c, session_id), sessions.session_orders(c, session_id),
+def decide(c: Connection, session_id: str, changes: RunChanges, delivered: pd.DataFrame | None = None) -> pd.DataFrame:
+    """R1–R7: every line's decision, with its trace, under a run's cumulative `changes` (supplies,
+    cancellations, policies). `delivered`: the previous version's deliveries dated on or before the
+    changes' effective date; a line of a vaccine whose policy the changes set keeps what it has
+    received (R11), the policy sharing the rest. Shared by the allocation step, the preview of a
+    reallocation and verify, so that all three decide alike."""
+    return allocate(changes.applied_to(sessions.session_rules(c, session_id)), sessions.session_orders(c, session_id),
                     sessions.registers(c, session_id, "pharmacies"), sessions.registers(c, session_id, "professionals"),
-                    cancelled=changes.cancel, supply=changes.supply or None, trace=True)
+                    cancelled=changes.cancel, supply=changes.supply or None, trace=True,
+                    floors=received(changes, delivered))
 
 
-def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame) -> pd.DataFrame:
+def received(changes: RunChanges, delivered: pd.DataFrame | None) -> dict[str, int] | None:
+    """The vials each line of a vaccine with a policy set by `changes` has received (`delivered`)."""
+    changed = sorted(set(changes.allocation) | set(changes.remainders))
+    if delivered is None or not changed or delivered.empty:
+        return None
+    mine = delivered[delivered["vaccine"].isin(changed)]
+    return {k: int(v) for k, v in mine.groupby("order_id")["vials"].sum().items()}
+
+
+def plan(c: Connection, session_id: str, changes: RunChanges, previous, served: pd.DataFrame,
+         previous_deliveries: pd.DataFrame | None = None) -> pd.DataFrame:
     """R8, R11: the deliveries of the `served` lines (order_id, finess, depot_id, vaccine, allocated,
     rank) under `changes`, keeping what the `previous` run (None for the first) has delivered by the
-    change's effective date. Shared by the scheduling step and the preview."""
+    change's effective date: its stored deliveries, or `previous_deliveries` when given (a run derived
+    again by `vialflow verify`). Shared by the scheduling step, the preview and verify."""
     session = sessions.session_rules(c, session_id)
     depot_days = depot_days_with_changes(sessions.registers(c, session_id, "depot_days"), changes)
-    frozen, start = frozen_deliveries(c, previous, changes)
+    if previous_deliveries is not None and previous is not None and changes.effective is not None:
+        frozen, start = delivered_by(previous_deliveries, changes.effective), changes.effective
+    else:
+        frozen, start = frozen_deliveries(c, previous, changes)
     return schedule_deliveries(served, sessions.registers(c, session_id, "depots"), depot_days, session.vaccines,
                                start=start, frozen=frozen)
 
@@ -188,6 +209,23 @@ def frozen_deliveries(c: Connection, previous, changes: RunChanges) -> tuple[pd.
     if previous is None or changes.effective is None:
         return None, None
     return runs.delivered(c, previous.id, changes.effective), changes.effective
+
+
+def delivered_by(deliveries: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Of a run's `deliveries`, those dated on or before `day`, as `runs.delivered` reads them stored."""
+    dates = pd.to_datetime(deliveries["delivery_date"], errors="coerce")
+    gone = deliveries[(deliveries["status"] == "scheduled") & dates.notna() & (dates <= pd.Timestamp(day))]
+    days = pd.Series([when.date() for when in dates[gone.index]], index=gone.index, dtype=object)
+    return gone.assign(delivery_date=days)[["order_id", "depot_id", "vaccine", "delivery_date",
+                                            "vials"]].reset_index(drop=True)
+
+
+def served_of(decisions: pd.DataFrame, pharmacies: pd.DataFrame) -> pd.DataFrame:
+    """The lines with vials to deliver, as `runs.served_lines` reads them stored: order_id, finess,
+    depot_id (the officine's), vaccine, allocated, rank."""
+    served = decisions.loc[decisions["allocated"] > 0, ["order_id", "finess", "vaccine", "allocated", "rank"]]
+    served.insert(2, "depot_id", served["finess"].map(pharmacies.set_index("finess")["depot_id"]))
+    return served.reset_index(drop=True)
 
 
 def depot_days_with_changes(depot_days: pd.DataFrame, changes: RunChanges) -> pd.DataFrame:

@@ -117,6 +117,7 @@ def list_runs(engine: Engine, session_id: str) -> list[dict]:
             "reason": run.reason, "changes": changes[key].stored(), "input_hash": run.input_hash[:12],
             **{n: _iso(getattr(run, n)) for n in STAMPS}, "error": _text(run.error),
             "failed_step": _text(run.failed_step), "view_failure": _text(run.view_failure),
+            "digest": _text(run.digest),
             "counts": {"lines": n_lines, "allocated_vials": allocated,
                        "scheduled_vials": delivered.get((key, "scheduled"), 0),
                        "pending_vials": delivered.get((key, "pending"), 0), "emails": by_state.get(key, {})}})
@@ -177,10 +178,13 @@ def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> di
 
 
 def vaccines(engine: Engine, session_id: str) -> list[dict]:
-    """The session's vaccines: key, label and the supply its latest run allocated with (None: unlimited)."""
+    """The session's vaccines: key, label, and the supply (None: unlimited), allocation policy and
+    remainders its latest run allocated with."""
     with engine.connect() as c:
         rules = sessions.session_rules(c, session_id)
         latest = runs.latest_run(c, session_id)
     changed = latest.changes.supply if latest is not None else {}
-    return [{"key": key, "label": vaccine.label, "supply": changed.get(key, vaccine.supply_vials)}
+    rules = latest.changes.applied_to(rules) if latest is not None else rules
+    return [{"key": key, "label": vaccine.label, "supply": changed.get(key, vaccine.supply_vials),
+             "allocation": vaccine.allocation, "remainders": vaccine.remainders}
             for key, vaccine in rules.vaccines.items()]

@@ -187,7 +187,7 @@ def test_support_finds_an_officine_by_name_and_reads_its_deliveries_and_an_expla
 def test_an_operator_composes_previews_confirms_and_follows_a_reallocation_until_its_emails_settle(
         console, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     base, folder, engine = console
     pages = Pages(browser, base, tmp_path / "screenshots-operator")
@@ -198,10 +198,12 @@ def test_an_operator_composes_previews_confirms_and_follows_a_reallocation_until
     pages.click_link("Composer une réallocation")
     browser.execute_script("arguments[0].value = '2021-06-22'", pages.field("effective"))
     pages.set("supply_moderna", "100")
+    Select(pages.field("allocation_moderna")).select_by_value("pro_rata")  # R7: a policy as a change
     pages.shot("composition")
     pages.submit("Prévisualiser")
     preview = pages.text()
     assert "Aperçu : version 2" in preview and "ligne(s) changée(s)" in preview and "annule et remplace" in preview
+    assert "Équité de la répartition, avant → après" in preview and "Indice de Gini" in preview
     pages.shot("apercu")
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM runs")).scalar() == 1  # a preview writes nothing
@@ -222,7 +224,12 @@ def test_an_operator_composes_previews_confirms_and_follows_a_reallocation_until
     assert len(list((folder / "mail").glob("*.eml"))) == mail_before + states["sent"]
     pages.open(f"/sessions/{SESSION}?avant=1&apres=2")
     assert "Arrivage de Moderna" in pages.text() and "De la version 1 à la version 2" in pages.text()
+    assert "attribution moderna : au prorata" in pages.text()
     pages.shot("versions")
+    pages.click_css("#verifier-2")  # the version just written, derived again and compared, emails and files too
+    verified = pages.text()
+    assert "Tout concorde" in verified and f"{states['sent']} emails" in verified, verified
+    pages.shot("verification")
     pages.open(f"/sessions/{SESSION}/versions/2/rapport")
     pages.shot("rapport")
     pages.open(f"/sessions/{SESSION}/emails")
@@ -230,7 +237,7 @@ def test_an_operator_composes_previews_confirms_and_follows_a_reallocation_until
     pages.submit("Se déconnecter")
     pages.sign_in("adele")
     pages.open("/admin/journal")
-    assert "reallocate" in pages.text() and "Arrivage de Moderna" in pages.text()
+    assert "reallocate" in pages.text() and "Arrivage de Moderna" in pages.text() and "verify" in pages.text()
     pages.shot("journal")
     pages.open("/admin/comptes")
     pages.shot("comptes")

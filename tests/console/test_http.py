@@ -506,3 +506,57 @@ def test_the_form_composes_a_depot_day_closed_a_cancelled_line_and_a_redistribut
     assert changes["redistribution"] == [{"order_id": given["order_id"], "vials": 1, "to_rpps": rpps}]
     audited = actions(engine)[-1]
     assert audited["action"] == "preview" and rpps not in json.dumps(audited["detail"]) and runs_count(engine) == 1
+
+
+# Operators: verifying a version, and a policy previewed with its fairness figures.
+
+def test_an_operator_verifies_a_version_and_the_verification_is_journaled(client, engine, folder):
+    sign_in(client, "olivier")
+    page = client.get(f"/sessions/{SESSION}")
+    assert 'action="/sessions/2021-06-14/versions/1/verification"' in page.text
+    done = client.post(f"/sessions/{SESSION}/versions/1/verification", data={"csrftoken": client.cookies["csrftoken"]})
+    digest = json.loads((folder / "summary.json").read_text())["digest"]
+    assert done.status_code == 200 and "Tout concorde" in done.text and digest in done.text
+    audited = actions(engine)[-1]
+    assert audited["action"] == "verify" and audited["session_id"] == SESSION
+    assert json.loads(audited["detail"]) == {"version": 1, "agrees": True, "digest": digest}
+
+
+def test_a_verification_finds_an_allocation_changed_by_hand_and_names_its_line(client, engine):
+    with engine.begin() as c:
+        order_id = c.execute(text("SELECT order_id FROM decisions WHERE allocated > 0 ORDER BY order_id LIMIT 1")).scalar()
+        c.execute(text("UPDATE decisions SET allocated = allocated - 1 WHERE order_id = :o"), {"o": order_id})
+    sign_in(client, "olivier")
+    done = client.post(f"/sessions/{SESSION}/versions/1/verification", data={"csrftoken": client.cookies["csrftoken"]})
+    assert done.status_code == 409 and "Écart trouvé" in done.text and order_id in done.text
+    assert json.loads(actions(engine)[-1]["detail"])["agrees"] is False
+
+
+def test_support_may_not_verify_and_a_verification_needs_its_csrf_token(client, engine):
+    sign_in(client, "sophie")
+    assert "/verification" not in client.get(f"/sessions/{SESSION}").text
+    refused = client.post(f"/sessions/{SESSION}/versions/1/verification",
+                          data={"csrftoken": client.cookies["csrftoken"]})
+    assert refused.status_code == 403
+    sign_in(client, "olivier")
+    assert client.post(f"/sessions/{SESSION}/versions/1/verification", data={}).status_code == 403
+    assert [a["action"] for a in actions(engine)].count("verify") == 0
+
+
+def test_r7_a_policy_composed_in_the_form_is_previewed_with_the_fairness_figures_before_and_after(client, engine):
+    sign_in(client, "olivier")
+    token = client.cookies["csrftoken"]
+    assert 'name="allocation_janssen"' in client.get(f"/sessions/{SESSION}/reallocation").text
+    shown = client.post(f"/sessions/{SESSION}/reallocation/apercu",
+                        data={"csrftoken": token, "effective": "2021-06-16", "supply_janssen": "80",
+                              "allocation_janssen": "pro_rata", "remainders_moderna": "oui"})
+    assert shown.status_code == 200 and 'id="fairness"' in shown.text and "Indice de Gini" in shown.text
+    preview = client.post(f"/api/sessions/{SESSION}/reallocations", headers=csrf(client), json={
+        "changes": {"effective": "2021-06-16", "supply": {"janssen": 80}, "allocation": {"janssen": "pro_rata"},
+                    "remainders": {"moderna": True}}, "preview": True}).json()
+    after = preview["fairness"]["janssen"]["after"]
+    assert f"{after['fill_rate_min'] * 100:.1f} %".replace(".", ",") in html.unescape(shown.text)
+    assert json.loads(shown.text.split('name="changes" value="')[1].split('"')[0].replace("&#34;", '"')) == {
+        "effective": "2021-06-16", "supply": {"janssen": 80}, "cancel": [], "depot_days": [], "redistribution": [],
+        "allocation": {"janssen": "pro_rata"}, "remainders": {"moderna": True}}
+    assert runs_count(engine) == 1

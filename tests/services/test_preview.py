@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import StaticPool
 
-from pipeline.adapters.db import lines, migrate, outbox
+from pipeline.adapters.db import lines, migrate, outbox, runs as runs_db, sessions
 from pipeline.adapters.files.scenario import load_scenario
 from pipeline.domain.changes import Changes
+from pipeline.domain.summary import summarise
 from pipeline.services import confirmations, runs
 from pipeline.services.reallocation import preview_reallocation, request_reallocation
 from tests.conftest import EXAMPLES
@@ -55,12 +56,17 @@ change_files = st.fixed_dictionaries({
     "depot_days": st.lists(st.fixed_dictionaries({
         "depot_id": st.sampled_from(DEPOTS), "date": st.sampled_from(DAYS).map(dt.date.isoformat),
         "capacity_vials": st.sampled_from([0, 5, 50, 500])}), max_size=3, unique_by=lambda d: (d["depot_id"], d["date"])),
+    "allocation": st.dictionaries(st.sampled_from(sorted(SCENARIO.session.vaccines)),
+                                  st.sampled_from(["fcfs", "fcfs_fill", "pro_rata"]), max_size=2),
+    "remainders": st.dictionaries(st.sampled_from(sorted(SCENARIO.session.vaccines)), st.booleans(), max_size=2),
 })
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(change_files)
 def test_r11_the_reallocation_after_a_preview_changes_the_lines_and_emails_the_recipients_it_named(request):
+    """With policy changes (R7) among the changes, and the fairness figures the preview gives for after
+    those the new version's summary gives."""
     engine, first = closed_and_confirmed()
     changes = Changes.model_validate(request)
     try:
@@ -93,6 +99,12 @@ def test_r11_the_reallocation_after_a_preview_changes_the_lines_and_emails_the_r
     for key, vials in preview["vials"].items():
         assert vials == {"before": int(before.loc[before["vaccine"] == key, "allocated"].sum()),
                          "after": int(after.loc[after["vaccine"] == key, "allocated"].sum())}
+    with engine.connect() as c:
+        summaries = [summarise(sessions.session_rules(c, SCENARIO.session.id), runs_db.run_row(c, r), read.lines,
+                               read.deliveries, SCENARIO.pharmacies) for r, read in ((first, old), (run, new))]
+    for key, figures in preview["fairness"].items():
+        assert figures == {"before": summaries[0]["vaccines"][key]["fairness"],
+                           "after": summaries[1]["vaccines"][key]["fairness"]}
 
 
 def test_r11_a_preview_leaves_the_database_as_it_was():

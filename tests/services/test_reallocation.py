@@ -52,6 +52,10 @@ def test_r11_the_same_request_twice_makes_one_version(db, scenario, prepared):
 @pytest.mark.parametrize("request_, refusal, fields, said", [
     (dict(cancel=["A-000000"]), UnknownOrderInChanges, {"order_id": "A-000000"}, "Ligne inconnue : A-000000"),
     (dict(supply={"nope": 10}), UnknownVaccine, {"vaccine": "nope"}, "Stock : vaccin inconnu « nope »"),
+    (dict(allocation={"nope": "pro_rata"}), UnknownVaccine, {"vaccine": "nope", "field": "allocation"},
+     "Politique d'attribution (allocation) : vaccin inconnu « nope »"),
+    (dict(remainders={"nope": False}), UnknownVaccine, {"vaccine": "nope", "field": "remainders"},
+     "Reliquats (remainders) : vaccin inconnu « nope »"),
     (dict(depot_days=[{"depot_id": "D-NOPE", "date": "2021-06-21", "capacity_vials": 0}]), UnknownDepot,
      {"depot_id": "D-NOPE"}, "dépôt inconnu D-NOPE"),
 ])
@@ -159,3 +163,28 @@ def test_r11_the_lines_the_database_finds_changed_give_the_same_recipients_as_co
     assert differ <= found  # every line whose email would change is found
     assert differ or kind == "redistribution"  # a redistribution changes no line's allocation or deliveries
     assert sorted(written["recipient_id"]) == sorted(whole["recipient_id"])
+
+
+def test_r7_r11_a_policy_change_shares_the_supply_pro_rata_and_later_versions_keep_it(db, scenario, prepared):
+    with db.connect() as c:
+        first = lines.read(c, prepared, scenario.session.id).lines
+    janssen = first[(first["vaccine"] == "janssen") & (first["capped"] > 0)]
+    supply = int(janssen["capped"].sum()) // 2
+    run, _ = request_reallocation(db, scenario.session.id, changes(supply={"janssen": supply},
+                                                                   allocation={"janssen": "pro_rata"}), "Ops", "why",
+                                  LATER)
+    for step in (runs.allocate_run, runs.schedule_run, confirmations.prepare_confirmations):
+        assert step(db, run, LATER) == runs.DONE
+    with db.connect() as c:
+        new = lines.read(c, run, scenario.session.id).lines.set_index("order_id").loc[janssen["order_id"]]
+        stored = run_rows.run_row(c, run).changes
+    share = janssen.set_index("order_id")["capped"] * supply / janssen["capped"].sum()
+    assert int(new["allocated"].sum()) == supply
+    assert ((new["allocated"] - share.apply(int)).isin([0, 1])).all()  # each line its share's floor, or one more
+    assert (new["allocated"] <= new["capped"]).all() and stored.allocation == {"janssen": "pro_rata"}
+    later, _ = request_reallocation(db, scenario.session.id, changes(remainders={"moderna": True}), "Ops", "why",
+                                    LATER)
+    with db.connect() as c:
+        kept = run_rows.run_row(c, later).changes
+    assert (kept.allocation, kept.remainders, kept.supply) == ({"janssen": "pro_rata"}, {"moderna": True},
+                                                               {"janssen": supply})

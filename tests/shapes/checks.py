@@ -13,6 +13,7 @@ import email.policy
 import html.parser
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -47,16 +48,28 @@ def session_of(shape: Shape) -> Session:
                              for v in shape.vaccines})
 
 
-def expected_decisions(shape: Shape, changes: dict | None = None) -> dict:
-    """{order_id: (requested, allocated, status, reason, capped)} by the literal reference."""
+def expected_decisions(shape: Shape, changes: dict | None = None, delivered: list[dict] | None = None) -> dict:
+    """{order_id: (requested, allocated, status, reason, capped)} by the literal reference; `delivered`:
+    the previous version's deliveries.csv rows, of which a line of a vaccine whose policy the changes
+    set keeps what it received by the effective date (R11)."""
     lines = pd.DataFrame([line.__dict__ for line in shape.lines],
                          columns=["order_id", "submitted_at", "finess", "effector", "rpps", "vaccine", "injection",
                                   "vials"])
     officines = pd.DataFrame(shape.pharmacies, columns=["finess", "name", "department", "depot_id"])
     register = pd.DataFrame(shape.professionals, columns=["rpps", "kind", "name", "finess"])
     changes = changes or {}
-    return reference_allocate(session_of(shape), lines, officines, register, changes.get("cancel", ()),
-                              changes.get("supply"))
+    session = session_of(shape)
+    policies = {key: {name: changes[name][key] for name in ("allocation", "remainders") if key in changes.get(name, {})}
+                for key in session.vaccines}
+    session = session.model_copy(update={"vaccines": {key: rules.model_copy(update=policies[key])
+                                                      for key, rules in session.vaccines.items()}})
+    changed = set(changes.get("allocation", {})) | set(changes.get("remainders", {}))
+    floors: dict[str, int] = defaultdict(int)
+    for row in delivered or []:
+        if row["vaccine"] in changed and row["status"] == "scheduled" and row["delivery_date"] <= changes["effective"]:
+            floors[row["order_id"]] += int(row["vials"])
+    return reference_allocate(session, lines, officines, register, changes.get("cancel", ()), changes.get("supply"),
+                              dict(floors))
 
 
 def capacities(shape: Shape, changes: dict | None = None) -> dict[tuple[str, dt.date], int]:
@@ -85,7 +98,7 @@ def check_run(shape: Shape, out: Path, version: int, changes: dict | None = None
     for name in ("allocations.csv", "deliveries.csv", "rejections.csv", "summary.json", "report.html"):
         assert (out / name).is_file(), f"{name} missing"
         assert (out / "runs" / str(version) / name).is_file(), f"runs/{version}/{name} missing"
-    allocations = _allocations(shape, out, changes)
+    allocations = _allocations(shape, out, changes, (before or {}).get("deliveries"))
     _rejections(shape, out)
     deliveries = _deliveries(shape, out, allocations, changes, before)
     _summary(shape, out, version, allocations, deliveries, changes)
@@ -95,12 +108,12 @@ def check_run(shape: Shape, out: Path, version: int, changes: dict | None = None
     return {"allocations": allocations, "deliveries": deliveries, "emailed": emailed}
 
 
-def _allocations(shape: Shape, out: Path, changes: dict | None) -> dict[str, dict]:
+def _allocations(shape: Shape, out: Path, changes: dict | None, delivered: list[dict] | None) -> dict[str, dict]:
     header, found = rows(out / "allocations.csv")
     assert header[:len(ALLOCATIONS)] == ALLOCATIONS
     by_id = {row["order_id"]: row for row in found}
     assert len(by_id) == len(found) == len(shape.lines), "one row per readable line"
-    expected = expected_decisions(shape, changes)
+    expected = expected_decisions(shape, changes, delivered)
     for order_id, (requested, allocated, status, reason, _) in expected.items():
         row = by_id[order_id]
         assert (int(row["requested"]), int(row["allocated"]), row["status"], row["reason"]) == \
@@ -197,6 +210,13 @@ def _summary(shape: Shape, out: Path, version: int, allocations: dict, deliverie
         assert told["supply"] == supply[key]
         assert told["fill_rate"] is None or 0 <= told["fill_rate"] <= 1
         assert told["sold_out_at"] is None or dt.datetime.fromisoformat(told["sold_out_at"]).tzinfo is not None
+        fairness = told["fairness"]
+        assert list(fairness) == ["fill_rate_by_department", "fill_rate_by_kind", "officines_unserved_share",
+                                  "fill_rate_min", "fill_rate_max", "gini"]
+        rates = [*fairness["fill_rate_by_department"].values(), *fairness["fill_rate_by_kind"].values()]
+        assert all(0 <= rate <= 1 for rate in rates) and (fairness["gini"] is None or 0 <= fairness["gini"] <= 1)
+        assert fairness["fill_rate_min"] == min(fairness["fill_rate_by_department"].values(), default=None)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", summary["digest"]), summary["digest"]
     emails = summary["emails"]
     assert emails["waiting"] == 0, "every email settled before the command ended"
 

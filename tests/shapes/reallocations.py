@@ -48,8 +48,13 @@ def changes_for(data, shape: Shape, first: dict) -> dict | None:
         redistribution.append({"order_id": order_id,
                                "vials": data.draw(st.integers(1, week_old[order_id]), label="vials"),
                                "to_rpps": data.draw(st.sampled_from([p[0] for p in shape.professionals]), label="to")})
+    # R7 as a change: another policy, or remainders switched, for some vaccines.
+    allocation = {v.key: data.draw(st.sampled_from(["fcfs", "fcfs_fill", "pro_rata"]), label=f"policy {v.key}")
+                  for v in shape.vaccines if data.draw(st.integers(0, 2), label=f"policy {v.key}?") == 0}
+    remainders = {v.key: data.draw(st.booleans(), label=f"remainders {v.key}")
+                  for v in shape.vaccines if data.draw(st.integers(0, 3), label=f"remainders {v.key}?") == 0}
     return {"effective": effective.isoformat(), "supply": supply, "cancel": cancel, "depot_days": depot_days,
-            "redistribution": redistribution}
+            "redistribution": redistribution, "allocation": allocation, "remainders": remainders}
 
 
 def write_changes(changes: dict, path: Path) -> Path:
@@ -58,6 +63,11 @@ def write_changes(changes: dict, path: Path) -> Path:
     if changes["supply"]:
         lines.append("supply = { " + ", ".join(f"{k} = {v}" for k, v in changes["supply"].items()) + " }")
     lines.append("cancel = [" + ", ".join(f'"{order_id}"' for order_id in changes["cancel"]) + "]")
+    if changes.get("allocation"):
+        lines.append("allocation = { " + ", ".join(f'{k} = "{v}"' for k, v in changes["allocation"].items()) + " }")
+    if changes.get("remainders"):
+        lines.append("remainders = { " + ", ".join(f"{k} = {str(v).lower()}" for k, v in changes["remainders"].items())
+                     + " }")
     for day in changes["depot_days"]:
         lines += ["[[depot_days]]", f'depot_id = "{day["depot_id"]}"', f'date = "{day["date"]}"',
                   f'capacity_vials = {day["capacity_vials"]}']

@@ -8,6 +8,7 @@ longer); each failure found stays below in `regressions/` as a small scenario fo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -63,6 +64,7 @@ def check_whole(shape: Shape, scenario: Path, out: Path, reallocation) -> None:
     assert done.code == 0 and not done.err.strip(), f"vialflow run: {done.err}\n{shape.describe()}"
     first = check_run(shape, out, 1)
     check_views(shape, out, 1)
+    check_verify(shape, out, 1)
     changes = reallocation(first)
     if changes is None:
         return
@@ -75,6 +77,16 @@ def check_whole(shape: Shape, scenario: Path, out: Path, reallocation) -> None:
     assert not done.err.strip(), done.err
     check_run(shape, out, 2, changes, before=first | {"redistributed": []})
     check_views(shape, out, 2)
+    check_verify(shape, out, 1)
+    check_verify(shape, out, 2)
+
+
+def check_verify(shape: Shape, out: Path, version: int) -> None:
+    """`vialflow verify` derives the version again and finds it as stored, emails and files too."""
+    done = vialflow("verify", shape.session_id, "--run", str(version), "--out", str(out))
+    digest = json.loads((out / "runs" / str(version) / "summary.json").read_text(encoding="utf-8"))["digest"]
+    assert done.code == 0 and not done.err.strip(), f"vialflow verify: {done.out}{done.err}\n{shape.describe()}"
+    assert len(done.out.splitlines()) == 1 and f"version {version} {digest}" in done.out, done.out
 
 
 @WHOLE_RUNS

@@ -82,7 +82,7 @@ def session_runs(c: Connection, session_ids: list[str]) -> pd.DataFrame:
     r = T["runs"]
     return read_frame(c, select(r.c.id, r.c.session_id, r.c.version, r.c.created_at, r.c.operator, r.c.reason,
                                 r.c.input_hash, *[r.c[n] for n in STAMPS], r.c.error, r.c.failed_step,
-                                r.c.view_failure)
+                                r.c.view_failure, r.c.digest)
                       .where(r.c.session_id.in_(session_ids)).order_by(r.c.session_id, r.c.version))
 
 
@@ -119,6 +119,18 @@ def insert_decisions(c: Connection, run: int, decisions: pd.DataFrame) -> None:
 
 def insert_deliveries(c: Connection, run: int, deliveries: pd.DataFrame) -> None:
     insert_frame(c, T["deliveries"], deliveries[STORED_DELIVERY_COLUMNS], run_id=run)
+
+
+def stored_decisions(c: Connection, run: int) -> pd.DataFrame:
+    """A run's decisions as stored (STORED_DECISION_COLUMNS)."""
+    d = T["decisions"]
+    return read_frame(c, select(*[d.c[n] for n in STORED_DECISION_COLUMNS]).where(d.c.run_id == run))
+
+
+def stored_deliveries(c: Connection, run: int) -> pd.DataFrame:
+    """A run's deliveries as stored (STORED_DELIVERY_COLUMNS; delivery_date None when pending)."""
+    v = T["deliveries"]
+    return read_frame(c, select(*[v.c[n] for n in STORED_DELIVERY_COLUMNS]).where(v.c.run_id == run))
 
 
 def served_lines(c: Connection, session_id: str, run: int) -> pd.DataFrame:

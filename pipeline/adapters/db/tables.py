@@ -158,6 +158,9 @@ class Run(Base):
     # Why a view of the run (report.html) could not be written the last time its files were: its
     # data files were written all the same. Cleared when a later writing succeeds.
     view_failure: Mapped[str | None] = mapped_column(Text)
+    # `sha256:<hex>` over the canonical form of its decisions and deliveries (domain/digest.py), stored
+    # with its outbox at the end of prepare: summary.json and the report carry it.
+    digest: Mapped[str | None] = mapped_column(String(71))
 
 
 # Decisions and deliveries carry no foreign key to their run: a per-row trigger check would

@@ -20,7 +20,7 @@ import pandas as pd
 from pipeline.domain.french import french_date, number
 from pipeline.domain.report import ReportData, VaccineFigures
 from pipeline.domain.allocate import OUTRIGHT
-from pipeline.domain.vocabulary import EmailState, Reason
+from pipeline.domain.vocabulary import EmailState, Kind, Reason
 
 # summary.json's email counts, as the vocabulary says them (`waiting`: every state not yet settled).
 EMAILS = {"sent": EmailState.SENT.short, "failed": EmailState.FAILED.short, "unknown": EmailState.UNKNOWN.short,
@@ -54,7 +54,8 @@ def render_report(data: ReportData) -> str:
                   "departments": _departments(data), "capacity": _capacity(data),
                   **{f"timeline-{key}": _timeline(data, key) for key in data.timelines}}
     return _template().render(data=data, charts=charts, reason=Reason.labelled, emails=EMAILS, number=number,
-                              french_date=french_date, percent=_percent, vials=_vials, listed=LISTED, instant=_instant, named=NAMED,
+                              french_date=french_date, percent=_percent, vials=_vials, listed=LISTED, instant=_instant,
+                              named=NAMED, kind_label=Kind.labelled,
                               lowest=_lowest_departments(data), outright=[Reason(code).short for code in OUTRIGHT])
 
 

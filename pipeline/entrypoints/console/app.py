@@ -21,7 +21,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pipeline.domain.french import french_date, number
-from pipeline.domain.vocabulary import Action, Delivery, EmailState, Injection, Kind, Reason, Role, RunStep, Status
+from pipeline.domain.vocabulary import (Action, Delivery, EmailState, Injection, Kind, Policy, Reason, Role, RunStep,
+                                        Status)
 from pipeline.services import ServiceError
 from pipeline.settings import Settings
 
@@ -83,7 +84,8 @@ def templates() -> Jinja2Templates:
                              state=EmailState.labelled, injection=Injection.labelled, role=Role.labelled,
                              action=Action.labelled, step=RunStep.labelled,
                              kind=lambda k: "officine" if k == "officine" else Kind.labelled(k),
-                             instant_s=lambda v: instant(v, seconds=True))
+                             instant_s=lambda v: instant(v, seconds=True), policy=Policy.labelled, rate=_rate,
+                             gini=lambda v: "—" if v is None else f"{v:.4f}".replace(".", ","))
     found.env.globals.update(EmailState=EmailState, RunStep=RunStep)
     return found
 
@@ -101,6 +103,11 @@ def day(value) -> str:
     if value is None or value == "":
         return Delivery.PENDING.long
     return french_date(value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10]))
+
+
+def _rate(value) -> str:
+    """A rate in [0, 1] as a percentage: `62,5 %`; `—` where there was nothing to serve."""
+    return "—" if value is None else f"{value * 100:.1f} %".replace(".", ",")
 
 
 def _number(value) -> str:

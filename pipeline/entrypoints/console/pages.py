@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipeline.domain.vocabulary import SETTLED, Action, EmailState
+from pipeline.domain.vocabulary import SETTLED, Action, EmailState, Policy
 from pipeline.services import (ServiceError, accounts, audit, chain, confirmations, explain, messages, reports, runs,
-                               self_service, support)
+                               self_service, support, verify)
 from pipeline.services.reallocation import preview_reallocation
 
 from . import bounds, requests
@@ -223,6 +223,21 @@ async def follow(request: Request) -> Response:
                                          "refresh": None if settled or mine["error"] else FOLLOW_SECONDS})
 
 
+@guard(ACTING, csrf=True)
+async def verification(request: Request) -> Response:
+    """A stored version derived again and compared (`vialflow verify`), journaled with its outcome (never
+    the difference itself: it may name a professional)."""
+    session_id, version = request.path_params["session_id"], request.path_params["version"]
+    console = request.app.state.console
+    run = await run_in_threadpool(runs.run_id, console.engine, session_id, version)
+    folders = [console.run_folder] if console.run_folder is not None else []
+    verdict = await run_in_threadpool(verify.verify, console.engine, session_id, version, folders, console.mail_from)
+    await _record(request, Action.VERIFY, session_id=session_id, run_id=run,
+                  detail={"version": version, "agrees": verdict.difference is None, "digest": verdict.digest})
+    return page(request, "verify.html", {"session_id": session_id, "verdict": verdict},
+                200 if verdict.difference is None else 409)
+
+
 # Operators: a reallocation, composed or uploaded, previewed, confirmed.
 
 @guard(ACTING)
@@ -235,7 +250,8 @@ async def _compose(request: Request, context: dict, status: int = 200) -> Respon
     versions = await run_in_threadpool(support.list_runs, _engine(request), session_id)
     vaccines = await run_in_threadpool(support.vaccines, _engine(request), session_id)
     return page(request, "compose.html", {"session_id": session_id, "latest": versions[-1] if versions else None,
-                                          "vaccines": vaccines, **context}, status)
+                                          "vaccines": vaccines, "policies": {p.value: p.short for p in Policy},
+                                          **context}, status)
 
 
 @guard(ACTING, csrf=True)
@@ -365,6 +381,7 @@ ROUTES = [
     Route("/sessions/{session_id:id}", session),
     Route("/sessions/{session_id:id}/versions/{version:number}/rapport", report),
     Route("/sessions/{session_id:id}/versions/{version:number}/suivi", follow),
+    Route("/sessions/{session_id:id}/versions/{version:number}/verification", verification, methods=["POST"]),
     Route("/sessions/{session_id:id}/reallocation", compose),
     Route("/sessions/{session_id:id}/reallocation/apercu", preview, methods=["POST"]),
     Route("/sessions/{session_id:id}/reallocation/confirmer", confirm, methods=["POST"]),

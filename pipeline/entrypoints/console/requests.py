@@ -64,8 +64,8 @@ def changes_from_toml(content: bytes) -> Changes:
 
 
 def changes_from_form(form) -> Changes:
-    """The reallocation composed in the page: effective date, supply per vaccine, one depot day,
-    cancelled lines, one redistribution."""
+    """The reallocation composed in the page: effective date, supply and policy per vaccine, one depot
+    day, cancelled lines, one redistribution."""
     data: dict = {"effective": _field(form, "effective")}
     supply = {}
     for key, value in form.multi_items():
@@ -73,6 +73,13 @@ def changes_from_form(form) -> Changes:
             supply[key.removeprefix("supply_")] = _count(value, f"stock de {key.removeprefix('supply_')}", signed=True)
     if supply:
         data["supply"] = supply
+    policies = {"allocation": {}, "remainders": {}}  # R7: a vaccine's policy, when the page changes it
+    for key, value in form.multi_items():
+        if key.startswith("allocation_") and str(value).strip():
+            policies["allocation"][key.removeprefix("allocation_")] = str(value).strip()
+        if key.startswith("remainders_") and str(value).strip() in ("oui", "non"):
+            policies["remainders"][key.removeprefix("remainders_")] = str(value).strip() == "oui"
+    data.update({name: chosen for name, chosen in policies.items() if chosen})
     cancel = [part for part in re.split(r"[\s,;]+", _field(form, "cancel")) if part]
     if cancel:
         data["cancel"] = cancel

@@ -2,14 +2,14 @@
 one-time sign-in links sent to officines, and the OpenID Connect sign-ins under way
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
