@@ -117,8 +117,8 @@ def contacts(c: Connection, name: str, session_id: str, ids: list[str]) -> dict[
     key = table.c["finess" if name == "pharmacies" else "rpps"]
     frame = read_frame(c, select(key.label("id"), table.c.name, table.c.email).where(
         table.c.session_id == session_id, among(c, key, ids)))
-    return {key: {"id": key, "name": name, "email": email}
-            for key, name, email in zip(frame["id"].tolist(), frame["name"].tolist(), frame["email"].tolist())}
+    return {found: {"id": found, "name": name, "email": email}
+            for found, name, email in zip(frame["id"].tolist(), frame["name"].tolist(), frame["email"].tolist())}
 
 
 def session_titles(c: Connection, session_ids: list[str]) -> dict[str, str]:
