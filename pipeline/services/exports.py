@@ -17,13 +17,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pipeline.adapters import logs
-from pipeline.adapters.db import runs, sessions
+from pipeline.adapters.db import runs
 from pipeline.adapters.files.outputs import MANIFEST_INDEX
 from pipeline.adapters.files.safety import inside
 from pipeline.domain.vocabulary import RunStep
 
 from .outputs import VIEWS, write_outputs
-from .refusals import NoRun, UnknownSession
+from .runs import stored_run
 
 
 def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None = None) -> Path:
@@ -60,11 +60,7 @@ def export_run(engine: Engine, run: int, folder: Path, now: dt.datetime | None =
 def export_session(engine: Engine, session_id: str, version: int | None, folder: Path) -> Path:
     """`vialflow export`: any stored version (default the latest) of a session."""
     with engine.connect() as c:
-        if sessions.session_row(c, session_id) is None:
-            raise UnknownSession(session_id)
-        run = runs.run_id(c, session_id, version)
-    if run is None:
-        raise NoRun(session_id, version)
+        run = stored_run(c, session_id, version)
     return export_run(engine, run, folder)
 
 

@@ -337,6 +337,32 @@ class LinksHeld(ServiceError):
 
 
 @refusal
+class StartsHeld(ServiceError):
+    """Too many Pro Santé Connect sign-ins started lately from this address."""
+    retry_after: int
+    status: ClassVar[int] = 429
+    title: ClassVar[str] = "Trop de demandes"
+
+    def __str__(self) -> str:
+        minutes = -(-self.retry_after // 60)
+        return (f"Trop de connexions par Pro Santé Connect commencées depuis cette adresse : réessayez dans "
+                f"{minutes} minute{'s' if minutes > 1 else ''}.")
+
+
+@refusal
+class StartsFull(ServiceError):
+    """As many Pro Santé Connect sign-ins under way as the console keeps, from every address."""
+    retry_after: int
+    status: ClassVar[int] = 503
+    title: ClassVar[str] = "Service occupé"
+
+    def __str__(self) -> str:
+        minutes = -(-self.retry_after // 60)
+        return (f"Trop de connexions par Pro Santé Connect sont en cours : réessayez dans "
+                f"{minutes} minute{'s' if minutes > 1 else ''}.")
+
+
+@refusal
 class SignInFailed(ServiceError):
     """The OpenID Connect sign-in did not prove who is signing in (`why` is a code for the journal)."""
     why: str

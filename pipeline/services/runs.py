@@ -97,6 +97,16 @@ def stalled(engine: Engine, before: dt.datetime) -> list[int]:
         return runs.stalled_runs(c, before)
 
 
+def stored_run(c: Connection, session_id: str, version: int | None) -> int:
+    """The id of a session's stored version (default: the latest); an unknown session or version refused."""
+    if sessions.session_row(c, session_id) is None:
+        raise UnknownSession(session_id)
+    found = runs.run_id(c, session_id, version)
+    if found is None:
+        raise NoRun(session_id, version)
+    return found
+
+
 def run_id(engine: Engine, session_id: str, version: int | None = None) -> int:
     with engine.connect() as c:
         found = runs.run_id(c, session_id, version)

@@ -4,13 +4,15 @@ Pro Santé Connect) and reads their own deliveries, lines and emails, and nothin
 Sessions are the console's kind (a random token in the cookie, its SHA-256 in the database, idle
 30 minutes, a working day at most), kept in their own table: a self-service session opens no
 operator page. One-time links are stored as digests, valid 15 minutes, used once, and throttled per
-address and per officine, whether or not the FINESS is on a register.
+address and per officine, whether or not the FINESS is on a register. A Pro Santé Connect sign-in
+stores a row before anyone is known: its starts are throttled per address and bounded in number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -24,11 +26,14 @@ from pipeline.domain.rules import NAMED_KINDS
 from pipeline.domain.vocabulary import Action, Role
 
 from .accounts import IDLE, LONGEST
-from .refusals import LinkRefused, LinksHeld, NoActivityHere, SignInFailed
-from .throttle import LINK_LIMITS, link_keys, reserve
+from .refusals import LinkRefused, LinksHeld, NoActivityHere, SignInFailed, StartsFull, StartsHeld
+from .throttle import LINK_LIMITS, START_LIMITS, link_keys, reserve, start_keys
 
 LINK_LIFE = dt.timedelta(minutes=15)
 START_LIFE = dt.timedelta(minutes=10)  # an OpenID Connect sign-in not back by then is forgotten
+# Sign-ins under way at once, from every address: a few kilobytes each, and more than the pharmacists
+# of every officine of France starting within START_LIFE of each other.
+PENDING_MOST = 10_000
 SELF_ROLES = (Role.OFFICINE.value, Role.PHARMACIEN.value, Role.PROFESSIONNEL.value)
 
 
@@ -141,11 +146,23 @@ class Start:
     code_verifier: str
 
 
-def start_sign_in(engine: Engine, now: dt.datetime) -> Start:
+def start_sign_in(engine: Engine, address: str, now: dt.datetime) -> Start:
+    """Record a sign-in under way. Counted per address (StartsHeld past START_LIMITS); the expired
+    ones are forgotten first, and with PENDING_MOST still under way the start is refused (StartsFull)
+    until the oldest of them expires."""
+    address = (address or "")[:64]
     start = Start(secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32),
                   secrets.token_urlsafe(64))
     with engine.begin() as c:
+        attempt = reserve(throttle_db.hold_throttle(c, start_keys(address)), now, START_LIMITS)
+        if attempt.retry_after is not None:
+            raise StartsHeld(attempt.retry_after)
+        for key, values in attempt.updates.items():
+            throttle_db.set_throttle(c, key, **values)
         db.forget_starts(c, before=now - START_LIFE)
+        pending, oldest = db.pending_starts(c)
+        if pending >= PENDING_MOST:
+            raise StartsFull(max(1, math.ceil((_utc(oldest) + START_LIFE - now).total_seconds())))
         db.insert_start(c, _digest(start.browser), start.state, start.nonce, start.code_verifier, now)
     return start
 

@@ -18,7 +18,8 @@ from pipeline.domain.rules import NAMED_KINDS
 from pipeline.domain.versions import differences
 
 from .chain import last_done
-from .refusals import NoRun, OfficineNotFound, SearchTooShort, UnknownSession
+from .refusals import OfficineNotFound, SearchTooShort, UnknownSession
+from .runs import stored_run
 
 
 def lookup(engine: Engine, finess: str, session_id: str | None = None) -> dict:
@@ -167,12 +168,7 @@ def all_sessions(engine: Engine) -> list[dict]:
 def compare_runs(engine: Engine, session_id: str, before: int, after: int) -> dict:
     """What changed from run version `before` to `after` of the session: lines, deliveries, vials."""
     with engine.connect() as c:
-        if sessions.session_row(c, session_id) is None:
-            raise UnknownSession(session_id)
-        ids = [runs.run_id(c, session_id, version) for version in (before, after)]
-        for version, run in zip((before, after), ids):
-            if run is None:
-                raise NoRun(session_id, version)
+        ids = [stored_run(c, session_id, version) for version in (before, after)]
         old, new = (lines.read(c, run, session_id) for run in ids)
     return differences(old.lines, old.deliveries, new.lines, new.deliveries) | {"before": before, "after": after}
 

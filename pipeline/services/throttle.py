@@ -31,6 +31,9 @@ LIMITS = {"pair": Limit(5, dt.timedelta(minutes=15), dt.timedelta(seconds=30), d
 # is on a register, so that a hold tells nothing of which officines exist.
 LINK_LIMITS = {"link_adr": Limit(10, dt.timedelta(minutes=15), dt.timedelta(minutes=15), dt.timedelta(hours=1)),
                "link_fin": Limit(3, dt.timedelta(minutes=15), dt.timedelta(minutes=15), dt.timedelta(hours=1))}
+# Pro Santé Connect sign-ins started (the self-service space): each start stores a row (its state,
+# nonce and PKCE verifier) before anyone is known, so every start counts, per address.
+START_LIMITS = {"psc_adr": Limit(20, dt.timedelta(minutes=10), dt.timedelta(minutes=1), dt.timedelta(minutes=15))}
 KNOWN = dt.timedelta(days=90)  # an address the account signed in from this recently is the owner's
 
 Key = tuple[str, str, str]  # (scope, name, address)
@@ -62,6 +65,11 @@ def unknown(typed: str) -> str:
 def link_keys(finess: str, address: str) -> list[Key]:
     """The keys a request for a one-time link is counted on: its address, and the officine asked for."""
     return [("link_adr", "", address), ("link_fin", finess, "")]
+
+
+def start_keys(address: str) -> list[Key]:
+    """The key a Pro Santé Connect sign-in started from `address` is counted on."""
+    return [("psc_adr", "", address)]
 
 
 def reserve(rows: dict, now: dt.datetime, limits: dict[str, Limit] = LIMITS) -> Attempt:

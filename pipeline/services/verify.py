@@ -30,8 +30,8 @@ from pipeline.domain.vocabulary import EmailState
 
 from .letters import confirmations
 from .outputs import MAIL_CHUNK, write_data
-from .refusals import NoRun, RunUnderWay, UnknownSession
-from .runs import decide, delivered_by, plan, served_of
+from .refusals import RunUnderWay
+from .runs import decide, delivered_by, plan, served_of, stored_run
 
 COMPARED = ["requested", "capped", "allocated", "status", "reason", "rank", *TRACE_COLUMNS]
 DATA_FILES = ("allocations.csv", "deliveries.csv", "rejections.csv")
@@ -50,12 +50,7 @@ def verify(engine: Engine, session_id: str, version: int | None, folders: list[P
     """Derive `version` (default the latest) of the session again and compare it with the database,
     and with the emails and data files of each of `folders` that holds them (a run folder, an export)."""
     with engine.connect() as c:
-        if sessions.session_row(c, session_id) is None:
-            raise UnknownSession(session_id)
-        found = runs.run_id(c, session_id, version)
-        if found is None:
-            raise NoRun(session_id, version)
-        target = runs.run_row(c, found)
+        target = runs.run_row(c, stored_run(c, session_id, version))
         if target.prepared_at is None:
             raise RunUnderWay(session_id, target.version)
         pharmacies = sessions.registers(c, session_id, "pharmacies")

@@ -84,14 +84,14 @@ def sign_in(client: TestClient, name: str) -> TestClient:
 
 
 @contextlib.contextmanager
-def serving(folder: Path | None, log: Path, *options: str):
+def serving(folder: Path | None, log: Path, *options: str, env: dict | None = None):
     """`vialflow console --out folder` (or, without a folder, on the `--database-url` of `options`) as
     an operator starts it (uvicorn, its in-process worker and loopback SMTP server) on a free loopback
-    port; yields its base URL and its process."""
+    port, with these VIALFLOW_* variables (`env`) and no other; yields its base URL and its process."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VIALFLOW_")}, **(env or {})}
     with log.open("w") as written:
         where = ["--out", str(folder)] if folder is not None else []
         child = subprocess.Popen([sys.executable, "-m", "pipeline.entrypoints.cli", "console", *where,

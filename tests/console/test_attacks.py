@@ -2,7 +2,8 @@
 on loopback; other loopback addresses, 127.0.0.x, stand for other clients): sign-in throttling that
 never locks the owner out, bounded password hashing, hostile inputs answered 4xx with every
 security header, unexpected errors said in French with a reference and logged without personal
-data, and one report for three concurrent requests."""
+data, one report for three concurrent requests, and Pro Santé Connect sign-ins started without end
+held per address and bounded in number."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ import pytest
 from sqlalchemy import text
 
 from pipeline.adapters.db import make_engine, migrate
+from pipeline.adapters.db.tables import Base
 from pipeline.entrypoints.console.security import HEADERS
 from pipeline.services.accounts import add_user
+from pipeline.services.self_service import PENDING_MOST, START_LIFE
+from pipeline.services.throttle import START_LIMITS
 from pipeline.settings import DATABASE_FILE
 
+from ..oidc import launch
 from .conftest import PASSWORDS, ROLES, serving
 
 SESSION = "2021-06-14"
@@ -165,12 +170,12 @@ HOSTILE = [
     ("POST", "/recherche", {"q": "x" * 50_000}, 400),
     ("GET", "/emails/9223372036854775808", None, 404),
     ("GET", "/emails/99999999999999999999999", None, 404),
-    ("GET", f"/officines/010023456/emails/99999999999999999999999", None, 404),
+    ("GET", "/officines/010023456/emails/99999999999999999999999", None, 404),
     ("GET", f"/lignes/{ORDER}/explication?run=99999999999999999999", None, 400),
     ("GET", f"/lignes/{ORDER}/explication?run=%C2%B2", None, 400),
     ("GET", f"/api/orders/{ORDER}/explanation?run=%C2%B2", None, 400),
     ("GET", f"/api/orders/{ORDER}/explanation?run=9223372036854775808", None, 400),
-    ("GET", f"/api/officines/010023456?session=a%00b", None, 400),
+    ("GET", "/api/officines/010023456?session=a%00b", None, 400),
     ("GET", f"/sessions/{SESSION}/versions/99999999999999999999/rapport", None, 404),
     ("GET", f"/sessions/{SESSION}?avant=1&apres=99999999999999999999", None, 400),
     ("GET", f"/sessions/{SESSION}/emails?page=%C2%B2", None, 400),
@@ -306,3 +311,68 @@ def test_three_concurrent_requests_for_one_report_give_identical_bytes_stored_on
     assert clients[0].get(f"/sessions/{SESSION}/versions/1/rapport").content == bodies[0].content
     for client in clients:
         client.close()
+
+
+# Pro Santé Connect: each start stores a row (its state) before anyone is known.
+
+@pytest.fixture(scope="module")
+def served_with_provider(run_folder, tmp_path_factory):
+    """The console signing in with a real OpenID provider on loopback."""
+    folder, engine = run_folder
+    clients = [{"client_id": "vialflow", "client_secret": "vialflow-test-secret-1",
+                "redirect_uris": ["http://127.0.0.1/connexion/psc/retour"]}]
+    with launch.provider(tmp_path_factory.mktemp("provider"), {}, clients) as issuer:
+        env = {"VIALFLOW_OIDC_ISSUER": issuer, "VIALFLOW_OIDC_CLIENT_ID": "vialflow",
+               "VIALFLOW_OIDC_CLIENT_SECRET": "vialflow-test-secret-1"}
+        with serving(folder, tmp_path_factory.mktemp("psc-log") / "console.log", env=env) as (base, _):
+            yield base, issuer, engine
+
+
+def _pending(engine) -> int:
+    with engine.connect() as c:
+        return c.execute(text("SELECT count(*) FROM oidc_starts")).scalar()
+
+
+def test_sign_ins_started_from_one_address_are_held_past_their_limit_and_another_address_is_not(
+        served_with_provider):
+    base, issuer, engine = served_with_provider
+    free = START_LIMITS["psc_adr"].free
+    before = _pending(engine)
+    with _client(base, "127.0.0.31") as attacker:
+        for _ in range(free):
+            started = attacker.get("/connexion/psc")
+            assert started.status_code == 303 and started.headers["location"].startswith(issuer)
+        held = attacker.get("/connexion/psc")
+        assert held.status_code == 429 and _armoured(held)
+        assert held.headers["retry-after"] == str(int(START_LIMITS["psc_adr"].first_lock.total_seconds()))
+        assert "Trop de connexions par Pro Santé Connect commencées depuis cette adresse" in held.text
+        assert "réessayez dans 1 minute" in held.text
+    assert _pending(engine) == before + free  # the held one stored nothing
+    with _client(base, "127.0.0.32") as other:
+        assert other.get("/connexion/psc").status_code == 303
+    assert _pending(engine) == before + free + 1
+
+
+def test_sign_ins_under_way_are_bounded_and_the_expired_ones_forgotten_as_a_new_one_starts(served_with_provider):
+    base, issuer, engine = served_with_provider
+    starts = Base.metadata.tables["oidc_starts"]
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as c:
+        c.execute(starts.delete())
+        c.execute(starts.insert(), [{"id": f"{n:064x}", "state": "s", "nonce": "n", "code_verifier": "v",
+                                     "created_at": now} for n in range(PENDING_MOST)])
+    try:
+        with _client(base, "127.0.0.33") as client:
+            full = client.get("/connexion/psc")
+            assert full.status_code == 503 and _armoured(full)
+            assert "Trop de connexions par Pro Santé Connect sont en cours" in full.text
+            assert 0 < int(full.headers["retry-after"]) <= START_LIFE.total_seconds()
+            assert _pending(engine) == PENDING_MOST
+            with engine.begin() as c:  # all of them now older than a sign-in lives
+                c.execute(starts.update().values(created_at=now - START_LIFE - dt.timedelta(seconds=5)))
+            started = client.get("/connexion/psc")
+            assert started.status_code == 303 and started.headers["location"].startswith(issuer)
+        assert _pending(engine) == 1  # the expired ones went as the new one was stored
+    finally:
+        with engine.begin() as c:
+            c.execute(starts.delete())

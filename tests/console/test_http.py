@@ -19,7 +19,7 @@ from tests.conftest import vialflow
 from .conftest import PASSWORDS, RecordingWorkers, sign_in
 
 SESSION = "2021-06-14"
-PAGES = ["/", f"/officines/010023456", "/lignes/A-0544032/explication", f"/sessions/{SESSION}",
+PAGES = ["/", "/officines/010023456", "/lignes/A-0544032/explication", f"/sessions/{SESSION}",
          f"/sessions/{SESSION}/versions/1/rapport", f"/sessions/{SESSION}/versions/1/suivi",
          f"/sessions/{SESSION}/reallocation", f"/sessions/{SESSION}/emails", "/admin/comptes", "/admin/journal"]
 OPERATOR_PAGES = [f"/sessions/{SESSION}/reallocation", f"/sessions/{SESSION}/emails"]

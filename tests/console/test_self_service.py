@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from email import policy
 
+import dkim
 import pytest
 
 from pipeline.services import self_service
@@ -24,6 +25,7 @@ from pipeline.services.refusals import LinkRefused
 from pipeline.services.self_service import LINK_LIFE
 
 from ..conftest import vialflow
+from ..test_dkim import DOMAIN, SELECTOR, add_header, dns, rsa_key
 from .conftest import serving, sign_in
 
 OFFICINE, OTHER, UNKNOWN = "690012345", "750012347", "690099999"
@@ -169,6 +171,29 @@ def test_r12_the_link_reaches_the_officine_through_the_loopback_sink_and_works_o
             "set-cookie"]
         assert _get(base, f"/connexion/lien/{token}")[0] == 403
     assert token not in (tmp_path / "console.log").read_text()
+
+
+def test_r9_the_link_email_is_signed_with_the_workers_dkim_key_and_verifies_with_its_public_key(folder, tmp_path):
+    """The console sends the link itself, and signs it as the workers sign the confirmations: dkimpy
+    verifies it against the selector's record, its Message-ID is on the sending domain, and one more
+    Subject on top breaks the signature."""
+    key, record = rsa_key(tmp_path)
+    env = {"VIALFLOW_DKIM_KEY_FILE": str(key), "VIALFLOW_DKIM_SELECTOR": SELECTOR, "VIALFLOW_DKIM_DOMAIN": DOMAIN,
+           "VIALFLOW_MAIL_FROM": f"Vaccination COVID-19 <ne-pas-repondre@{DOMAIN.upper()}>"}
+    mail = folder / "mail"
+    before = set(mail.glob("*.eml"))
+    with serving(folder, tmp_path / "console.log", env=env) as (base, _):
+        assert _post(base, "/connexion/lien", {"finess": OFFICINE})[0] == 200
+        deadline = time.monotonic() + 30
+        while not (arrived := sorted(set(mail.glob("*.eml")) - before)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    [path] = arrived
+    raw = path.read_bytes()
+    assert raw.startswith(b"DKIM-Signature: ") and dkim.verify(raw, dnsfunc=dns(record))
+    received = email.message_from_bytes(raw, policy=policy.default)
+    assert received["To"] == f"officine.{OFFICINE}@pharma.example.fr" and link_in(raw)
+    assert re.fullmatch(r"<[^@<>]+@" + re.escape(DOMAIN) + ">", str(received["Message-ID"]))
+    assert not dkim.verify(add_header(raw, "Subject: Votre lien", "top"), dnsfunc=dns(record))
 
 
 def test_r12_the_page_explains_each_line_as_vialflow_explain_does(engine):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from .tables import Base
 
@@ -103,3 +103,9 @@ def take_start(c: Connection, digest: str):
 def forget_starts(c: Connection, before: dt.datetime) -> None:
     starts = T["oidc_starts"]
     c.execute(delete(starts).where(starts.c.created_at < before))
+
+
+def pending_starts(c: Connection) -> tuple[int, dt.datetime | None]:
+    """How many sign-ins are under way, and when the oldest of them started."""
+    starts = T["oidc_starts"]
+    return tuple(c.execute(select(func.count(), func.min(starts.c.created_at)).select_from(starts)).one())

@@ -1,4 +1,5 @@
-"""The email of a one-time sign-in link to the self-service space, in French, as bytes to send."""
+"""The email of a one-time sign-in link to the self-service space, in French, as bytes to send (signed
+as it goes out, like every email: Workers.send_mail)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import datetime as dt
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+
+from . import mime
 
 
 def link_email(sender: str, to: str, finess: str, url: str, minutes: int, now: dt.datetime) -> tuple[str, bytes]:
@@ -15,7 +18,7 @@ def link_email(sender: str, to: str, finess: str, url: str, minutes: int, now: d
     message["To"] = to
     message["Subject"] = "Votre lien de connexion à l'espace « Mes livraisons »"
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or "vialflow.invalid")
+    message["Message-ID"] = make_msgid(domain=mime.sending_domain(sender))  # on the sending domain, as render's
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
         "Bonjour,\n\n"

@@ -144,7 +144,10 @@ def console(out: Out = None, database_url: DatabaseUrl = None,
                             metadata_url=settings.oidc_metadata_url)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    workers = Workers(settings, (out / "mail") if out is not None else None)
+    try:
+        workers = Workers(settings, (out / "mail") if out is not None else None)
+    except ServiceError as error:  # the DKIM key cannot be used
+        _fail(str(error))
     public_url = settings.public_url or f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     typer.echo(f"vialflow console on http://{host if ':' not in host else f'[{host}]'}:{port}/ (Ctrl-C to stop)", err=True)
     uvicorn.run(create_app(engine, workers, out, settings.mail_from, sign_in_slots, provider, public_url),

@@ -75,7 +75,7 @@ async def start_psc(request: Request) -> Response:
     if provider is None:
         return _page(request, "error.html", {"title": "Connexion indisponible", "message": (
             "La connexion par Pro Santé Connect n'est pas configurée sur cette console.")}, 404)
-    start = await run_in_threadpool(self_service.start_sign_in, _console(request).engine, now())
+    start = await run_in_threadpool(self_service.start_sign_in, _console(request).engine, address(request), now())
     try:
         target = await run_in_threadpool(provider.authorization_url, _redirect_uri(request), start.state,
                                          start.nonce, start.code_verifier)

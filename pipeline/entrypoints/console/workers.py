@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from pipeline import bootstrap
 from pipeline.adapters.mail.smtp import Outcome, SmtpTarget, send_all_sync
 from pipeline.entrypoints import embedded
 from pipeline.entrypoints.celery_app import send, use_broker
@@ -26,14 +28,17 @@ class Workers:
     def __init__(self, settings: Settings, mail_folder: Path | None = None) -> None:
         self.settings, self.mail_folder = settings, mail_folder
         self.smtp_url = settings.smtp_url
+        self.sign = bootstrap.signer(settings)  # the workers' DKIM key, read once: a bad one stops the start
 
     def send_mail(self, sender: str, to: str, content: bytes) -> bool:
-        """One email of the console itself (a one-time sign-in link), sent at once through the SMTP
-        server of the workers; True when the server took it. Its content is never logged."""
+        """One email of the console itself (a one-time sign-in link), signed with the workers' DKIM key
+        when one is set and sent at once through the SMTP server of the workers; True when the server
+        took it. Its content is never logged."""
         if not self.smtp_url:
             log.warning("a one-time sign-in link was not sent: no SMTP server is configured (VIALFLOW_SMTP_URL)")
             return False
-        outcome = send_all_sync(SmtpTarget.from_url(self.smtp_url), [(0, sender, to, content)],
+        target = replace(SmtpTarget.from_url(self.smtp_url), sign=self.sign)
+        outcome = send_all_sync(target, [(0, sender, to, content)],
                                 connections=1).get(0, (Outcome.RETRY, ""))[0]
         if outcome != Outcome.SENT:
             log.warning("a one-time sign-in link was not sent: the SMTP server answered %s", outcome.value)
