@@ -68,30 +68,18 @@ def workbook(rows: list[tuple], created: dt.datetime) -> bytes:
     or None for an empty cell. `created` (naive, UTC) is stamped in the file instead of the clock: the
     same rows give the same bytes."""
     template = _template()
-    letters, day = _LETTERS, template.day_style
+    cell, width = template.cell, len(_LETTERS)
     cells = [""]  # the sheet: [its head up to the heading row (below), the rows..., its tail]
     last_row, last_column = 1, len(COLUMNS) - 1
     for number, row in enumerate(rows, start=2):
-        start = len(cells) + 1
-        cells.append(f'<row r="{number}">')
-        for column, value in enumerate(row):
-            if value is None or value == "":
-                continue
-            if column < len(letters):
-                letter = letters[column]
-            else:
-                letter, last_column = xl_col_to_name(column), max(last_column, column)
-            if isinstance(value, str):  # text stays text: no formula, no number
-                text = _short_text(value) if len(value) <= 200 else _text(value)
-                cells.append(f'<c r="{letter}{number}" t="inlineStr"><is><t>{text}</t></is></c>')
-            elif isinstance(value, int):
-                cells.append(f'<c r="{letter}{number}"><v>{value:.16G}</v></c>')
-            else:
-                cells.append(f'<c r="{letter}{number}" s="{day}"><v>{_serial(value)}</v></c>')
-        if len(cells) == start:  # no cell: no <row>, as XlsxWriter
-            cells.pop()
-        else:
-            cells.append("</row>")
+        if len(row) > width:  # more columns than the headings: a letter past the template's
+            last_column = max(last_column, max((column for column, value in enumerate(row)
+                                                if value is not None and value != ""), default=0))
+        written = "".join([cell(column, value) if value.__class__ is not str or len(value) <= 200
+                           else _cell(template, column, value)  # long text: not kept in memory
+                           for column, value in enumerate(row) if value is not None and value != ""])
+        if written:  # no cell: no <row>, as XlsxWriter
+            cells.append(f'<row r="{number}">{written.replace(_ROW, str(number))}</row>')
             last_row = number
     filtered = max(len(rows), 1) + 1  # the autofilter: the headings and every row, at least one
     cells[0] = f"{template.sheet[0]}{xl_col_to_name(last_column)}{last_row}{template.sheet[1]}"
@@ -100,6 +88,20 @@ def workbook(rows: list[tuple], created: dt.datetime) -> bytes:
         _deflated_small(_BOOK_XML, f"{template.book[0]}{filtered}{template.book[1]}".encode()),
         _deflated(_SHEET_XML, "".join(cells).encode()),
         _deflated_small(_CORE_XML, created.strftime(_STAMP).join(template.core).encode())))
+
+
+_ROW = "\x00"  # where a cell's row number goes: clean() and the escapes leave no NUL in a cell's text
+
+
+def _cell(template: _Template, column: int, value) -> str:
+    """One cell's XML with `_ROW` for its row number: the same labels, names, counts and dates recur from
+    row to row and from file to file, so each distinct (column, value) is written once (`_Template.cell`)."""
+    letter = _LETTERS[column] if column < len(_LETTERS) else xl_col_to_name(column)
+    if isinstance(value, str):  # text stays text: no formula, no number
+        return f'<c r="{letter}{_ROW}" t="inlineStr"><is><t>{_text(value)}</t></is></c>'
+    if isinstance(value, int):
+        return f'<c r="{letter}{_ROW}"><v>{value:.16G}</v></c>'
+    return f'<c r="{letter}{_ROW}" s="{template.day_style}"><v>{_serial(value)}</v></c>'
 
 
 # The zip records around the members are written here rather than by `zipfile`. Appending the three
@@ -150,10 +152,6 @@ def _text(value: str) -> str:
     if _SPECIAL.search(text) is None:
         return text
     return _SPECIAL.sub(_escape, text)
-
-
-# Most cells repeat a label, a name, a depot: a look-up is cheaper (short strings only: memory stays small).
-_short_text = functools.lru_cache(maxsize=8192)(_text)
 
 
 def _escape(match: re.Match) -> str:
@@ -211,6 +209,9 @@ class _Template:
             raise RuntimeError("XlsxWriter's template workbook is not as expected: update spreadsheet.py")
         self.sheet = (found.group(1), found.group(2), found.group(4), found.group(5))
         self.day_style = found.group(3)
+        # Most cells repeat a label, a name, a depot, a count, a date: a look-up is cheaper than writing them
+        # (short text only: memory stays small). `typed`: 1 and True, a date and a datetime, kept apart.
+        self.cell = functools.lru_cache(maxsize=16384, typed=True)(functools.partial(_cell, self))
         self.book = named.groups()
         self.core = core
 
