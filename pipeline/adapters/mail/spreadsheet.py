@@ -86,10 +86,11 @@ def workbook(rows: list[tuple], created: dt.datetime) -> bytes:
     cells.append(f"{template.sheet[2]}{filtered}{template.sheet[3]}")
     return _archive(template, (
         _deflated_small(_BOOK_XML, f"{template.book[0]}{filtered}{template.book[1]}".encode()),
-        _deflated(_SHEET_XML, "".join(cells).encode()),
+        _deflated(_SHEET_XML, "".join(cells).encode(), _SHEET_LEVEL),
         _deflated_small(_CORE_XML, created.strftime(_STAMP).join(template.core).encode())))
 
 
+_SHEET_LEVEL = 1  # see _deflated
 _ROW = "\x00"  # where a cell's row number goes: clean() and the escapes leave no NUL in a cell's text
 
 
@@ -129,10 +130,12 @@ def _archive(template: _Template, members: tuple) -> bytes:
     return b"".join((*local, directory, _END.pack(0x06054B50, 0, 0, count, count, len(directory), offset, 0)))
 
 
-def _deflated(name: bytes, data: bytes) -> tuple[bytes, int, int, bytes]:
-    """A member's name, CRC-32, size and data deflated as `zipfile` does (zlib's default level, raw)."""
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-    return name, zlib.crc32(data), len(data), compressor.compress(data) + compressor.flush()
+def _deflated(name: bytes, data: bytes, level: int = zlib.Z_DEFAULT_COMPRESSION) -> tuple[bytes, int, int, bytes]:
+    """A member's name, CRC-32, size and data deflated (raw), at zlib's default level as `zipfile` does unless
+    told. The sheet is deflated at level 1: on the typical email its 7.6 KB of XML took 66 µs of CPU at the
+    default level and take 38 µs at level 1, for 134 bytes more (1.63 KB instead of 1.50 KB); any level
+    inflates to the same XML."""
+    return name, zlib.crc32(data), len(data), zlib.compress(data, level, wbits=-15)
 
 
 # workbook.xml changes only with the number of rows, core.xml with the creation date: mostly the same
