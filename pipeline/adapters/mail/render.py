@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from pipeline.domain.confirmation import APPOINTMENT_DELAY, REDISTRIBUTION_DELAY, Confirmation, Gift, Line
 from pipeline.domain.french import doses, french_date, number, vials, vials_and_doses
@@ -165,6 +165,14 @@ def _view(c: Confirmation, lines: list[dict]) -> dict:
             group = groups[line["group"]] = {"title": line["group_title"], "lines": []}
         group["lines"].append(line)
     order = sorted(groups, key=lambda key: _GROUP_RANK.get(key[0], 1))  # stable: first seen first within a rank
+    # A group's rows are joined here rather than looped over in the templates: a template loop cost more
+    # than the rest of the body (its context, an escape per value); the cells and deliveries are Markup.
+    for group in groups.values():
+        rows = group.pop("lines")
+        group["text"] = "".join([f"* {line['label']} (commande {line['order_id']})\r\n{line['text']}\r\n"
+                                 for line in rows])
+        group["html"] = Markup("".join([f"<tr>\r\n<td>{escape(line['order_id'])}</td>\r\n{line['cells']}"
+                                        f"<td>{line['deliveries']}</td>\r\n</tr>\r\n" for line in rows]))
     return {
         "officine": c.recipient_kind == "officine", "name": clean(c.name), "subject": subject(c),
         "title": clean(c.session_title), "reference": clean(c.reference),
