@@ -1,7 +1,7 @@
 """Every fuzz target of tests/fuzz, round robin, for as long as asked: inputs tried and failures per target,
 the first failing input of each kept under `out/fuzz/<target>/`.
 
-    cd /work/main && .venv/bin/python -m bench fuzz [--seconds 60] [--target NAME] [--out out/fuzz]
+    .venv/bin/python -m bench fuzz [--seconds 60] [--target NAME] [--out out/fuzz]
 """
 
 from __future__ import annotations

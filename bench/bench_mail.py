@@ -1,7 +1,7 @@
 """Confirmation emails per second from one process: render + send over persistent connections, against
 the naive path (the standard `email` package and one `smtplib` connection per message) in the same run.
 
-    cd /work/main && .venv/bin/python -m bench.bench_mail [--count 5000] [--naive 300] [--connections 8]
+    .venv/bin/python -m bench.bench_mail [--count 5000] [--naive 300] [--connections 8]
 
 The sink is Postfix's `smtp-sink` (Debian package `postfix`) when installed: it is not the bottleneck.
 Otherwise the aiosmtpd MailSink stands in, with a note: it saturates a core well before our sender does.

@@ -1,7 +1,7 @@
 """The national session's dispatch files (manifests/: each depot's CSV, its xlsx twin, the index): how
 long they take, against writing the same run's allocations.csv and deliveries.csv in the same process.
 
-    cd /work/main && .venv/bin/python -m bench manifests
+    .venv/bin/python -m bench manifests
 """
 
 from __future__ import annotations

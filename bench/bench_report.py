@@ -1,7 +1,7 @@
 """The national session's report.html: how long it takes to build, against writing the same run's
 allocations.csv and deliveries.csv in the same process.
 
-    cd /work/main && .venv/bin/python -m bench report
+    .venv/bin/python -m bench report
 """
 
 from __future__ import annotations

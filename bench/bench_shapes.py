@@ -2,7 +2,7 @@
 each run embedded (then reallocated) and checked; a failure is shrunk by hypothesis to its smallest
 scenario and kept under `out/shapes/failure-N/` (copy it into tests/shapes/regressions/ once mended).
 
-    cd /work/main && .venv/bin/python -m bench shapes [--seconds 600] [--lines 120] [--out out/shapes]
+    .venv/bin/python -m bench shapes [--seconds 600] [--lines 120] [--out out/shapes]
 """
 
 from __future__ import annotations
