@@ -69,7 +69,7 @@ def workbook(rows: list[tuple], created: dt.datetime) -> bytes:
     same rows give the same bytes."""
     template = _template()
     cell, width = template.cell, len(_LETTERS)
-    cells = [""]  # the sheet: [its head up to the heading row (below), the rows..., its tail]
+    cells = []  # the sheet's rows, then its tail
     last_row, last_column = 1, len(COLUMNS) - 1
     for number, row in enumerate(rows, start=2):
         if len(row) > width:  # more columns than the headings: a letter past the template's
@@ -82,11 +82,10 @@ def workbook(rows: list[tuple], created: dt.datetime) -> bytes:
             cells.append(f'<row r="{number}">{written.replace(_ROW, str(number))}</row>')
             last_row = number
     filtered = max(len(rows), 1) + 1  # the autofilter: the headings and every row, at least one
-    cells[0] = f"{template.sheet[0]}{xl_col_to_name(last_column)}{last_row}{template.sheet[1]}"
     cells.append(f"{template.sheet[2]}{filtered}{template.sheet[3]}")
     return _archive(template, (
         _deflated_small(_BOOK_XML, f"{template.book[0]}{filtered}{template.book[1]}".encode()),
-        _deflated(_SHEET_XML, "".join(cells).encode(), _SHEET_LEVEL),
+        _sheet(template, f"{xl_col_to_name(last_column)}{last_row}".encode(), "".join(cells).encode()),
         _deflated_small(_CORE_XML, created.strftime(_STAMP).join(template.core).encode())))
 
 
@@ -128,6 +127,18 @@ def _archive(template: _Template, members: tuple) -> bytes:
     directory = b"".join(central)
     count = template.count + len(members)
     return b"".join((*local, directory, _END.pack(0x06054B50, 0, 0, count, count, len(directory), offset, 0)))
+
+
+def _sheet(template: _Template, dimension: bytes, rows: bytes) -> tuple[bytes, int, int, bytes]:
+    """The sheet member: its constant head (up to the heading row, about 2.3 KB) is deflated once per
+    process, in two pieces around the dimension's last cell. A deflate stream is a sequence of blocks
+    (RFC 1951 3.2.3): each piece ends with a full flush (byte-aligned, no reference to what came before),
+    so the pieces deflated once and those deflated per file follow one another in one stream."""
+    compressor = zlib.compressobj(_SHEET_LEVEL, zlib.DEFLATED, -15)
+    data = b"".join((template.sheet_start, compressor.compress(dimension), compressor.flush(zlib.Z_FULL_FLUSH),
+                     template.sheet_head, compressor.compress(rows), compressor.flush()))
+    crc = zlib.crc32(rows, zlib.crc32(template.head_text, zlib.crc32(dimension, template.start_crc)))
+    return _SHEET_XML, crc, template.head_size + len(dimension) + len(rows), data
 
 
 def _deflated(name: bytes, data: bytes, level: int = zlib.Z_DEFAULT_COMPRESSION) -> tuple[bytes, int, int, bytes]:
@@ -211,12 +222,21 @@ class _Template:
         if found is None or named is None or len(core) != 3:
             raise RuntimeError("XlsxWriter's template workbook is not as expected: update spreadsheet.py")
         self.sheet = (found.group(1), found.group(2), found.group(4), found.group(5))
+        start, self.head_text = found.group(1).encode(), found.group(2).encode()
+        self.sheet_start, self.sheet_head = (_flushed(start), _flushed(self.head_text))
+        self.start_crc, self.head_size = zlib.crc32(start), len(start) + len(self.head_text)
         self.day_style = found.group(3)
         # Most cells repeat a label, a name, a depot, a count, a date: a look-up is cheaper than writing them
         # (short text only: memory stays small). `typed`: 1 and True, a date and a datetime, kept apart.
         self.cell = functools.lru_cache(maxsize=16384, typed=True)(functools.partial(_cell, self))
         self.book = named.groups()
         self.core = core
+
+
+def _flushed(text: bytes) -> bytes:
+    """`text` deflated as a piece of a longer stream: not final, ending with a full flush."""
+    compressor = zlib.compressobj(_SHEET_LEVEL, zlib.DEFLATED, -15)
+    return compressor.compress(text) + compressor.flush(zlib.Z_FULL_FLUSH)
 
 
 @functools.cache
