@@ -58,6 +58,18 @@ def national_run(folder: Path) -> Path:
     return out
 
 
+def bench_copy(given: Path, scratch: Path):
+    """A copy of a run folder's database, migrated, with the bench's support account: the bench's
+    account and audit rows go into the copy, never into the given run. Returns (engine, folder)."""
+    folder = scratch / "copy"
+    folder.mkdir()
+    shutil.copyfile(given / DATABASE_FILE, folder / DATABASE_FILE)
+    engine = make_engine(f"sqlite:///{folder / DATABASE_FILE}")
+    migrate(engine)
+    add_user(engine, "bench", "support", "bench-password-123", dt.datetime.now(dt.timezone.utc))
+    return engine, folder
+
+
 def main() -> None:
     from starlette.testclient import TestClient
 
@@ -69,12 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         given = options.out if options.out is not None else national_run(scratch / "national")
-        folder = scratch / "copy"  # the bench's account and audit rows go into a copy, not the given run
-        folder.mkdir()
-        shutil.copyfile(given / DATABASE_FILE, folder / DATABASE_FILE)
-        engine = make_engine(f"sqlite:///{folder / DATABASE_FILE}")
-        migrate(engine)
-        add_user(engine, "bench", "support", "bench-password-123", dt.datetime.now(dt.timezone.utc))
+        engine, folder = bench_copy(given, scratch)
         with engine.connect() as c:
             officines = c.execute(text("SELECT count(*) FROM pharmacies")).scalar()
             lines = c.execute(text("SELECT count(*) FROM orders")).scalar()

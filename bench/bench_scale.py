@@ -381,7 +381,7 @@ def _targets(ladder: list[Result], national: list[Result]) -> None:
             rows.append((f"{stage} growth per 10x lines, {small.lines:,} → {big.lines:,}", growth, "<= 12",
                          growth <= 12))
         close = (big.close_to_last / small.close_to_last) ** power
-        rows.append((f"close → last email growth per 10x lines", close, "<= 12", close <= 12))
+        rows.append(("close → last email growth per 10x lines", close, "<= 12", close <= 12))
     if ladder and ladder[-1].lines_mib > 0:
         big = ladder[-1]
         copies = (big.peak_rss["pipeline"] - big.idle_rss["pipeline"]) / big.lines_mib

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import statistics
 import tempfile
 import time
@@ -18,13 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from pipeline.adapters.db import make_engine, migrate
 from pipeline.domain.pro_sante_connect import Identity
 from pipeline.services import self_service
-from pipeline.services.accounts import add_user
-from pipeline.settings import DATABASE_FILE
 
-from .bench_console import _NoWorkers, _vialflow
+from .bench_console import _NoWorkers, _vialflow, bench_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS, ROUNDS = 300, 5
@@ -55,13 +51,8 @@ def main() -> None:
         if given is None:
             given = scratch / "fixture"
             _vialflow("run", str(ROOT / "fixtures" / "2021-06-14"), "--out", str(given))
-        folder = scratch / "copy"
-        folder.mkdir()
-        shutil.copyfile(given / DATABASE_FILE, folder / DATABASE_FILE)
-        engine = make_engine(f"sqlite:///{folder / DATABASE_FILE}")
-        migrate(engine)
+        engine, folder = bench_copy(given, scratch)
         now = dt.datetime.now(dt.timezone.utc)
-        add_user(engine, "bench", "support", "bench-password-123", now)
         with engine.connect() as c:
             finess, lines = c.execute(text("SELECT finess, count(*) FROM orders GROUP BY finess "
                                            "ORDER BY count(*) DESC, finess LIMIT 1")).one()
